@@ -1,0 +1,37 @@
+"""Packaging for trio-mcp: an MCP server framework on trio, hypercorn and quart-trio."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="trio-mcp",
+    version="0.1.0",
+    description="Serve the Model Context Protocol over HTTP with trio's structured concurrency",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["trio_mcp", "trio_mcp.*"]),
+    package_data={"trio_mcp": ["py.typed"]},
+    install_requires=[
+        "trio>=0.25",
+        "hypercorn>=0.17",
+        "quart-trio>=0.11",
+        "cattrs>=24.1",
+        "attrs>=23.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-trio>=0.8",
+            "mcp>=2.3",
+            "httpx>=0.27",
+            "jsonschema>=4.20",
+        ],
+        "lint": ["ruff>=0.6", "mypy>=1.10"],
+    },
+    entry_points={"console_scripts": ["trio-mcp=trio_mcp.__main__:main"]},
+    classifiers=[
+        "Framework :: Trio",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP :: HTTP Servers",
+    ],
+)

@@ -1,0 +1,61 @@
+"""trio-mcp: serve the Model Context Protocol over HTTP with trio.
+
+The public API is what this module exports; everything in ``trio_mcp._*`` is private.
+"""
+
+from ._app import App
+from ._config import Settings
+from ._content import (
+    Annotations,
+    AudioContent,
+    BlobResourceContents,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
+from ._context import Context
+from ._jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    JSONRPCError,
+)
+from ._protocol import LATEST_VERSION, SUPPORTED_VERSIONS
+from ._registry import InMemorySessionStore, SessionStore
+from ._server import Server
+from ._tools import Icon, Tool, ToolAnnotations, ToolError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "LATEST_VERSION",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "SUPPORTED_VERSIONS",
+    "Annotations",
+    "App",
+    "AudioContent",
+    "BlobResourceContents",
+    "Context",
+    "EmbeddedResource",
+    "Icon",
+    "ImageContent",
+    "InMemorySessionStore",
+    "JSONRPCError",
+    "ResourceLink",
+    "Server",
+    "SessionStore",
+    "Settings",
+    "TextContent",
+    "TextResourceContents",
+    "Tool",
+    "ToolAnnotations",
+    "ToolError",
+]

@@ -1,0 +1,104 @@
+"""The ASGI app: a Quart-Trio app whose MCP routes are served by the transports.
+
+The MCP endpoints are dispatched before Quart's request machinery: an SSE stream is held
+open for hours, and a Quart request context per stream would cost more memory than the
+whole rest of the session. Quart still provides the app object hypercorn runs, its
+lifespan (which owns the session supervisor) and routing for anything else a user adds
+(``app.route(...)`` works as in any Quart app).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sniffio
+from quart_trio import QuartTrio
+
+from ._config import Settings
+from ._http import Receive, Scope, Send, respond
+from ._server import Server
+from ._sse import SseTransport
+from ._supervisor import SessionSupervisor
+
+log = logging.getLogger("trio_mcp")
+
+WRONG_WORKER = (
+    "trio-mcp runs on trio, but this ASGI server runs {library}. Start hypercorn with its "
+    "trio worker: hypercorn -k trio trio_mcp.app  (or run: python -m trio_mcp)"
+)
+
+
+class App(QuartTrio):
+    """Serves one :class:`~trio_mcp.Server` over HTTP; hand it to ``hypercorn -k trio``."""
+
+    def __init__(self, server: Server, settings: Settings | None = None) -> None:
+        super().__init__(server.identity.name)
+        self.mcp_server = server
+        self.settings = settings or Settings()
+        self.supervisor = SessionSupervisor(server, self.settings)
+        self._sse = SseTransport(self.supervisor, self.settings)
+        self._routes = {
+            self.settings.sse_path: ("GET", self._sse.stream),
+            self.settings.messages_path: ("POST", self._sse.post),
+        }
+        if self.settings.messages_path.endswith("/"):
+            self._routes[self.settings.messages_path.rstrip("/")] = self._routes[
+                self.settings.messages_path
+            ]
+        self.before_serving(self._start_supervisor)
+        self.after_serving(self._stop_supervisor)
+
+    async def _start_supervisor(self) -> None:
+        # QuartTrio's lifespan nursery lives exactly as long as the app is served.
+        await self.nursery.start(self.supervisor.run)
+
+    async def _stop_supervisor(self) -> None:
+        self.supervisor.close()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            route = self._routes.get(scope["path"])
+            if route is not None:
+                await self._serve_mcp(route, scope, receive, send)
+                return
+        elif scope["type"] == "lifespan" and _running_library() != "trio":
+            await _refuse_lifespan(receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _serve_mcp(self, route: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        method, handler = route
+        if scope["method"] != method:
+            await respond(
+                send,
+                405,
+                f"use {method} on {scope['path']}".encode(),
+                headers=[(b"allow", method.encode())],
+            )
+            return
+        try:
+            await handler(scope, receive, send)
+        except Exception:
+            # The last line of defence: the transports answer every expected failure.
+            log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            raise
+
+
+def _running_library() -> str:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return "no async library"
+
+
+async def _refuse_lifespan(receive: Receive, send: Send) -> None:
+    """Fail startup with a message that says how to start the server correctly."""
+    message = WRONG_WORKER.format(library=_running_library())
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.failed", "message": message})
+            return
+
+

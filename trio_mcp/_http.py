@@ -1,0 +1,91 @@
+"""Small ASGI helpers shared by the transports: headers, query, bodies, plain replies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from ._jsonrpc import JSON, JSONRPCError, dumps, error_message
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    """The client disconnected while we were reading its request."""
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def query_param(scope: Scope, name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+def media_type(scope: Scope) -> str | None:
+    value = header(scope, b"content-type")
+    return value.split(";", 1)[0].strip().lower() if value is not None else None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes without reading it all."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes = b"",
+    *,
+    content_type: bytes = b"text/plain; charset=utf-8",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    response_headers: Headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def respond_json(
+    send: Send, status: int, payload: JSON | list[JSON], headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    body = dumps(payload).encode()  # type: ignore[arg-type]
+    await respond(send, status, body, content_type=b"application/json", headers=headers)
+
+
+async def respond_error(
+    send: Send, status: int, code: int, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """An HTTP error whose body is a JSON-RPC error object a client can show as is."""
+    await respond_json(send, status, error_message(None, JSONRPCError(code, message)), headers)

@@ -1,0 +1,198 @@
+"""JSON-RPC 2.0 envelopes, sans-io.
+
+Bytes in, typed messages out; typed messages in, JSON-ready dicts out. Nothing here
+does I/O or knows about MCP, so every error path is a plain unit test.
+
+A body is parsed in two steps because the two kinds of failure are answered
+differently by the transports: bytes that are not JSON at all (:class:`ParseError`,
+-32700) reject the whole POST, while a well-formed JSON value that is not a valid
+JSON-RPC message becomes an :class:`InvalidMessage` carrying the -32600 error to send.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import attrs
+
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+
+RequestId = str | int
+JSON = dict[str, Any]
+
+
+class JSONRPCError(Exception):
+    """An error to send back as a JSON-RPC error object.
+
+    Raise it from any request handler: the session turns it into the error response for
+    the request being handled. ``data`` must be JSON-serializable and must never carry a
+    traceback (the client is not the place to debug the server).
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> JSON:
+        error: JSON = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+class ParseError(Exception):
+    """The body is not JSON. Answered as a whole (HTTP 400 with a -32700 error)."""
+
+
+@attrs.frozen
+class Request:
+    id: RequestId
+    method: str
+    params: JSON | None = None
+
+
+@attrs.frozen
+class Notification:
+    method: str
+    params: JSON | None = None
+
+
+@attrs.frozen
+class Response:
+    """A client's successful reply to a server-to-client request."""
+
+    id: RequestId
+    result: JSON
+
+
+@attrs.frozen
+class ErrorResponse:
+    """A client's error reply to a server-to-client request."""
+
+    id: RequestId | None
+    error: JSON
+
+
+@attrs.frozen
+class InvalidMessage:
+    """A JSON value that is not a JSON-RPC message; ``id`` is echoed when one was readable."""
+
+    id: RequestId | None
+    error: JSONRPCError
+
+
+Message = Request | Notification | Response | ErrorResponse
+
+
+@attrs.frozen
+class Body:
+    """One parsed POST body: a single message or a batch of them."""
+
+    items: list[Message | InvalidMessage]
+    is_batch: bool
+
+
+def parse_body(data: bytes) -> Body:
+    """Parse a POST body. Raises :class:`ParseError` for anything that is not JSON."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"the body is not valid JSON: {exc}") from None
+    if isinstance(value, list):
+        if not value:
+            return Body([InvalidMessage(None, _invalid("an empty batch is not a message"))], True)
+        return Body([parse_message(item) for item in value], True)
+    return Body([parse_message(value)], False)
+
+
+def _invalid(why: str) -> JSONRPCError:
+    return JSONRPCError(INVALID_REQUEST, f"Invalid Request: {why}")
+
+
+def _valid_id(value: Any) -> bool:
+    # bool is an int subclass, but true/false are not JSON-RPC ids.
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def parse_message(value: Any) -> Message | InvalidMessage:
+    """Classify one decoded JSON value as a JSON-RPC message, strictly."""
+    if not isinstance(value, dict):
+        return InvalidMessage(None, _invalid("a message must be a JSON object"))
+    raw_id = value.get("id")
+    echo_id = raw_id if _valid_id(raw_id) else None
+    if value.get("jsonrpc") != "2.0":
+        return InvalidMessage(echo_id, _invalid('"jsonrpc" must be exactly "2.0"'))
+    if "id" in value and not _valid_id(raw_id):
+        if raw_id is None and "error" in value:
+            pass  # an error reply to a request the peer could not read carries id null
+        else:
+            return InvalidMessage(None, _invalid('"id" must be a string or an integer'))
+
+    if "method" in value:
+        method = value["method"]
+        if not isinstance(method, str) or not method:
+            return InvalidMessage(echo_id, _invalid('"method" must be a non-empty string'))
+        if "result" in value or "error" in value:
+            return InvalidMessage(echo_id, _invalid("a request cannot carry a result or error"))
+        params = value.get("params")
+        if params is not None and not isinstance(params, dict):
+            # MCP uses named parameters only; positional (array) params are not a thing here.
+            return InvalidMessage(echo_id, _invalid('"params" must be an object'))
+        if "id" in value:
+            return Request(raw_id, method, params)
+        return Notification(method, params)
+
+    if "result" in value and "error" in value:
+        return InvalidMessage(echo_id, _invalid("a response has a result or an error, not both"))
+    if "result" in value:
+        if echo_id is None:
+            return InvalidMessage(None, _invalid("a result must carry the request's id"))
+        result = value["result"]
+        if not isinstance(result, dict):
+            return InvalidMessage(echo_id, _invalid('"result" must be an object'))
+        return Response(echo_id, result)
+    if "error" in value:
+        error = value["error"]
+        if not (
+            isinstance(error, dict)
+            and isinstance(error.get("code"), int)
+            and isinstance(error.get("message"), str)
+        ):
+            return InvalidMessage(echo_id, _invalid('"error" needs an integer code and a message'))
+        return ErrorResponse(echo_id, error)
+    return InvalidMessage(echo_id, _invalid('no "method", "result" or "error"'))
+
+
+def result_message(request_id: RequestId, result: JSON) -> JSON:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def error_message(request_id: RequestId | None, error: JSONRPCError) -> JSON:
+    message: JSON = {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+    return message
+
+
+def request_message(request_id: RequestId, method: str, params: JSON | None) -> JSON:
+    message: JSON = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def notification_message(method: str, params: JSON | None) -> JSON:
+    message: JSON = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def dumps(message: JSON) -> str:
+    """Compact JSON, the one encoding used on every wire."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,50 @@
+"""Where live sessions are found by id: the seam for sharing sessions across workers.
+
+The in-memory store is all one process needs. A store shared through Redis would keep
+the same four operations, with ``get`` returning a handle that forwards to the worker
+holding the session's stream.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+
+def new_session_id() -> str:
+    """128 random bits as 32 hex digits: unguessable, and safe in a URL and a header."""
+    return secrets.token_hex(16)
+
+
+class SessionStore(Protocol):
+    def add(self, session: Session) -> None: ...
+
+    def get(self, session_id: str) -> Session | None: ...
+
+    def remove(self, session_id: str) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class InMemorySessionStore:
+    """Sessions of this process, by id."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    def add(self, session: Session) -> None:
+        if session.id in self._sessions:
+            raise KeyError(f"session id collision: {session.id}")
+        self._sessions[session.id] = session
+
+    def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def remove(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,80 @@
+"""The owner of every session's task: one nursery for the life of the app.
+
+Sessions outlive the HTTP request that created them (a POST may address a session whose
+stream another request holds, and later a session will survive a dropped stream), so
+their tasks cannot live in a request's nursery. They live here, in a nursery opened by
+the app's lifespan, and each is cancelled when its session ends or the app stops.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from ._config import Settings
+from ._registry import InMemorySessionStore, SessionStore, new_session_id
+from ._server import Server
+from ._session import Session
+
+
+class NotServing(RuntimeError):
+    """The supervisor is not running: the ASGI server never ran the app's lifespan."""
+
+
+class SessionSupervisor:
+    def __init__(
+        self, server: Server, settings: Settings, store: SessionStore | None = None
+    ) -> None:
+        self._server = server
+        self._settings = settings
+        self.store: SessionStore = store if store is not None else InMemorySessionStore()
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; cancelling it ends every session."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    @property
+    def running(self) -> bool:
+        return self._nursery is not None
+
+    def close(self) -> None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def open_session(self) -> Session:
+        """Create a session, start its task, and register it."""
+        if self._nursery is None:
+            raise NotServing(
+                "trio-mcp's session supervisor is not running: serve the app with an ASGI "
+                "server that runs the lifespan protocol (hypercorn -k trio does)"
+            )
+        session = Session(
+            new_session_id(),
+            self._server,
+            outbound_buffer=self._settings.outbound_buffer,
+            client_request_timeout=self._settings.client_request_timeout,
+        )
+        await self._nursery.start(self._own, session)
+        return session
+
+    async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
+        self.store.add(session)
+        try:
+            await session.run(task_status=task_status)
+        finally:
+            self.store.remove(session.id)
+
+    def get(self, session_id: str) -> Session | None:
+        session = self.store.get(session_id)
+        return None if session is None or session.closed else session
+
+    def end(self, session: Session) -> None:
+        """End a session at once: it leaves the registry now, its tasks are cancelled."""
+        self.store.remove(session.id)
+        session.close()

@@ -1,0 +1,276 @@
+"""Tools: a trio coroutine function plus the schema its type hints promise.
+
+Registration does all the inspection (signature, hints, docstring) once; a call only
+structures the arguments with the strict converter, awaits the function, and turns its
+return value into a ``CallToolResult``. Anything the tool does wrong becomes a result
+with ``isError: true`` that the model can read and act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import logging
+import re
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from ._content import CONTENT_TYPES, TextContent
+from ._context import Context
+from ._jsonrpc import JSONRPCError
+from ._converter import ArgumentError, structure_argument, unstructure
+from ._protocol import version_at_least
+from ._schema import Schema, object_schema, parse_docstring, schema_for
+
+log = logging.getLogger("trio_mcp")
+
+JSON = dict[str, Any]
+ToolFunction = Callable[..., Awaitable[Any]]
+
+
+@attrs.frozen
+class ToolAnnotations:
+    """Hints about a tool's behaviour (2025-03-26 and later). Clients must not trust them
+    for security decisions; they help a host decide what to confirm with the user."""
+
+    title: str | None = None
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    idempotent_hint: bool | None = None
+    open_world_hint: bool | None = None
+
+    def to_json(self) -> JSON:
+        names = {
+            "title": self.title,
+            "readOnlyHint": self.read_only_hint,
+            "destructiveHint": self.destructive_hint,
+            "idempotentHint": self.idempotent_hint,
+            "openWorldHint": self.open_world_hint,
+        }
+        return {k: v for k, v in names.items() if v is not None}
+
+
+@attrs.frozen
+class Icon:
+    src: str
+    mime_type: str | None = None
+    sizes: list[str] | None = None
+
+    def to_json(self) -> JSON:
+        out: JSON = {"src": self.src}
+        if self.mime_type:
+            out["mimeType"] = self.mime_type
+        if self.sizes:
+            out["sizes"] = list(self.sizes)
+        return out
+
+
+class ToolError(Exception):
+    """Raise from a tool to fail the call with exactly this message (``isError: true``)."""
+
+
+def _unwrap_annotated(hint: Any) -> Any:
+    while typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return hint
+
+
+def _is_context(hint: Any) -> bool:
+    return _unwrap_annotated(hint) is Context
+
+
+def _is_content_hint(hint: Any) -> bool:
+    hint = _unwrap_annotated(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_is_content_hint(arg) for arg in typing.get_args(hint))
+    return isinstance(hint, type) and issubclass(hint, CONTENT_TYPES)
+
+
+def _output_schema(hint: Any) -> tuple[Schema | None, bool]:
+    """(schema, wrapped): ``wrapped`` means the value travels as ``{"result": value}``,
+    because ``structuredContent`` must be an object."""
+    hint = _unwrap_annotated(hint)
+    if hint in (inspect.Signature.empty, None, type(None), str, Any):
+        return None, False
+    if _is_content_hint(hint):
+        return None, False
+    origin = typing.get_origin(hint)
+    if origin is list and typing.get_args(hint) and _is_content_hint(typing.get_args(hint)[0]):
+        return None, False
+    try:
+        schema = schema_for(hint)
+    except TypeError:
+        return None, False
+    if schema.get("type") == "object" and "properties" in schema:
+        return schema, False
+    if hint is dict or origin is dict:
+        return schema, False
+    wrapped = {"type": "object", "properties": {"result": schema}, "required": ["result"]}
+    return wrapped, True
+
+
+class Tool:
+    """A registered tool. Built by :meth:`trio_mcp.Server.tool`; rarely made by hand."""
+
+    def __init__(
+        self,
+        fn: ToolFunction,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: JSON | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"tool {getattr(fn, '__name__', fn)!r} must be an 'async def' function; for "
+                "blocking work, call trio.to_thread.run_sync inside one"
+            )
+        self.fn = fn
+        self.name = name or fn.__name__
+        _check_name(self.name)
+        self.title = title
+        self.annotations = annotations
+        self.icons = icons
+        self.meta = meta
+        summary, arg_docs = parse_docstring(inspect.getdoc(fn))
+        self.description = description if description is not None else summary
+        hints = typing.get_type_hints(fn, include_extras=True)
+        signature = inspect.signature(fn)
+        self._context_param: str | None = None
+        self._params: dict[str, tuple[Any, Any]] = {}
+        for param in signature.parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"tool {self.name!r}: *args and **kwargs have no schema")
+            hint = hints.get(param.name, Any)
+            if _is_context(hint):
+                self._context_param = param.name
+                continue
+            default = attrs.NOTHING if param.default is param.empty else param.default
+            self._params[param.name] = (hint, default)
+        self.input_schema = object_schema(
+            [(n, h, d) for n, (h, d) in self._params.items()], arg_docs
+        )
+        if structured_output is False:
+            self.output_schema, self._wrap_output = None, False
+        else:
+            self.output_schema, self._wrap_output = _output_schema(
+                hints.get("return", inspect.Signature.empty)
+            )
+
+    def describe(self, version: str) -> JSON:
+        """The tool as ``tools/list`` shows it to a client on ``version``."""
+        out: JSON = {"name": self.name, "inputSchema": self.input_schema}
+        if self.description:
+            out["description"] = self.description
+        modern = version_at_least(version, "2025-06-18")
+        if self.title and modern:
+            out["title"] = self.title
+        if self.annotations is not None and version_at_least(version, "2025-03-26"):
+            out["annotations"] = self.annotations.to_json()
+        if self.output_schema is not None and modern:
+            out["outputSchema"] = self.output_schema
+        if self.icons and version_at_least(version, "2025-11-25"):
+            out["icons"] = [icon.to_json() for icon in self.icons]
+        if self.meta is not None and modern:
+            out["_meta"] = self.meta
+        return out
+
+    async def call(self, arguments: JSON, context: Context) -> JSON:
+        """Run the tool; always returns a ``CallToolResult`` (errors included)."""
+        version = context.protocol_version
+        try:
+            kwargs = self._structure(arguments)
+        except ArgumentError as exc:
+            return error_result(f"Invalid arguments for tool {self.name!r}: {exc}")
+        if self._context_param is not None:
+            kwargs[self._context_param] = context
+        try:
+            value = await self.fn(**kwargs)
+        except JSONRPCError:
+            raise  # a deliberate protocol error, answered as such
+        except ToolError as exc:
+            return error_result(str(exc))
+        except Exception as exc:
+            # The model gets the message so it can adapt; the operator gets the traceback.
+            log.exception("tool %r raised", self.name)
+            return error_result(f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}")
+        try:
+            return self._result(value, version)
+        except (TypeError, ValueError) as exc:
+            log.exception("tool %r returned a value that cannot be sent", self.name)
+            return error_result(f"Tool {self.name!r} returned an unsupported value: {exc}")
+
+    def _structure(self, arguments: JSON) -> dict[str, Any]:
+        unexpected = sorted(set(arguments) - set(self._params))
+        if unexpected:
+            raise ArgumentError(f"unexpected argument(s): {', '.join(map(repr, unexpected))}")
+        kwargs: dict[str, Any] = {}
+        for name, (hint, default) in self._params.items():
+            if name in arguments:
+                kwargs[name] = structure_argument(name, arguments[name], hint)
+            elif default is attrs.NOTHING:
+                raise ArgumentError(f"missing required argument {name!r}")
+        return kwargs
+
+    def _result(self, value: Any, version: str) -> JSON:
+        content = _as_content(value)
+        if content is not None:
+            return {"content": [block.to_json(version) for block in content]}
+        data = _plain(value)
+        # Structured results also travel as JSON text, for clients older than 2025-06-18.
+        result: JSON = {"content": [TextContent(_text_of(data)).to_json(version)]}
+        structured = {"result": data} if self._wrap_output else data
+        if isinstance(structured, dict) and version_at_least(version, "2025-06-18"):
+            result["structuredContent"] = structured
+        return result
+
+
+def _check_name(name: str) -> None:
+    # 2025-11-25: 1-128 characters of A-Z a-z 0-9 _ - . ; kept to 64 for older clients.
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+        raise ValueError(
+            f"tool name {name!r} must be 1-64 characters of letters, digits, '_', '-' or '.'"
+        )
+
+
+def _as_content(value: Any) -> list[Any] | None:
+    """The value as content blocks, or None when it is data to be rendered."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [TextContent(value)]
+    if isinstance(value, CONTENT_TYPES):
+        return [value]
+    if isinstance(value, list | tuple) and value and all(isinstance(v, CONTENT_TYPES) for v in value):
+        return list(value)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if attrs.has(type(value)) or isinstance(value, enum.Enum | tuple):
+        return unstructure(value)
+    if isinstance(value, list | dict):
+        return unstructure(value)
+    if isinstance(value, int | float | bool):
+        return value
+    raise TypeError(
+        f"cannot send a {type(value).__name__}: return str, a number, a dict or list, an "
+        "attrs instance, or content objects"
+    )
+
+
+def _text_of(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def error_result(message: str) -> JSON:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
