@@ -15,7 +15,7 @@ from ._content import (
     TextContent,
     TextResourceContents,
 )
-from ._context import Context
+from ._context import ClientError, Context
 from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -43,6 +43,7 @@ __all__ = [
     "App",
     "AudioContent",
     "BlobResourceContents",
+    "ClientError",
     "Context",
     "EmbeddedResource",
     "Icon",

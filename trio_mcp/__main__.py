@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     parser.add_argument(
-        "--heartbeat", type=float, default=Settings().heartbeat_interval,
+        "--heartbeat",
+        type=float,
+        default=Settings().heartbeat_interval,
         help="seconds of silence before an SSE heartbeat (default 15)",
     )
     args = parser.parse_args(argv)

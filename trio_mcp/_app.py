@@ -100,5 +100,3 @@ async def _refuse_lifespan(receive: Receive, send: Send) -> None:
         if event["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.failed", "message": message})
             return
-
-

@@ -5,11 +5,6 @@ from __future__ import annotations
 import attrs
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
 @attrs.frozen
 class Settings:
     """How the app serves sessions. Every field has a default fit for production.
@@ -25,9 +20,9 @@ class Settings:
         sse_path, messages_path: where the HTTP+SSE transport is mounted.
     """
 
-    heartbeat_interval: float = attrs.field(default=15.0, validator=_positive)
-    outbound_buffer: int = attrs.field(default=256, validator=_positive)
-    max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
-    client_request_timeout: float = attrs.field(default=60.0, validator=_positive)
+    heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
+    outbound_buffer: int = attrs.field(default=256, validator=attrs.validators.gt(0))
+    max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
+    client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"
     messages_path: str = "/messages/"

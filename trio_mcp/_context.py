@@ -26,6 +26,20 @@ LOG_LEVELS: Final = (
 )
 
 
+class ClientError(Exception):
+    """The client answered a server-to-client request with a JSON-RPC error.
+
+    Deliberately not a :class:`JSONRPCError`: the client's error describes *its* side of
+    a nested exchange, so it must not become the error of the request being served.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
 class SessionPort(Protocol):
     """The session as a handler sees it: send messages, read negotiated state."""
 
@@ -101,9 +115,7 @@ class Context:
             params["total"] = total
         if message is not None and version_at_least(self.protocol_version, "2025-03-26"):
             params["message"] = message
-        await self._port.notify(
-            "notifications/progress", params, related_request=self.request_id
-        )
+        await self._port.notify("notifications/progress", params, related_request=self.request_id)
 
     async def log(self, level: str, data: Any, logger: str | None = None) -> None:
         """Send a log message to the client, if it asked for this level or above.
@@ -138,7 +150,7 @@ class Context:
     ) -> JSON:
         """Send a request to the client and wait for its result.
 
-        Raises :class:`trio_mcp.JSONRPCError` when the client answers with an error and
+        Raises :class:`ClientError` when the client answers with an error and
         :class:`trio.TooSlowError` when it does not answer within ``timeout`` seconds.
         """
         return await self._port.request(

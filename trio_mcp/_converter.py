@@ -126,7 +126,7 @@ def _build(converter: cattrs.Converter) -> None:
                 continue
             try:
                 return converter.structure(value, member)
-            except Exception as exc:  # noqa: BLE001 - try the next member
+            except Exception as exc:
                 failures.append(str(exc))
         names = " or ".join(_type_name(m) for m in members)
         raise TypeError(f"expected {names}, got {_describe(value)}")

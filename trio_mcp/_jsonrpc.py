@@ -145,8 +145,8 @@ def parse_message(value: Any) -> Message | InvalidMessage:
         if params is not None and not isinstance(params, dict):
             # MCP uses named parameters only; positional (array) params are not a thing here.
             return InvalidMessage(echo_id, _invalid('"params" must be an object'))
-        if "id" in value:
-            return Request(raw_id, method, params)
+        if echo_id is not None:
+            return Request(echo_id, method, params)
         return Notification(method, params)
 
     if "result" in value and "error" in value:

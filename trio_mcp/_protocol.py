@@ -123,7 +123,9 @@ class Ignore:
     why: str
 
 
-Action = Reply | ReplyError | Dispatch | DispatchNotification | CancelRequest | DeliverResponse | Ignore
+Action = (
+    Reply | ReplyError | Dispatch | DispatchNotification | CancelRequest | DeliverResponse | Ignore
+)
 
 
 class ProtocolState:

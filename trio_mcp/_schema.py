@@ -142,9 +142,7 @@ def _is_json(value: Any) -> bool:
     return False
 
 
-def object_schema(
-    parameters: list[tuple[str, Any, Any]], descriptions: dict[str, str]
-) -> Schema:
+def object_schema(parameters: list[tuple[str, Any, Any]], descriptions: dict[str, str]) -> Schema:
     """An ``inputSchema`` from (name, hint, default) triples; default is ``attrs.NOTHING``
     when the parameter is required."""
     properties: Schema = {}

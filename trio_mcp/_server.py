@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._context import LOG_LEVELS, Context
-from ._jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JSON, JSONRPCError, Notification, Request
+from ._jsonrpc import INVALID_PARAMS, JSON, METHOD_NOT_FOUND, JSONRPCError, Notification, Request
 from ._protocol import ServerIdentity
 from ._tools import Icon, Tool, ToolAnnotations, ToolFunction
 
@@ -213,5 +213,3 @@ def _decode_cursor(cursor: Any) -> int:
     except (AttributeError, ValueError, UnicodeError, binascii.Error):
         raise _params_error("Invalid cursor: pass back a nextCursor exactly as received") from None
     return offset
-
-

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import attrs
 import trio
 
-from ._context import Context
+from ._context import ClientError, Context
 from ._jsonrpc import (
     INTERNAL_ERROR,
     JSON,
@@ -238,7 +238,7 @@ class Session:
         """Send a request to the client and wait for its reply.
 
         On timeout the client is told to stop (``notifications/cancelled``) and
-        :class:`trio.TooSlowError` is raised; on an error reply, :class:`JSONRPCError`.
+        :class:`trio.TooSlowError` is raised; on an error reply, :class:`ClientError`.
         """
         self._next_request_id += 1
         request_id = self._next_request_id
@@ -263,7 +263,7 @@ class Session:
             raise trio.TooSlowError(f"the client did not answer {method} within {deadline:g} s")
         if isinstance(response, ErrorResponse):
             error = response.error
-            raise JSONRPCError(int(error["code"]), str(error["message"]), error.get("data"))
+            raise ClientError(int(error["code"]), str(error["message"]), error.get("data"))
         return response.result
 
     def _list_changed(self, kind: str) -> None:

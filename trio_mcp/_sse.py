@@ -39,7 +39,14 @@ from ._http import (
     respond_error,
     respond_json,
 )
-from ._jsonrpc import INVALID_REQUEST, PARSE_ERROR, InvalidMessage, ParseError, error_message, parse_body
+from ._jsonrpc import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    InvalidMessage,
+    ParseError,
+    error_message,
+    parse_body,
+)
 from ._session import OutboundMessage, Session, SessionClosed
 from ._supervisor import NotServing, SessionSupervisor
 
@@ -117,7 +124,9 @@ class SseTransport:
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = query_param(scope, "session_id")
         if not session_id:
-            await respond_error(send, 400, INVALID_REQUEST, "missing the session_id query parameter")
+            await respond_error(
+                send, 400, INVALID_REQUEST, "missing the session_id query parameter"
+            )
             return
         session = self._supervisor.get(session_id)
         if session is None:
@@ -127,7 +136,10 @@ class SseTransport:
             return
         if media_type(scope) != "application/json":
             await respond_error(
-                send, 415, INVALID_REQUEST, "POST a JSON-RPC message with Content-Type: application/json"
+                send,
+                415,
+                INVALID_REQUEST,
+                "POST a JSON-RPC message with Content-Type: application/json",
             )
             return
         try:
@@ -171,7 +183,9 @@ class SseTransport:
         await respond(send, 202, b"Accepted")
 
 
-def _drain(outbound: trio.MemoryReceiveChannel[OutboundMessage], first: OutboundMessage) -> list[OutboundMessage]:
+def _drain(
+    outbound: trio.MemoryReceiveChannel[OutboundMessage], first: OutboundMessage
+) -> list[OutboundMessage]:
     batch = [first]
     while len(batch) < _MAX_BATCH:
         try:

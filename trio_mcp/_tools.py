@@ -22,8 +22,8 @@ import attrs
 
 from ._content import CONTENT_TYPES, TextContent
 from ._context import Context
-from ._jsonrpc import JSONRPCError
 from ._converter import ArgumentError, structure_argument, unstructure
+from ._jsonrpc import JSONRPCError
 from ._protocol import version_at_least
 from ._schema import Schema, object_schema, parse_docstring, schema_for
 
@@ -250,7 +250,11 @@ def _as_content(value: Any) -> list[Any] | None:
         return [TextContent(value)]
     if isinstance(value, CONTENT_TYPES):
         return [value]
-    if isinstance(value, list | tuple) and value and all(isinstance(v, CONTENT_TYPES) for v in value):
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(v, CONTENT_TYPES) for v in value)
+    ):
         return list(value)
     return None
 
