@@ -16,6 +16,7 @@ from hypercorn.trio import serve
 import trio_mcp
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
 
 @asynccontextmanager
@@ -44,6 +45,14 @@ def demo_app() -> trio_mcp.App:
 @pytest.fixture
 async def demo_url(demo_app: trio_mcp.App) -> AsyncIterator[str]:
     async with serving(demo_app) as url:
+        yield url
+
+
+@pytest.fixture
+async def everything_url() -> AsyncIterator[str]:
+    import everything
+
+    async with serving(everything.server.asgi_app()) as url:
         yield url
 
 

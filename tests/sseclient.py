@@ -142,14 +142,16 @@ class SseSession:
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.reply_to(await self.send_request(method, params))
 
-    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
+    async def initialize(
+        self, version: str = "2025-11-25", capabilities: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         # Until the reply says otherwise, expect the revision asked for (or the latest).
         self.version = version if (SCHEMAS / version).is_dir() else "2025-11-25"
         reply = await self.call(
             "initialize",
             {
                 "protocolVersion": version,
-                "capabilities": {},
+                "capabilities": capabilities or {},
                 "clientInfo": {"name": "raw-test-client", "version": "1"},
             },
         )

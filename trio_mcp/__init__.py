@@ -15,7 +15,7 @@ from ._content import (
     TextContent,
     TextResourceContents,
 )
-from ._context import ClientError, Context
+from ._context import ClientError, Context, MissingCapability
 from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -24,8 +24,11 @@ from ._jsonrpc import (
     PARSE_ERROR,
     JSONRPCError,
 )
+from ._prompts import Prompt, PromptArgument, PromptMessage
 from ._protocol import LATEST_VERSION, SUPPORTED_VERSIONS
 from ._registry import InMemorySessionStore, SessionStore
+from ._resources import Resource, ResourceTemplate
+from ._run import run
 from ._server import Server
 from ._tools import Icon, Tool, ToolAnnotations, ToolError
 
@@ -50,7 +53,13 @@ __all__ = [
     "ImageContent",
     "InMemorySessionStore",
     "JSONRPCError",
+    "MissingCapability",
+    "Prompt",
+    "PromptArgument",
+    "PromptMessage",
+    "Resource",
     "ResourceLink",
+    "ResourceTemplate",
     "Server",
     "SessionStore",
     "Settings",
@@ -59,4 +68,5 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "ToolError",
+    "run",
 ]

@@ -1,39 +1,31 @@
 """``python -m trio_mcp [--host H] [--port P] [module:server]``: serve a server in-process.
 
-Runs hypercorn's trio server inside this process, so there is no worker class to choose.
-Without an argument it serves the built-in demo on 127.0.0.1:8000.
+Without a target it serves the built-in demo on 127.0.0.1:8000.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-from functools import partial
-
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from ._app import App
 from ._config import Settings
+from ._run import run
 from ._server import Server
 
 
-def load_target(spec: str) -> App:
-    """Import ``module:attribute``; a Server is wrapped in an App, an App is used as is."""
+def load_target(spec: str) -> Server | App:
+    """Import ``module:attribute`` (attribute defaults to ``server``)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name:
         raise SystemExit(f"cannot load {spec!r}: expected module:server")
     sys.path.insert(0, "")
     module = importlib.import_module(module_name)
     target = getattr(module, attribute or "server", None)
-    if isinstance(target, Server):
-        return target.asgi_app()
-    if isinstance(target, App):
-        return target
-    raise SystemExit(f"{spec!r} is {type(target).__name__}, not a trio_mcp.Server or App")
+    if not isinstance(target, Server | App):
+        raise SystemExit(f"{spec!r} is {type(target).__name__}, not a trio_mcp.Server or App")
+    return target
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,22 +40,15 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds of silence before an SSE heartbeat (default 15)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
+    settings = Settings(heartbeat_interval=args.heartbeat)
     if args.target:
-        app = load_target(args.target)
+        target = load_target(args.target)
+        app = target.asgi_app(settings) if isinstance(target, Server) else target
     else:
         from ._demo import demo
 
-        app = demo.asgi_app(Settings(heartbeat_interval=args.heartbeat))
-    config = Config()
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    config.bind = [f"{host}:{args.port}"]
-    config.accesslog = None
-    try:
-        trio.run(partial(serve, app, config))
-    except KeyboardInterrupt:
-        pass
+        app = demo.asgi_app(settings)
+    run(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ class ImageContent:
 
 @attrs.frozen
 class AudioContent:
-    """Audio (2025-03-26 and later); ``data`` is raw bytes or base64 text."""
+    """Audio; ``data`` is raw bytes or base64 text. Clients on 2024-11-05, which has no
+    audio type, get a text block saying what was left out."""
 
     data: bytes | str
     mime_type: str
@@ -81,7 +82,13 @@ class AudioContent:
     meta: JSON | None = None
 
     def to_json(self, version: str) -> JSON:
-        block = {"type": "audio", "data": _b64(self.data), "mimeType": self.mime_type}
+        data = _b64(self.data)
+        if not version_at_least(version, "2025-03-26"):
+            # 2024-11-05 has no audio block; say what was left out rather than drop it.
+            size = len(data) * 3 // 4
+            note = f"[{self.mime_type} audio, about {size} bytes: MCP {version} cannot carry audio]"
+            return TextContent(note, self.annotations).to_json(version)
+        block = {"type": "audio", "data": data, "mimeType": self.mime_type}
         return _common(block, self.annotations, self.meta, version)
 
 

@@ -40,6 +40,10 @@ class ClientError(Exception):
         self.data = data
 
 
+class MissingCapability(Exception):
+    """The client did not declare the capability a server-to-client request needs."""
+
+
 class SessionPort(Protocol):
     """The session as a handler sees it: send messages, read negotiated state."""
 
@@ -53,6 +57,9 @@ class SessionPort(Protocol):
     def log_level(self) -> str | None: ...
 
     def set_log_level(self, level: str) -> None: ...
+
+    @property
+    def subscriptions(self) -> set[str]: ...
 
     async def notify(
         self, method: str, params: JSON | None, *, related_request: RequestId | None
@@ -146,13 +153,100 @@ class Context:
         await self.log("error", data)
 
     async def send_request(
-        self, method: str, params: JSON | None = None, *, timeout: float | None = 60.0
+        self, method: str, params: JSON | None = None, *, timeout: float | None = None
     ) -> JSON:
         """Send a request to the client and wait for its result.
 
         Raises :class:`ClientError` when the client answers with an error and
-        :class:`trio.TooSlowError` when it does not answer within ``timeout`` seconds.
+        :class:`trio.TooSlowError` when it does not answer within ``timeout`` seconds
+        (by default the app's ``client_request_timeout``).
         """
         return await self._port.request(
             method, params, related_request=self.request_id, timeout=timeout
         )
+
+    def _require(self, capability: str, minimum_version: str) -> JSON:
+        if not version_at_least(self.protocol_version, minimum_version):
+            raise MissingCapability(
+                f"{capability} needs MCP {minimum_version} or later; this session speaks "
+                f"{self.protocol_version}"
+            )
+        declared = self.client_capabilities.get(capability)
+        if not isinstance(declared, dict):
+            raise MissingCapability(
+                f"the client did not declare the {capability!r} capability, so it cannot be asked"
+            )
+        return declared
+
+    async def sample(
+        self,
+        messages: str | list[JSON],
+        *,
+        max_tokens: int,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        stop_sequences: list[str] | None = None,
+        model_preferences: JSON | None = None,
+        include_context: str | None = None,
+        metadata: JSON | None = None,
+        timeout: float | None = None,
+    ) -> JSON:
+        """Ask the client's LLM for a completion (``sampling/createMessage``).
+
+        ``messages`` is a list of ``{"role", "content"}`` objects, or a string that becomes
+        one user text message. Returns the client's ``CreateMessageResult``. Raises
+        :class:`MissingCapability` if the client cannot sample.
+        """
+        self._require("sampling", "2024-11-05")
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": {"type": "text", "text": messages}}]
+        params: JSON = {"messages": messages, "maxTokens": max_tokens}
+        optional = {
+            "systemPrompt": system_prompt,
+            "temperature": temperature,
+            "stopSequences": stop_sequences,
+            "modelPreferences": model_preferences,
+            "includeContext": include_context,
+            "metadata": metadata,
+        }
+        params.update({k: v for k, v in optional.items() if v is not None})
+        return await self.send_request("sampling/createMessage", params, timeout=timeout)
+
+    async def elicit(
+        self, message: str, requested_schema: JSON, *, timeout: float | None = None
+    ) -> JSON:
+        """Ask the user for structured input through the client (form mode).
+
+        ``requested_schema`` is a flat JSON Schema object of primitive properties. Returns
+        the ``ElicitResult``: ``{"action": "accept"|"decline"|"cancel", "content": ...}``.
+        """
+        declared = self._require("elicitation", "2025-06-18")
+        if declared and "form" not in declared and "url" in declared:
+            raise MissingCapability("the client supports only URL-mode elicitation")
+        params: JSON = {"message": message, "requestedSchema": requested_schema}
+        if version_at_least(self.protocol_version, "2025-11-25"):
+            params["mode"] = "form"
+        return await self.send_request("elicitation/create", params, timeout=timeout)
+
+    async def elicit_url(
+        self, message: str, url: str, elicitation_id: str, *, timeout: float | None = None
+    ) -> JSON:
+        """Send the user to ``url`` (URL-mode elicitation, 2025-11-25): for interactions
+        that must not pass through the client, such as a third party's OAuth consent."""
+        declared = self._require("elicitation", "2025-11-25")
+        if "url" not in declared:
+            raise MissingCapability("the client did not declare URL-mode elicitation")
+        params: JSON = {
+            "mode": "url",
+            "message": message,
+            "url": url,
+            "elicitationId": elicitation_id,
+        }
+        return await self.send_request("elicitation/create", params, timeout=timeout)
+
+    async def list_roots(self, *, timeout: float | None = None) -> list[JSON]:
+        """The client's roots (``roots/list``): the directories or files it shares."""
+        self._require("roots", "2024-11-05")
+        result = await self.send_request("roots/list", None, timeout=timeout)
+        roots = result.get("roots")
+        return roots if isinstance(roots, list) else []

@@ -12,18 +12,30 @@ import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._content import Annotations
 from ._context import LOG_LEVELS, Context
 from ._jsonrpc import INVALID_PARAMS, JSON, METHOD_NOT_FOUND, JSONRPCError, Notification, Request
-from ._protocol import ServerIdentity
+from ._prompts import Prompt, PromptFunction
+from ._protocol import ServerIdentity, version_at_least
+from ._resources import Reader, Resource, ResourceTemplate
 from ._tools import Icon, Tool, ToolAnnotations, ToolFunction
+from ._uritemplate import UriTemplate
 
 if TYPE_CHECKING:
     from ._app import App
     from ._config import Settings
 
 F = TypeVar("F", bound=ToolFunction)
+R = TypeVar("R", bound=Reader)
+P = TypeVar("P", bound=PromptFunction)
 Handler = Callable[[JSON, Context], Awaitable[JSON]]
-ChangeListener = Callable[[str], None]
+#: ``listener(event, detail)``: ("list_changed", "tools"|"resources"|"prompts") or
+#: ("resource_updated", uri).
+ServerListener = Callable[[str, str], None]
+Completer = Callable[[str, str, dict[str, str]], Awaitable[list[str]]]
+C = TypeVar("C", bound=Completer)
+#: The spec caps one completion reply at 100 values.
+MAX_COMPLETIONS = 100
 
 
 def _params_error(message: str, data: Any = None) -> JSONRPCError:
@@ -60,10 +72,22 @@ class Server:
         self.identity = ServerIdentity(name, version, title, instructions)
         self.page_size = page_size
         self._tools: dict[str, Tool] = {}
-        self._listeners: set[ChangeListener] = set()
+        self._resources: dict[str, Resource] = {}
+        self._templates: dict[str, ResourceTemplate] = {}
+        self._prompts: dict[str, Prompt] = {}
+        self._completers: dict[tuple[str, str], Completer] = {}
+        self._listeners: set[ServerListener] = set()
         self._methods: dict[str, Handler] = {
             "tools/list": self._list_tools,
             "tools/call": self._call_tool,
+            "resources/list": self._list_resources,
+            "resources/templates/list": self._list_templates,
+            "resources/read": self._read_resource,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "prompts/list": self._list_prompts,
+            "prompts/get": self._get_prompt,
+            "completion/complete": self._complete,
             "logging/setLevel": self._set_log_level,
         }
 
@@ -79,8 +103,13 @@ class Server:
         icons: list[Icon] | None = None,
         meta: JSON | None = None,
         structured_output: bool | None = None,
+        input_schema: JSON | None = None,
     ) -> Callable[[F], F]:
-        """Register an ``async def`` function as a tool; its hints become its schema."""
+        """Register an ``async def`` function as a tool; its hints become its schema.
+
+        ``input_schema`` replaces the derived schema with one written by hand; the tool
+        then receives the arguments as they came (declare ``**arguments``), unchecked.
+        """
 
         def register(fn: F) -> F:
             self.add_tool(
@@ -92,6 +121,7 @@ class Server:
                 icons=icons,
                 meta=meta,
                 structured_output=structured_output,
+                input_schema=input_schema,
             )
             return fn
 
@@ -113,18 +143,122 @@ class Server:
     def tools(self) -> dict[str, Tool]:
         return dict(self._tools)
 
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        annotations: Annotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: JSON | None = None,
+    ) -> Callable[[R], R]:
+        """Register a reader for ``uri``; a URI with ``{variables}`` is a template whose
+        variables become the reader's arguments."""
+
+        def register(fn: R) -> R:
+            self.add_resource(
+                uri,
+                fn,
+                name=name,
+                title=title,
+                description=description,
+                mime_type=mime_type,
+                annotations=annotations,
+                icons=icons,
+                meta=meta,
+            )
+            return fn
+
+        return register
+
+    def add_resource(self, uri: str, fn: Reader, **options: Any) -> Resource | ResourceTemplate:
+        if UriTemplate.is_template(uri):
+            if uri in self._templates:
+                raise ValueError(f"a resource template {uri!r} is already registered")
+            template = ResourceTemplate(uri, fn, **options)
+            self._templates[uri] = template
+            self._changed("resources")
+            return template
+        if uri in self._resources:
+            raise ValueError(f"a resource {uri!r} is already registered")
+        resource = Resource(uri, fn, **options)
+        self._resources[uri] = resource
+        self._changed("resources")
+        return resource
+
+    def remove_resource(self, uri: str) -> None:
+        if self._resources.pop(uri, None) is None:
+            del self._templates[uri]
+        self._changed("resources")
+
+    def prompt(
+        self,
+        name: str | None = None,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        icons: list[Icon] | None = None,
+        meta: JSON | None = None,
+    ) -> Callable[[P], P]:
+        """Register an ``async def`` prompt; its parameters are the prompt's arguments."""
+
+        def register(fn: P) -> P:
+            self.add_prompt(
+                fn, name=name, title=title, description=description, icons=icons, meta=meta
+            )
+            return fn
+
+        return register
+
+    def add_prompt(self, fn: PromptFunction, **options: Any) -> Prompt:
+        prompt = Prompt(fn, **options)
+        if prompt.name in self._prompts:
+            raise ValueError(f"a prompt named {prompt.name!r} is already registered")
+        self._prompts[prompt.name] = prompt
+        self._changed("prompts")
+        return prompt
+
+    def remove_prompt(self, name: str) -> None:
+        del self._prompts[name]
+        self._changed("prompts")
+
+    def completion(
+        self, *, prompt: str | None = None, resource_template: str | None = None
+    ) -> Callable[[C], C]:
+        """Register ``async def complete(argument, value, context_arguments) -> list[str]``
+        for a prompt's arguments or a resource template's variables."""
+        if (prompt is None) == (resource_template is None):
+            raise TypeError("name exactly one of prompt= or resource_template=")
+        key = ("ref/prompt", prompt) if prompt is not None else ("ref/resource", resource_template)
+
+        def register(fn: C) -> C:
+            self._completers[key] = fn  # type: ignore[index]
+            return fn
+
+        return register
+
     # -- change notification ------------------------------------------------------------
 
-    def subscribe_changes(self, listener: ChangeListener) -> None:
-        """Call ``listener(kind)`` ("tools", ...) whenever that list changes."""
+    def subscribe_changes(self, listener: ServerListener) -> None:
+        """Call ``listener(event, detail)`` on list changes and resource updates."""
         self._listeners.add(listener)
 
-    def unsubscribe_changes(self, listener: ChangeListener) -> None:
+    def unsubscribe_changes(self, listener: ServerListener) -> None:
         self._listeners.discard(listener)
 
     def _changed(self, kind: str) -> None:
+        self._broadcast("list_changed", kind)
+
+    def notify_resource_updated(self, uri: str) -> None:
+        """Tell every session subscribed to ``uri`` that it changed."""
+        self._broadcast("resource_updated", uri)
+
+    def _broadcast(self, event: str, detail: str) -> None:
         for listener in list(self._listeners):
-            listener(kind)
+            listener(event, detail)
 
     # -- protocol -----------------------------------------------------------------------
 
@@ -133,6 +267,12 @@ class Server:
         capabilities: JSON = {"logging": {}}
         if self._tools:
             capabilities["tools"] = {"listChanged": True}
+        if self._resources or self._templates:
+            capabilities["resources"] = {"subscribe": True, "listChanged": True}
+        if self._prompts:
+            capabilities["prompts"] = {"listChanged": True}
+        if (self._prompts or self._templates) and version_at_least(version, "2025-03-26"):
+            capabilities["completions"] = {}
         return capabilities
 
     async def handle_request(self, request: Request, context: Context) -> JSON:
@@ -147,7 +287,13 @@ class Server:
     def _offers(self, method: str) -> bool:
         # A method of a feature the server does not declare does not exist for the client.
         feature = method.split("/", 1)[0]
-        return feature != "tools" or bool(self._tools)
+        offered = {
+            "tools": bool(self._tools),
+            "resources": bool(self._resources or self._templates),
+            "prompts": bool(self._prompts),
+            "completion": bool(self._prompts or self._templates),
+        }
+        return offered.get(feature, True)
 
     def asgi_app(self, settings: Settings | None = None) -> App:
         """The ASGI app serving this server; run it with ``hypercorn -k trio``."""
@@ -158,11 +304,9 @@ class Server:
     # -- methods ------------------------------------------------------------------------
 
     async def _list_tools(self, params: JSON, context: Context) -> JSON:
+        version = context.protocol_version
         page, next_cursor = paginate(list(self._tools.values()), params, self.page_size)
-        result: JSON = {"tools": [tool.describe(context.protocol_version) for tool in page]}
-        if next_cursor is not None:
-            result["nextCursor"] = next_cursor
-        return result
+        return _page("tools", [tool.describe(version) for tool in page], next_cursor)
 
     async def _call_tool(self, params: JSON, context: Context) -> JSON:
         name = params.get("name")
@@ -178,6 +322,103 @@ class Server:
             raise _params_error(f"Unknown tool: {name}", {"name": name})
         return await tool.call(arguments, context)
 
+    async def _list_resources(self, params: JSON, context: Context) -> JSON:
+        version = context.protocol_version
+        page, next_cursor = paginate(list(self._resources.values()), params, self.page_size)
+        return _page("resources", [r.describe(version) for r in page], next_cursor)
+
+    async def _list_templates(self, params: JSON, context: Context) -> JSON:
+        version = context.protocol_version
+        page, next_cursor = paginate(list(self._templates.values()), params, self.page_size)
+        return _page("resourceTemplates", [t.describe(version) for t in page], next_cursor)
+
+    def _uri(self, params: JSON) -> str:
+        uri = params.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise _params_error("'uri' must be a non-empty string")
+        return uri
+
+    async def _read_resource(self, params: JSON, context: Context) -> JSON:
+        uri = self._uri(params)
+        resource = self._resources.get(uri)
+        if resource is not None:
+            return {"contents": await resource.read(context)}
+        for template in self._templates.values():
+            variables = template.match(uri)
+            if variables is not None:
+                return {"contents": await template.read(uri, variables, context)}
+        raise _params_error(f"Resource not found: {uri}", {"uri": uri})
+
+    def _known_uri(self, uri: str) -> bool:
+        return uri in self._resources or any(
+            t.match(uri) is not None for t in self._templates.values()
+        )
+
+    async def _subscribe(self, params: JSON, context: Context) -> JSON:
+        uri = self._uri(params)
+        if not self._known_uri(uri):
+            raise _params_error(f"Resource not found: {uri}", {"uri": uri})
+        context.session.subscriptions.add(uri)
+        return {}
+
+    async def _unsubscribe(self, params: JSON, context: Context) -> JSON:
+        context.session.subscriptions.discard(self._uri(params))
+        return {}
+
+    async def _list_prompts(self, params: JSON, context: Context) -> JSON:
+        version = context.protocol_version
+        page, next_cursor = paginate(list(self._prompts.values()), params, self.page_size)
+        return _page("prompts", [p.describe(version) for p in page], next_cursor)
+
+    async def _get_prompt(self, params: JSON, context: Context) -> JSON:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise _params_error("prompts/get needs a string 'name'")
+        prompt = self._prompts.get(name)
+        if prompt is None:
+            raise _params_error(f"Unknown prompt: {name}", {"name": name})
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise _params_error("prompts/get 'arguments' must be an object")
+        return await prompt.render(arguments, context)
+
+    async def _complete(self, params: JSON, context: Context) -> JSON:
+        ref, argument = params.get("ref"), params.get("argument")
+        if not isinstance(ref, dict) or not isinstance(argument, dict):
+            raise _params_error("completion/complete needs 'ref' and 'argument' objects")
+        name, value = argument.get("name"), argument.get("value")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise _params_error("'argument' needs a string 'name' and 'value'")
+        kind = ref.get("type")
+        if kind == "ref/prompt":
+            target = ref.get("name")
+            prompt = self._prompts.get(target) if isinstance(target, str) else None
+            if prompt is None:
+                raise _params_error(f"Unknown prompt: {target}", {"name": target})
+            if name not in {a.name for a in prompt.arguments}:
+                raise _params_error(f"prompt {target!r} has no argument {name!r}")
+        elif kind == "ref/resource":
+            target = ref.get("uri")
+            template = self._templates.get(target) if isinstance(target, str) else None
+            if template is None:
+                raise _params_error(f"Unknown resource template: {target}", {"uri": target})
+            if name not in template.template.variables:
+                raise _params_error(f"template {target!r} has no variable {name!r}")
+        else:
+            raise _params_error("'ref.type' must be 'ref/prompt' or 'ref/resource'")
+        completer = self._completers.get((kind, str(target)))
+        raw_context = params.get("context") or {}
+        arguments = raw_context.get("arguments") if isinstance(raw_context, dict) else None
+        known = {k: v for k, v in (arguments or {}).items() if isinstance(v, str)}
+        values = list(await completer(name, value, known)) if completer is not None else []
+        return {
+            "completion": {
+                "values": values[:MAX_COMPLETIONS],
+                "total": len(values),
+                "hasMore": len(values) > MAX_COMPLETIONS,
+            }
+        }
+
     async def _set_log_level(self, params: JSON, context: Context) -> JSON:
         level = params.get("level")
         if level not in LOG_LEVELS:
@@ -187,6 +428,13 @@ class Server:
 
 
 T = TypeVar("T")
+
+
+def _page(key: str, items: list[JSON], next_cursor: str | None) -> JSON:
+    result: JSON = {key: items}
+    if next_cursor is not None:
+        result["nextCursor"] = next_cursor
+    return result
 
 
 def paginate(items: Sequence[T], params: JSON, page_size: int) -> tuple[Sequence[T], str | None]:

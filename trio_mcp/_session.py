@@ -99,6 +99,7 @@ class Session:
         self._waiters: dict[RequestId, _Waiter] = {}
         self._next_request_id = 0
         self._log_level: str | None = None
+        self.subscriptions: set[str] = set()
         self.closed = False
 
     # -- lifetime -----------------------------------------------------------------------
@@ -109,14 +110,14 @@ class Session:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._server.subscribe_changes(self._list_changed)
+                self._server.subscribe_changes(self._server_event)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
             # Synchronous, so it runs even under cancellation: the writer sees the end of
             # the channel and finishes the stream.
             self.closed = True
-            self._server.unsubscribe_changes(self._list_changed)
+            self._server.unsubscribe_changes(self._server_event)
             self._send_channel.close()
 
     def close(self) -> None:
@@ -266,15 +267,21 @@ class Session:
             raise ClientError(int(error["code"]), str(error["message"]), error.get("data"))
         return response.result
 
-    def _list_changed(self, kind: str) -> None:
-        # Called synchronously by the server when a list changes; sending needs a task.
+    def _server_event(self, event: str, detail: str) -> None:
+        # Called synchronously by the server; sending needs a task of the session's own.
         if self._nursery is None or self.closed or self.protocol.protocol_version is None:
             return
-        method = f"notifications/{kind}/list_changed"
-        self._nursery.start_soon(self._notify_quietly, method)
+        if event == "list_changed":
+            self._nursery.start_soon(
+                self._notify_quietly, f"notifications/{detail}/list_changed", None
+            )
+        elif event == "resource_updated" and detail in self.subscriptions:
+            self._nursery.start_soon(
+                self._notify_quietly, "notifications/resources/updated", {"uri": detail}
+            )
 
-    async def _notify_quietly(self, method: str) -> None:
+    async def _notify_quietly(self, method: str, params: JSON | None) -> None:
         try:
-            await self.notify(method, None)
+            await self.notify(method, params)
         except SessionClosed:
             pass

@@ -128,6 +128,7 @@ class Tool:
         icons: list[Icon] | None = None,
         meta: JSON | None = None,
         structured_output: bool | None = None,
+        input_schema: Schema | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
@@ -147,16 +148,22 @@ class Tool:
         signature = inspect.signature(fn)
         self._context_param: str | None = None
         self._params: dict[str, tuple[Any, Any]] = {}
+        #: With a hand-written schema the tool takes the arguments as given (**kwargs).
+        self._raw_arguments = input_schema is not None
         for param in signature.parameters.values():
+            if param.kind is param.VAR_KEYWORD and self._raw_arguments:
+                continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"tool {self.name!r}: *args and **kwargs have no schema")
+                raise TypeError(
+                    f"tool {self.name!r}: *args and **kwargs have no schema; pass input_schema="
+                )
             hint = hints.get(param.name, Any)
             if _is_context(hint):
                 self._context_param = param.name
                 continue
             default = attrs.NOTHING if param.default is param.empty else param.default
             self._params[param.name] = (hint, default)
-        self.input_schema = object_schema(
+        self.input_schema = input_schema or object_schema(
             [(n, h, d) for n, (h, d) in self._params.items()], arg_docs
         )
         if structured_output is False:
@@ -210,6 +217,8 @@ class Tool:
             return error_result(f"Tool {self.name!r} returned an unsupported value: {exc}")
 
     def _structure(self, arguments: JSON) -> dict[str, Any]:
+        if self._raw_arguments:
+            return dict(arguments)
         unexpected = sorted(set(arguments) - set(self._params))
         if unexpected:
             raise ArgumentError(f"unexpected argument(s): {', '.join(map(repr, unexpected))}")
