@@ -59,8 +59,13 @@ async def _settle(app: trio_mcp.App, tasks: int, fds: int) -> tuple[int, int, in
 
 
 async def test_a_thousand_abandoned_sessions_leave_no_task_socket_or_registry_entry(
-    demo_app: trio_mcp.App, serve_app: Any
+    serve_app: Any,
 ) -> None:
+    from trio_mcp._demo import demo
+
+    # No grace period: an abandoned session ends as soon as its stream drops. (With one,
+    # it ends when the grace period is over; tests/test_session_lifetime.py shows that.)
+    demo_app = demo.asgi_app(trio_mcp.Settings(resume_grace=0))
     async with serve_app(demo_app) as url:
         await _abandon_one(url, 1)  # warm up whatever the server creates lazily
         with trio.fail_after(10):

@@ -313,18 +313,22 @@ async def test_sessions_are_isolated(demo_url: str) -> None:
         assert "for alice" not in json.dumps(bob.messages)
 
 
-async def test_a_dropped_stream_ends_the_session_and_later_posts_get_404(
-    demo_app: trio_mcp.App, demo_url: str
+async def test_without_a_grace_period_a_dropped_stream_ends_the_session_and_posts_get_404(
+    serve_app: Any,
 ) -> None:
-    async with open_sse(demo_url) as sse:
-        await sse.initialize()
-        endpoint = sse.endpoint
-        assert len(demo_app.supervisor.store) == 1
-    with trio.fail_after(5):
-        while len(demo_app.supervisor.store):
-            await trio.sleep(0.01)
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            demo_url + endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        )
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings(resume_grace=0))
+    async with serve_app(app) as url:
+        async with open_sse(url) as sse:
+            await sse.initialize()
+            endpoint = sse.endpoint
+            assert len(app.supervisor.store) == 1
+        with trio.fail_after(5):
+            while len(app.supervisor.store):
+                await trio.sleep(0.01)
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                url + endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            )
     assert response.status_code == 404

@@ -1,4 +1,4 @@
-"""The SSE writer on its own, on trio's MockClock: heartbeats and event framing."""
+"""The SSE writer on its own, on trio's MockClock: heartbeats, event framing, its end."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import trio.testing
 import trio_mcp
 from trio_mcp._eventstream import HEARTBEAT
 from trio_mcp._session import Session
-from trio_mcp._sse import SseTransport
-from trio_mcp._supervisor import SessionSupervisor
+from trio_mcp._streaming import serve_stream
 
 
 class RecordingSend:
@@ -19,24 +18,40 @@ class RecordingSend:
         self.chunks: list[tuple[float, bytes]] = []
 
     async def __call__(self, message: dict[str, Any]) -> None:
-        self.chunks.append((trio.current_time(), message["body"]))
+        if message["type"] == "http.response.body" and message["body"]:
+            self.chunks.append((trio.current_time(), message["body"]))
 
 
-def make(interval: float = 15.0) -> tuple[Session, SseTransport]:
-    server = trio_mcp.Server("writer-test")
-    settings = trio_mcp.Settings(heartbeat_interval=interval)
-    session = Session("s" * 32, server, outbound_buffer=8, client_request_timeout=1)
-    return session, SseTransport(SessionSupervisor(server, settings), settings)
+async def connected() -> dict[str, Any]:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def make(kind: Any = "sse") -> Session:
+    return Session("s" * 32, trio_mcp.Server("writer-test"), trio_mcp.Settings(), kind)
+
+
+async def write(session: Session, send: RecordingSend, interval: float = 15.0) -> None:
+    await serve_stream(
+        session,
+        session.main,
+        connected,
+        send,
+        cursor=0,
+        heartbeat=interval,
+        event_name="message",
+        take_over=False,
+    )
 
 
 async def test_an_idle_stream_gets_a_heartbeat_every_interval(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    session, transport = make(15.0)
+    session = make()
     send = RecordingSend()
     async with trio.open_nursery() as nursery:
         await nursery.start(session.run)
-        nursery.start_soon(transport._write, session, send)
+        nursery.start_soon(write, session, send)
         await trio.sleep(46)
         nursery.cancel_scope.cancel()
     assert [body for _, body in send.chunks] == [HEARTBEAT] * 3
@@ -44,29 +59,46 @@ async def test_an_idle_stream_gets_a_heartbeat_every_interval(
 
 
 async def test_a_message_resets_the_heartbeat_timer(autojump_clock: trio.testing.MockClock) -> None:
-    session, transport = make(15.0)
+    session = make()
     send = RecordingSend()
     async with trio.open_nursery() as nursery:
         await nursery.start(session.run)
-        nursery.start_soon(transport._write, session, send)
+        nursery.start_soon(write, session, send)
         await trio.sleep(10)
         await session.notify("notifications/message", {"level": "info", "data": "x"})
         await trio.sleep(20)
         nursery.cancel_scope.cancel()
-    times = [(round(t), body.startswith(b"event: message")) for t, body in send.chunks]
+    times = [(round(t), b"event: message" in body) for t, body in send.chunks]
     assert times == [(10, True), (25, False)]
+
+
+async def test_every_event_carries_an_id_of_its_stream_in_sequence(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    session = make()
+    send = RecordingSend()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run)
+        nursery.start_soon(write, session, send)
+        for n in range(2):
+            await session.notify("notifications/message", {"level": "info", "data": n})
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    ids = [line for _, body in send.chunks for line in body.split(b"\n") if line[:3] == b"id:"]
+    key = session.main.key.encode()
+    assert ids == [b"id: " + key + b".1", b"id: " + key + b".2"]
 
 
 async def test_messages_waiting_together_are_written_in_order_in_one_chunk(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    session, transport = make()
+    session = make()
     send = RecordingSend()
     async with trio.open_nursery() as nursery:
         await nursery.start(session.run)
         for n in range(3):
             await session.notify("notifications/message", {"level": "info", "data": n})
-        nursery.start_soon(transport._write, session, send)
+        nursery.start_soon(write, session, send)
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     [(_, body)] = send.chunks
@@ -77,11 +109,38 @@ async def test_messages_waiting_together_are_written_in_order_in_one_chunk(
 async def test_the_writer_ends_when_the_session_closes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    session, transport = make()
+    session = make()
     send = RecordingSend()
     async with trio.open_nursery() as nursery:
         await nursery.start(session.run)
         session.close()
         with trio.fail_after(1):
-            await transport._write(session, send)
+            await write(session, send)
     assert send.chunks == []
+
+
+async def test_a_full_stream_makes_emitters_wait_for_the_writer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    session = Session(
+        "s" * 32, trio_mcp.Server("w"), trio_mcp.Settings(replay_events=4), "sse"
+    )
+    sent = 0
+
+    async def emit_many() -> None:
+        nonlocal sent
+        for n in range(10):
+            await session.notify("notifications/message", {"level": "info", "data": n})
+            sent += 1
+
+    send = RecordingSend()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run)
+        nursery.start_soon(emit_many)
+        await trio.sleep(5)
+        assert sent == 4  # the budget is full and nobody reads
+        nursery.start_soon(write, session, send)
+        await trio.sleep(5)
+        assert sent == 10
+        nursery.cancel_scope.cancel()
+    assert sum(body.count(b"event: message\n") for _, body in send.chunks) == 10

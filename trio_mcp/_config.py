@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
+
+
+def _names(values: Iterable[str]) -> frozenset[str]:
+    # Host names and origins compare case-insensitively; an origin has no trailing slash.
+    return frozenset(value.strip().lower().rstrip("/") for value in values)
 
 
 @attrs.frozen
@@ -12,17 +19,36 @@ class Settings:
     Attributes:
         heartbeat_interval: seconds of silence after which an SSE stream gets a comment
             line, so that proxies and clients do not time it out.
-        outbound_buffer: messages queued per session for its stream before a handler
-            that emits waits for the client to read.
+        replay_events, replay_bytes: how much each stream keeps for a client that
+            reconnects with ``Last-Event-ID``; also how far a writer may fall behind
+            before the handlers that emit wait for it.
+        resume_grace: seconds an HTTP+SSE session (and its running calls) outlives its
+            dropped stream, waiting for the client to reconnect with ``Last-Event-ID``.
+        session_idle_timeout: seconds a Streamable HTTP session may go without a
+            request or an open stream before it is ended.
+        sse_retry_ms: the reconnection delay suggested to clients in priming events.
         max_body_bytes: the largest POST body accepted.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
         sse_path, messages_path: where the HTTP+SSE transport is mounted.
+        mcp_path: where the Streamable HTTP transport is mounted.
+        allowed_hosts: Host header values (``name`` or ``name:port``) served besides
+            the loopback names a server bound to loopback always answers. When the
+            server is bound elsewhere and this is empty, any Host is served.
+        allowed_origins: browser origins (``https://app.example``, or ``*``) allowed
+            besides the server's own; requests from any other get 403.
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
-    outbound_buffer: int = attrs.field(default=256, validator=attrs.validators.gt(0))
+    replay_events: int = attrs.field(default=256, validator=attrs.validators.gt(0))
+    replay_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+    resume_grace: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    session_idle_timeout: float = attrs.field(default=1800.0, validator=attrs.validators.gt(0))
+    sse_retry_ms: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"
     messages_path: str = "/messages/"
+    mcp_path: str = "/mcp"
+    allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=_names)

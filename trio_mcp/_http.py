@@ -6,7 +6,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from ._jsonrpc import JSON, JSONRPCError, dumps, error_message
+from ._jsonrpc import (
+    INVALID_REQUEST,
+    JSON,
+    PARSE_ERROR,
+    Body,
+    InvalidMessage,
+    JSONRPCError,
+    ParseError,
+    dumps,
+    error_message,
+    parse_body,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -89,3 +100,58 @@ async def respond_error(
 ) -> None:
     """An HTTP error whose body is a JSON-RPC error object a client can show as is."""
     await respond_json(send, status, error_message(None, JSONRPCError(code, message)), headers)
+
+
+async def read_jsonrpc_body(scope: Scope, receive: Receive, send: Send, limit: int) -> Body | None:
+    """Read and parse a POSTed JSON-RPC body, or answer the error and return None.
+
+    415 for a body that is not declared JSON, 413 past ``limit`` (without reading the
+    rest), 400 with -32700 for bytes that are not JSON, and 400 with -32600 errors when any
+    message is invalid: a body is accepted whole or refused whole, so the client never
+    has to guess which parts of a batch were acted on.
+    """
+    if media_type(scope) != "application/json":
+        await respond_error(
+            send,
+            415,
+            INVALID_REQUEST,
+            "POST a JSON-RPC message with Content-Type: application/json",
+        )
+        return None
+    try:
+        raw = await read_body(scope, receive, limit)
+    except BodyTooLarge:
+        await respond_error(
+            send,
+            413,
+            INVALID_REQUEST,
+            f"the body exceeds {limit} bytes",
+            headers=[(b"connection", b"close")],
+        )
+        return None
+    except ClientGone:
+        return None
+    try:
+        body = parse_body(raw)
+    except ParseError as exc:
+        await respond_error(send, 400, PARSE_ERROR, f"Parse error: {exc}")
+        return None
+    invalid = [item for item in body.items if isinstance(item, InvalidMessage)]
+    if invalid:
+        errors = [error_message(item.id, item.error) for item in invalid]
+        await respond_json(send, 400, errors if body.is_batch else errors[0])
+        return None
+    return body
+
+
+def accepts(scope: Scope) -> tuple[bool, bool]:
+    """(JSON, event stream) acceptable per the Accept header; no header accepts both."""
+    value = header(scope, b"accept")
+    if value is None:
+        return True, True
+    types = {part.split(";", 1)[0].strip().lower() for part in value.split(",")}
+    anything = "*/*" in types
+    return (
+        anything or "application/json" in types or "application/*" in types,
+        anything or "text/event-stream" in types or "text/*" in types,
+    )

@@ -165,6 +165,9 @@ class ProtocolState:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def is_in_flight(self, request_id: RequestId) -> bool:
+        return request_id in self._in_flight
+
     def _receive_request(self, request: Request) -> Action:
         if request.method == "ping":
             return Reply(request.id, {})

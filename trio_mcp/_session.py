@@ -1,28 +1,32 @@
-"""One MCP session: its nursery, its outbound channel, its handlers.
+"""One MCP session: its nursery, its handlers, its outbound streams, its lifetime.
 
 Lifetimes, made visible:
 
-* :meth:`Session.run` owns the session's nursery; it runs until :meth:`Session.close`
-  (or the supervisor's own cancellation). Every handler task of the session lives in
-  that nursery, so closing the session cancels them all and nothing outlives it.
+* :meth:`Session.run` owns the session's nursery and decides when the session ends:
+  when :meth:`Session.close` is called, when an HTTP+SSE session's stream has been gone
+  longer than the resume grace period, or when a Streamable HTTP session has been idle
+  too long. Every handler task lives in that nursery, so nothing outlives the session.
 * Inbound messages arrive through :meth:`Session.deliver`, called by a transport from
   its own task (a POST handler). Pure lifecycle decisions are made by the sans-io
   :class:`~trio_mcp._protocol.ProtocolState`; a request that needs the server runs as
   a task of its own, so a slow tool never delays a fast one.
-* Outbound messages go into one bounded memory channel, :attr:`Session.outbound`. The
-  transport's writer is its only reader; when the buffer is full an emitter waits, which
-  is the backpressure a slow client exerts on its own session and no other.
+* Outbound messages go to an :class:`~trio_mcp._stream.OutboundStream`: the main
+  stream, or the stream of the POST that carried the request they belong to. A stream
+  is bounded, so a slow client exerts backpressure on its own session and no other.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Literal
 
 import attrs
 import trio
 
+from ._config import Settings
 from ._context import ClientError, Context
 from ._jsonrpc import (
     INTERNAL_ERROR,
@@ -51,21 +55,18 @@ from ._protocol import (
     ReplyError,
 )
 from ._server import Server
+from ._stream import OutboundStream
 
 log = logging.getLogger("trio_mcp")
+
+#: Finished request streams kept for a late resumption, per session.
+KEPT_REQUEST_STREAMS = 16
+
+TransportKind = Literal["sse", "streamable"]
 
 
 class SessionClosed(Exception):
     """The session ended; the transport answers 404 to anything still addressed to it."""
-
-
-@attrs.frozen
-class OutboundMessage:
-    """A message on its way to the client: its encoded JSON, and the request it serves
-    (so a transport that has one stream per request can route it)."""
-
-    data: str
-    related_request: RequestId | None = None
 
 
 @attrs.define
@@ -80,20 +81,18 @@ class Session:
     """The state and tasks of one client's MCP session. Made by the supervisor."""
 
     def __init__(
-        self,
-        session_id: str,
-        server: Server,
-        *,
-        outbound_buffer: int,
-        client_request_timeout: float,
+        self, session_id: str, server: Server, settings: Settings, kind: TransportKind
     ) -> None:
         self.id = session_id
+        self.kind = kind
         self._server = server
+        self._settings = settings
         self.protocol = ProtocolState(server.identity, server.capabilities)
-        self._send_channel, self.outbound = trio.open_memory_channel[OutboundMessage](
-            outbound_buffer
-        )
-        self._client_request_timeout = client_request_timeout
+        # The standalone stream of Streamable HTTP may never be opened: it must not stall
+        # the server's notifications, so it drops its oldest events when full.
+        self.main = self._new_stream(drop_when_full=kind == "streamable")
+        self.streams: OrderedDict[str, OutboundStream] = OrderedDict({self.main.key: self.main})
+        self._routes: dict[RequestId, OutboundStream] = {}
         self._nursery: trio.Nursery | None = None
         self._handlers: dict[RequestId, trio.CancelScope] = {}
         self._waiters: dict[RequestId, _Waiter] = {}
@@ -101,30 +100,98 @@ class Session:
         self._log_level: str | None = None
         self.subscriptions: set[str] = set()
         self.closed = False
+        self._last_activity = trio.current_time()
+        self._liveness = trio.Event()
+
+    def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
+        return OutboundStream(
+            max_events=self._settings.replay_events,
+            max_bytes=self._settings.replay_bytes,
+            drop_when_full=drop_when_full,
+        )
 
     # -- lifetime -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the session's nursery until :meth:`close`. Cancelling this task ends the
-        session the same way: handlers are cancelled, no reply is sent for them."""
+        """Own the session's nursery until the session ends (see the module docstring).
+        Cancelling this task ends the session the same way."""
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._server.subscribe_changes(self._server_event)
                 task_status.started()
-                await trio.sleep_forever()
+                await self._live()
+                nursery.cancel_scope.cancel()
         finally:
-            # Synchronous, so it runs even under cancellation: the writer sees the end of
-            # the channel and finishes the stream.
+            # Synchronous, so it runs even under cancellation: writers see their streams
+            # close and finish their responses.
             self.closed = True
             self._server.unsubscribe_changes(self._server_event)
-            self._send_channel.close()
+            for stream in self.streams.values():
+                stream.close()
+
+    async def _live(self) -> None:
+        """Return when the session should end."""
+        while not self.closed:
+            if self.kind == "sse":
+                # An HTTP+SSE session exists for its stream; it may come back within the
+                # grace period (same session, same endpoint), else the session ends.
+                waiting = self.main.attached or not self.main.ever_attached
+                limit = math.inf if waiting else self._settings.resume_grace
+            else:
+                busy = self._handlers or any(s.attached for s in self.streams.values())
+                limit = math.inf if busy else self._settings.session_idle_timeout
+            deadline = self._last_activity + limit
+            if trio.current_time() >= deadline:
+                return
+            changed = self._liveness
+            with trio.move_on_at(deadline):
+                await changed.wait()
+
+    def touch(self) -> None:
+        """Note activity: something attached, detached, or arrived."""
+        self._last_activity = trio.current_time()
+        self._liveness.set()
+        self._liveness = trio.Event()
 
     def close(self) -> None:
         """End the session now. Safe to call more than once and from any task."""
         self.closed = True
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+        for stream in self.streams.values():
+            stream.close()
+
+    # -- streams --------------------------------------------------------------------------
+
+    def open_request_stream(
+        self, request_ids: Iterable[RequestId], *, carry_notifications: bool
+    ) -> OutboundStream:
+        """A stream for the replies to these requests (one Streamable HTTP POST).
+
+        With ``carry_notifications`` false (a client that accepts only JSON) the
+        requests' notifications and server-to-client requests go to the main stream.
+        """
+        stream = self._new_stream()
+        stream.pending = set(request_ids)
+        stream.carries_notifications = carry_notifications
+        for request_id in stream.pending:
+            self._routes[request_id] = stream
+        self.streams[stream.key] = stream
+        self._forget_old_streams()
+        return stream
+
+    def _forget_old_streams(self) -> None:
+        finished = [k for k, s in self.streams.items() if s.complete and s is not self.main]
+        for key in finished[: max(0, len(finished) - KEPT_REQUEST_STREAMS)]:
+            del self.streams[key]
+
+    def find_stream(self, key: str) -> OutboundStream | None:
+        return self.streams.get(key)
+
+    def is_in_flight(self, request_id: RequestId) -> bool:
+        """Whether a request with this id is still being handled or answered."""
+        return request_id in self._routes or self.protocol.is_in_flight(request_id)
 
     # -- inbound ------------------------------------------------------------------------
 
@@ -135,14 +202,17 @@ class Session:
         queued); it does not wait for handlers. Raises :class:`SessionClosed` if the
         session has ended.
         """
+        self.touch()
         for message in messages:
             if self.closed or self._nursery is None:
                 raise SessionClosed(self.id)
             action = self.protocol.receive(message)
             if isinstance(action, Reply):
-                await self._emit(result_message(action.request_id, action.result))
+                reply = result_message(action.request_id, action.result)
+                await self._emit(reply, related_request=action.request_id, final=True)
             elif isinstance(action, ReplyError):
-                await self._emit(error_message(action.request_id, action.error))
+                reply = error_message(action.request_id, action.error)
+                await self._emit(reply, related_request=action.request_id, final=True)
             elif isinstance(action, Dispatch):
                 self._nursery.start_soon(self._serve, action.request)
             elif isinstance(action, CancelRequest):
@@ -180,10 +250,13 @@ class Session:
                             "its log has the details",
                         ),
                     )
-                await self._emit(reply, related_request=request.id)
+                await self._emit(reply, related_request=request.id, final=True)
         finally:
             self._handlers.pop(request.id, None)
             self.protocol.finish(request.id)
+            if scope.cancelled_caught:
+                self._settle_route(request.id)
+            self.touch()
 
     async def _serve_notification(self, notification: Notification) -> None:
         context = Context(self, 0, None)
@@ -217,11 +290,28 @@ class Session:
     def set_log_level(self, level: str) -> None:
         self._log_level = level
 
-    async def _emit(self, message: JSON, *, related_request: RequestId | None = None) -> None:
+    async def _emit(
+        self, message: JSON, *, related_request: RequestId | None = None, final: bool = False
+    ) -> None:
+        stream = self.main
+        if related_request is not None:
+            routed = self._routes.get(related_request)
+            if routed is not None and (final or routed.carries_notifications):
+                stream = routed
         try:
-            await self._send_channel.send(OutboundMessage(dumps(message), related_request))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await stream.append(dumps(message), response=final)
+        except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
+        if final and related_request is not None:
+            self._settle_route(related_request)
+
+    def _settle_route(self, request_id: RequestId) -> None:
+        """The request is answered (or will never be): its stream may be complete."""
+        stream = self._routes.pop(request_id, None)
+        if stream is not None:
+            stream.pending.discard(request_id)
+            if not stream.pending:
+                stream.finish()
 
     async def notify(
         self, method: str, params: JSON | None, *, related_request: RequestId | None = None
@@ -245,7 +335,7 @@ class Session:
         request_id = self._next_request_id
         waiter = _Waiter()
         self._waiters[request_id] = waiter
-        deadline = self._client_request_timeout if timeout is None else timeout
+        deadline = self._settings.client_request_timeout if timeout is None else timeout
         try:
             await self._emit(
                 request_message(request_id, method, params), related_request=related_request
@@ -272,9 +362,8 @@ class Session:
         if self._nursery is None or self.closed or self.protocol.protocol_version is None:
             return
         if event == "list_changed":
-            self._nursery.start_soon(
-                self._notify_quietly, f"notifications/{detail}/list_changed", None
-            )
+            method = f"notifications/{detail}/list_changed"
+            self._nursery.start_soon(self._notify_quietly, method, None)
         elif event == "resource_updated" and detail in self.subscriptions:
             self._nursery.start_soon(
                 self._notify_quietly, "notifications/resources/updated", {"uri": detail}

@@ -5,65 +5,38 @@ POSTs its messages to. Everything the server sends travels as ``message`` events
 one stream. This module is the edge: it maps HTTP to session calls and session failures
 to HTTP statuses, and knows nothing of tools.
 
-One stream's tasks, all in the nursery of the GET's own request task:
-
-* the request task itself is the **writer**, the only code that sends bytes on the
-  stream: it drains the session's outbound channel, and sends a heartbeat comment when
-  the channel has been quiet for ``heartbeat_interval`` (one task does both; a separate
-  heartbeat task would have to share the send side and cost memory per session);
-* a **disconnect watcher** waits for ``http.disconnect`` and cancels the nursery.
-
-When the nursery ends, for whatever reason, the session ends with it.
+Every event carries an id (``<stream key>.<n>``). A client whose stream drops reconnects
+to ``GET /sse`` with ``Last-Event-ID`` (as an EventSource does by itself) and, within the
+session's resume grace period, gets the same session and endpoint back and every message
+it missed. The stream key is 128 random bits, so an id cannot name another client's
+session; an id that names no live session, or one whose events are gone, starts a new
+session instead.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
 from urllib.parse import quote
 
-import trio
-
 from ._config import Settings
-from ._eventstream import HEARTBEAT, encode_event
+from ._eventstream import encode_event
 from ._http import (
-    BodyTooLarge,
-    ClientGone,
     Receive,
     Scope,
     Send,
-    media_type,
+    header,
     query_param,
-    read_body,
+    read_jsonrpc_body,
     respond,
     respond_error,
-    respond_json,
 )
-from ._jsonrpc import (
-    INVALID_REQUEST,
-    PARSE_ERROR,
-    InvalidMessage,
-    ParseError,
-    error_message,
-    parse_body,
-)
-from ._session import OutboundMessage, Session, SessionClosed
+from ._jsonrpc import INVALID_REQUEST
+from ._session import Session, SessionClosed
+from ._stream import StreamGap
+from ._streaming import parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
 
 log = logging.getLogger("trio_mcp")
-
-STREAM_HEADERS: Final = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache"),
-    # nginx buffers proxied responses unless told not to; an SSE stream must not be.
-    (b"x-accel-buffering", b"no"),
-]
-#: Messages written in one chunk when several are waiting: fewer sends, same order.
-_MAX_BATCH: Final = 64
-
-
-def encode_message(message: OutboundMessage) -> bytes:
-    return encode_event(message.data, event="message")
 
 
 class SseTransport:
@@ -74,50 +47,55 @@ class SseTransport:
     # -- GET /sse -----------------------------------------------------------------------
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            session = await self._supervisor.open_session()
-        except NotServing as exc:
-            await respond(send, 503, str(exc).encode())
-            return
-        try:
-            endpoint = (
-                f"{scope.get('root_path', '')}{self._settings.messages_path}"
-                f"?session_id={quote(session.id)}"
-            )
-            await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-            await _send_chunk(send, encode_event(endpoint, event="endpoint"))
-            client_left = False
-            async with trio.open_nursery() as nursery:
+        session, cursor = self._resumable(header(scope, b"last-event-id"))
+        if session is None:
+            try:
+                session = await self._supervisor.open_session("sse")
+            except NotServing as exc:
+                await respond(send, 503, str(exc).encode())
+                return
+            cursor = 0
+        endpoint = (
+            f"{scope.get('root_path', '')}{self._settings.messages_path}"
+            f"?session_id={quote(session.id)}"
+        )
+        # The endpoint event carries an id too, so a client that drops before any
+        # message still reconnects to this session.
+        preamble = encode_event(
+            endpoint,
+            event="endpoint",
+            event_id=session.main.event_id(cursor),
+            retry_ms=self._settings.sse_retry_ms,
+        )
+        await serve_stream(
+            session,
+            session.main,
+            receive,
+            send,
+            cursor=cursor,
+            heartbeat=self._settings.heartbeat_interval,
+            event_name="message",
+            preamble=preamble,
+            take_over=True,
+        )
 
-                async def watch_disconnect() -> None:
-                    nonlocal client_left
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    client_left = True
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch_disconnect)
-                await self._write(session, send)
-                nursery.cancel_scope.cancel()
-            if not client_left:
-                # The session ended on our side: end the response properly.
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
+    def _resumable(self, last_event_id: str | None) -> tuple[Session | None, int]:
+        if not last_event_id:
+            return None, 0
+        parsed = parse_event_id(last_event_id)
+        if parsed is None:
+            return None, 0
+        key, seq = parsed
+        session = self._supervisor.by_stream_key(key)
+        if session is None:
+            return None, 0
+        try:
+            return session, session.main.replay_from(seq)
+        except StreamGap:
+            # The client cannot be brought up to date; it starts again, so end the old one.
+            log.info("session %s: resumption after a gap; starting a new one", session.id[:8])
             self._supervisor.end(session)
-
-    async def _write(self, session: Session, send: Send) -> None:
-        """Copy the session's outbound messages to the stream until the session ends."""
-        outbound = session.outbound
-        interval = self._settings.heartbeat_interval
-        while True:
-            chunk = HEARTBEAT
-            with trio.move_on_after(interval):
-                try:
-                    first = await outbound.receive()
-                except trio.EndOfChannel:
-                    return
-                chunk = b"".join(encode_message(m) for m in _drain(outbound, first))
-            await _send_chunk(send, chunk)
+            return None, 0
 
     # -- POST /messages/?session_id= ----------------------------------------------------
 
@@ -129,43 +107,13 @@ class SseTransport:
             )
             return
         session = self._supervisor.get(session_id)
-        if session is None:
+        if session is None or session.kind != "sse":
             await respond_error(
                 send, 404, INVALID_REQUEST, "unknown or ended session: open a new one with GET /sse"
             )
             return
-        if media_type(scope) != "application/json":
-            await respond_error(
-                send,
-                415,
-                INVALID_REQUEST,
-                "POST a JSON-RPC message with Content-Type: application/json",
-            )
-            return
-        try:
-            raw = await read_body(scope, receive, self._settings.max_body_bytes)
-        except BodyTooLarge:
-            await respond_error(
-                send,
-                413,
-                INVALID_REQUEST,
-                f"the body exceeds {self._settings.max_body_bytes} bytes",
-                headers=[(b"connection", b"close")],
-            )
-            return
-        except ClientGone:
-            return
-        try:
-            body = parse_body(raw)
-        except ParseError as exc:
-            await respond_error(send, 400, PARSE_ERROR, f"Parse error: {exc}")
-            return
-        invalid = [item for item in body.items if isinstance(item, InvalidMessage)]
-        if invalid:
-            # A body is accepted whole or refused whole, so the client never has to guess
-            # which parts of a batch were acted on.
-            errors = [error_message(item.id, item.error) for item in invalid]
-            await respond_json(send, 400, errors if body.is_batch else errors[0])
+        body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
+        if body is None:
             return
         if body.is_batch and not session.protocol.batches_allowed:
             await respond_error(
@@ -181,19 +129,3 @@ class SseTransport:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
         await respond(send, 202, b"Accepted")
-
-
-def _drain(
-    outbound: trio.MemoryReceiveChannel[OutboundMessage], first: OutboundMessage
-) -> list[OutboundMessage]:
-    batch = [first]
-    while len(batch) < _MAX_BATCH:
-        try:
-            batch.append(outbound.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-    return batch
-
-
-async def _send_chunk(send: Send, chunk: bytes) -> None:
-    await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -1,9 +1,9 @@
 """The owner of every session's task: one nursery for the life of the app.
 
-Sessions outlive the HTTP request that created them (a POST may address a session whose
-stream another request holds, and later a session will survive a dropped stream), so
-their tasks cannot live in a request's nursery. They live here, in a nursery opened by
-the app's lifespan, and each is cancelled when its session ends or the app stops.
+Sessions outlive the HTTP request that created them (a POST addresses a session whose
+stream another request holds; a session survives a dropped stream for its resume grace
+period), so their tasks cannot live in a request's nursery. They live here, in a nursery
+opened by the app's lifespan, and each ends when its session decides to or the app stops.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import trio
 from ._config import Settings
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
-from ._session import Session
+from ._session import Session, TransportKind
 
 
 class NotServing(RuntimeError):
@@ -47,19 +47,14 @@ class SessionSupervisor:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def open_session(self) -> Session:
+    async def open_session(self, kind: TransportKind) -> Session:
         """Create a session, start its task, and register it."""
         if self._nursery is None:
             raise NotServing(
                 "trio-mcp's session supervisor is not running: serve the app with an ASGI "
                 "server that runs the lifespan protocol (hypercorn -k trio does)"
             )
-        session = Session(
-            new_session_id(),
-            self._server,
-            outbound_buffer=self._settings.outbound_buffer,
-            client_request_timeout=self._settings.client_request_timeout,
-        )
+        session = Session(new_session_id(), self._server, self._settings, kind)
         await self._nursery.start(self._own, session)
         return session
 
@@ -72,6 +67,11 @@ class SessionSupervisor:
 
     def get(self, session_id: str) -> Session | None:
         session = self.store.get(session_id)
+        return None if session is None or session.closed else session
+
+    def by_stream_key(self, key: str) -> Session | None:
+        """The session whose main stream has this key (resuming HTTP+SSE by event id)."""
+        session = self.store.by_stream_key(key)
         return None if session is None or session.closed else session
 
     def end(self, session: Session) -> None:

@@ -1,0 +1,182 @@
+"""One outbound stream of a session: its event log, its writer, its backpressure.
+
+A session has a *main* stream (the HTTP+SSE transport's only stream, or Streamable HTTP's
+standalone GET stream) and, under Streamable HTTP, one stream per POST that carried
+requests. Emitters append; the one attached writer reads from its cursor and sends.
+
+Why a log and not a memory channel: a channel hands each event to one reader and
+forgets it, so an event taken by a writer whose client then vanished is lost. Resuming a
+stream needs the events kept until the client is known to have them; the log keeps them,
+and a wakeup per stream does the rest of a channel's job. The bound is the same: when
+more than ``max_events`` (or ``max_bytes``) are waiting for the writer, emitters wait,
+so a slow client slows only its own session.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import trio
+
+from ._eventlog import Event, EventLog, InMemoryEventLog
+from ._jsonrpc import RequestId
+
+
+class StreamBusy(Exception):
+    """Another writer is attached to this stream."""
+
+
+class StreamGap(Exception):
+    """Events after the client's last event id are no longer kept."""
+
+
+def new_stream_key() -> str:
+    # Event ids carry this key; 128 random bits make another stream's ids unguessable.
+    return secrets.token_hex(16)
+
+
+class OutboundStream:
+    def __init__(
+        self,
+        *,
+        max_events: int,
+        max_bytes: int,
+        drop_when_full: bool = False,
+        log: EventLog | None = None,
+    ) -> None:
+        self.key = new_stream_key()
+        self.log: EventLog = log if log is not None else InMemoryEventLog()
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        # A stream nobody may ever read (a standalone stream never opened) drops its
+        # oldest events instead of stalling the emitters.
+        self.drop_when_full = drop_when_full
+        self.written = 0
+        self.complete = False
+        self.closed = False
+        self._writer: trio.CancelScope | None = None
+        self.ever_attached = False
+        self._changed = trio.Event()
+        #: Request ids whose final response this stream still waits for.
+        self.pending: set[RequestId] = set()
+        #: False for a POST whose client takes only JSON: its notifications go elsewhere.
+        self.carries_notifications = True
+        #: True while every event is a response: such a stream can still be answered as
+        #: one plain JSON body instead of an event stream.
+        self.responses_only = True
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.key}.{seq}"
+
+    @property
+    def attached(self) -> bool:
+        return self._writer is not None
+
+    # -- emitting ------------------------------------------------------------------------
+
+    async def append(self, data: str, *, response: bool = False) -> None:
+        """Add an event, first waiting while the writer is ``max_events`` behind.
+
+        ``response`` marks a JSON-RPC response, as opposed to a notification or a
+        request, which only an event stream can carry before the response."""
+        while True:
+            if self.closed:
+                raise trio.ClosedResourceError("the stream's session ended")
+            self._trim()
+            events, size = self.log.size
+            if events < self._max_events and size < self._max_bytes:
+                break
+            if self.drop_when_full:
+                self.log.drop_oldest()
+                continue
+            await self._wait_changed()
+        self.log.append(data)
+        if not response:
+            self.responses_only = False
+        self._wake()
+
+    def _trim(self) -> None:
+        # Events already handed to a writer may go, oldest first, once over budget.
+        while True:
+            events, size = self.log.size
+            over = events >= self._max_events or size >= self._max_bytes
+            if not over or events == 0 or self.log.first_seq > self.written:
+                return
+            self.log.drop_oldest()
+
+    def finish(self) -> None:
+        """No more events will come (a request stream's last response is in)."""
+        self.complete = True
+        self._wake()
+
+    def close(self) -> None:
+        """The session ended: writers stop, emitters fail."""
+        self.closed = True
+        self.complete = True
+        self._wake()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def attach(self, scope: trio.CancelScope, *, take_over: bool) -> None:
+        """Become the stream's writer. ``take_over`` cancels a writer already attached
+        (its connection is most likely dead: the client came back on a new one)."""
+        if self._writer is not None:
+            if not take_over:
+                raise StreamBusy
+            self._writer.cancel()
+        self._writer = scope
+        self.ever_attached = True
+        self._wake()
+
+    def detach(self, scope: trio.CancelScope) -> None:
+        if self._writer is scope:
+            self._writer = None
+            self._wake()
+
+    def replay_from(self, seq: int) -> int:
+        """Check that everything after ``seq`` is still here; returns the cursor."""
+        if self.log.after(seq) is None:
+            raise StreamGap
+        return seq
+
+    async def next_events(self, cursor: int, idle: float) -> list[Event] | None:
+        """Events after ``cursor``; ``[]`` after ``idle`` seconds of nothing (time for a
+        heartbeat); ``None`` once the stream is complete and everything was handed out."""
+        with trio.move_on_after(idle):
+            while True:
+                events = self.log.after(cursor)
+                if events is None:
+                    raise StreamGap
+                if events:
+                    self.written = max(self.written, events[-1].seq)
+                    self._wake()  # room for waiting emitters
+                    return events
+                if self.complete:
+                    return None
+                await self._wait_changed()
+        return []
+
+    async def plain_responses(self) -> list[Event] | None:
+        """Wait until the stream is complete or carries something but responses.
+
+        Returns the events (all responses, possibly none) in the first case, marking
+        them as written; ``None`` in the second, when only an event stream will do.
+        """
+        while not self.complete and self.responses_only:
+            await self._wait_changed()
+        if not self.responses_only:
+            return None
+        events = self.log.after(0) or []
+        if events:
+            self.written = max(self.written, events[-1].seq)
+            self._wake()
+        return events
+
+    # -- wakeups ----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_changed(self) -> None:
+        await self._changed.wait()
