@@ -122,9 +122,7 @@ async def test_the_writer_ends_when_the_session_closes(
 async def test_a_full_stream_makes_emitters_wait_for_the_writer(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    session = Session(
-        "s" * 32, trio_mcp.Server("w"), trio_mcp.Settings(replay_events=4), "sse"
-    )
+    session = Session("s" * 32, trio_mcp.Server("w"), trio_mcp.Settings(replay_events=4), "sse")
     sent = 0
 
     async def emit_many() -> None:

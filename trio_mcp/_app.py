@@ -10,16 +10,22 @@ lifespan (which owns the session supervisor) and routing for anything else a use
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sniffio
 from quart_trio import QuartTrio
 
 from ._config import Settings
-from ._http import Receive, Scope, Send, respond
+from ._http import Receive, Scope, Send, respond, respond_error
+from ._jsonrpc import INVALID_REQUEST
+from ._security import host_allowed, origin_allowed
 from ._server import Server
 from ._sse import SseTransport
+from ._streamable import StreamableHttpTransport
 from ._supervisor import SessionSupervisor
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("trio_mcp")
 
@@ -37,10 +43,17 @@ class App(QuartTrio):
         self.mcp_server = server
         self.settings = settings or Settings()
         self.supervisor = SessionSupervisor(server, self.settings)
-        self._sse = SseTransport(self.supervisor, self.settings)
-        self._routes = {
-            self.settings.sse_path: ("GET", self._sse.stream),
-            self.settings.messages_path: ("POST", self._sse.post),
+        sse = SseTransport(self.supervisor, self.settings)
+        streamable = StreamableHttpTransport(self.supervisor, self.settings)
+        #: path -> HTTP method -> handler, for the MCP endpoints only.
+        self._routes: dict[str, dict[str, Handler]] = {
+            self.settings.sse_path: {"GET": sse.stream},
+            self.settings.messages_path: {"POST": sse.post},
+            self.settings.mcp_path: {
+                "POST": streamable.post,
+                "GET": streamable.get,
+                "DELETE": streamable.delete,
+            },
         }
         if self.settings.messages_path.endswith("/"):
             self._routes[self.settings.messages_path.rstrip("/")] = self._routes[
@@ -67,14 +80,28 @@ class App(QuartTrio):
             return
         await super().__call__(scope, receive, send)
 
-    async def _serve_mcp(self, route: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        method, handler = route
-        if scope["method"] != method:
+    async def _serve_mcp(
+        self, route: dict[str, Handler], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if not host_allowed(scope, self.settings.allowed_hosts):
+            # 421: this server is not the one the name was meant for (DNS rebinding).
+            await respond_error(
+                send, 421, INVALID_REQUEST, "this server does not answer to that Host name"
+            )
+            return
+        if not origin_allowed(scope, self.settings.allowed_origins):
+            await respond_error(
+                send, 403, INVALID_REQUEST, "requests from this Origin are not allowed"
+            )
+            return
+        handler = route.get(scope["method"])
+        if handler is None:
+            methods = ", ".join(route)
             await respond(
                 send,
                 405,
-                f"use {method} on {scope['path']}".encode(),
-                headers=[(b"allow", method.encode())],
+                f"use {methods} on {scope['path']}".encode(),
+                headers=[(b"allow", methods.encode())],
             )
             return
         try:

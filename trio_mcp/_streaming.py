@@ -48,14 +48,18 @@ async def serve_stream(
     Raises :class:`~trio_mcp._stream.StreamBusy` before sending anything if another
     writer holds the stream and ``take_over`` is false.
     """
-    with trio.CancelScope() as writer:
-        stream.attach(writer, take_over=take_over)
-        session.touch()
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            if preamble:
-                await send_chunk(send, preamble)
-            client_left = False
+    # The writer's scope: a newer connection that takes the stream over cancels it, and
+    # this response still ends cleanly below.
+    writer = trio.CancelScope()
+    stream.attach(writer, take_over=take_over)
+    session.touch()
+    client_left = False
+    try:
+        # Outside the writer's scope: a response once begun is always ended below.
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if preamble:
+            await send_chunk(send, preamble)
+        with writer:
             async with trio.open_nursery() as nursery:
 
                 async def watch_disconnect() -> None:
@@ -63,16 +67,16 @@ async def serve_stream(
                     while (await receive())["type"] != "http.disconnect":
                         pass
                     client_left = True
-                    nursery.cancel_scope.cancel()
+                    writer.cancel()
 
                 nursery.start_soon(watch_disconnect)
                 await _pump(stream, send, cursor, heartbeat, event_name)
                 nursery.cancel_scope.cancel()
-            if not client_left:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            stream.detach(writer)
-            session.touch()
+    finally:
+        stream.detach(writer)
+        session.touch()
+    if not client_left:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _pump(

@@ -1,0 +1,288 @@
+"""The Streamable HTTP transport (MCP 2025-03-26 to 2025-11-25), on one endpoint.
+
+* ``POST /mcp`` carries client messages. ``initialize`` (without ``Mcp-Session-Id``)
+  creates a session whose id comes back in that header; everything else must name it
+  (400 without, 404 for an unknown or ended one). Notifications and responses alone get
+  ``202``. Requests get their replies on a stream of their own: answered as one JSON
+  body while nothing but responses has been emitted, as an event stream as soon as a
+  handler sends a notification or a request first (or when the client takes only
+  event streams). An event stream starts with a priming event, so a client that loses
+  the connection can resume it with ``GET`` and ``Last-Event-ID``; the handlers go on
+  regardless, since a dropped connection is not a cancellation.
+* ``GET /mcp`` opens the session's standalone stream for messages not tied to a
+  request (one writer at a time: 409 while one is attached), or, with
+  ``Last-Event-ID``, resumes the stream that id came from.
+* ``DELETE /mcp`` ends the session.
+
+This module maps HTTP to session calls and session failures to statuses, like
+:mod:`trio_mcp._sse`; it knows nothing of tools.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._config import Settings
+from ._eventlog import Event
+from ._eventstream import encode_event
+from ._http import (
+    Receive,
+    Scope,
+    Send,
+    accepts,
+    header,
+    read_jsonrpc_body,
+    respond,
+    respond_error,
+)
+from ._jsonrpc import INVALID_REQUEST, Request
+from ._protocol import SUPPORTED_VERSIONS
+from ._session import Session, SessionClosed
+from ._stream import OutboundStream, StreamBusy, StreamGap
+from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
+from ._supervisor import NotServing, SessionSupervisor
+
+SESSION_HEADER: Final = b"mcp-session-id"
+VERSION_HEADER: Final = b"mcp-protocol-version"
+
+
+class StreamableHttpTransport:
+    def __init__(self, supervisor: SessionSupervisor, settings: Settings) -> None:
+        self._supervisor = supervisor
+        self._settings = settings
+
+    # -- checks shared by every method ----------------------------------------------------
+
+    async def _check_version(self, scope: Scope, send: Send) -> bool:
+        version = header(scope, VERSION_HEADER)
+        if version is not None and version.strip() not in SUPPORTED_VERSIONS:
+            await respond_error(
+                send,
+                400,
+                INVALID_REQUEST,
+                f"unsupported MCP-Protocol-Version {version!r}; this server speaks "
+                + ", ".join(SUPPORTED_VERSIONS),
+            )
+            return False
+        return True
+
+    async def _find_session(self, scope: Scope, send: Send) -> Session | None:
+        """The session the request names, or None after answering 400 or 404."""
+        session_id = header(scope, SESSION_HEADER)
+        if not session_id:
+            await respond_error(
+                send,
+                400,
+                INVALID_REQUEST,
+                "missing the Mcp-Session-Id header: send 'initialize' first to get one",
+            )
+            return None
+        session = self._supervisor.get(session_id.strip())
+        if session is None or session.kind != "streamable":
+            await respond_error(
+                send,
+                404,
+                INVALID_REQUEST,
+                "unknown or ended session: start a new one with 'initialize'",
+            )
+            return None
+        return session
+
+    # -- POST -------------------------------------------------------------------------------
+
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self._check_version(scope, send):
+            return
+        json_ok, sse_ok = accepts(scope)
+        if not (json_ok or sse_ok):
+            await respond_error(
+                send,
+                406,
+                INVALID_REQUEST,
+                "accept application/json and text/event-stream to receive replies",
+            )
+            return
+        body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
+        if body is None:
+            return
+        requests = [item for item in body.items if isinstance(item, Request)]
+        initializing = any(request.method == "initialize" for request in requests)
+        if initializing and header(scope, SESSION_HEADER) is None:
+            if body.is_batch:
+                await respond_error(
+                    send, 400, INVALID_REQUEST, "'initialize' must be sent alone, not in a batch"
+                )
+                return
+            try:
+                session = await self._supervisor.open_session("streamable")
+            except NotServing as exc:
+                await respond(send, 503, str(exc).encode())
+                return
+        else:
+            found = await self._find_session(scope, send)
+            if found is None:
+                return
+            session = found
+            if body.is_batch and not session.protocol.batches_allowed:
+                await respond_error(
+                    send,
+                    400,
+                    INVALID_REQUEST,
+                    f"JSON-RPC batches are not part of MCP {session.protocol.protocol_version}",
+                )
+                return
+        busy = [request.id for request in requests if session.is_in_flight(request.id)]
+        if busy or len({request.id for request in requests}) < len(requests):
+            await respond_error(
+                send,
+                400,
+                INVALID_REQUEST,
+                f"request ids must be unique among the session's requests in flight: {busy}",
+            )
+            return
+
+        stream = (
+            session.open_request_stream(
+                [request.id for request in requests], carry_notifications=sse_ok
+            )
+            if requests
+            else None
+        )
+        try:
+            await session.deliver(body.items)  # type: ignore[arg-type]
+        except SessionClosed:
+            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+            return
+        if stream is None:
+            await respond(send, 202, b"")
+            return
+        session_header = [(SESSION_HEADER, session.id.encode())]
+        if initializing and not session.protocol.protocol_version:
+            # initialize was refused: no session was established, so none is kept.
+            self._supervisor.end(session)
+            session_header = []
+        if json_ok:
+            # A client that leaves meanwhile is not watched for: the handlers go on either
+            # way, and this task ends with them (or with the session).
+            responses = await stream.plain_responses()
+            if responses is not None:
+                await _answer_plainly(send, stream, responses, body.is_batch, session_header)
+                return
+        priming = encode_event(
+            "", event_id=stream.event_id(0), retry_ms=self._settings.sse_retry_ms
+        )
+        await serve_stream(
+            session,
+            stream,
+            receive,
+            send,
+            cursor=0,
+            heartbeat=self._settings.heartbeat_interval,
+            event_name="message",
+            preamble=priming,
+            headers=STREAM_HEADERS + session_header,
+            take_over=False,
+        )
+
+    # -- GET --------------------------------------------------------------------------------
+
+    async def get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self._check_version(scope, send):
+            return
+        _, sse_ok = accepts(scope)
+        if not sse_ok:
+            await respond_error(send, 406, INVALID_REQUEST, "GET opens a text/event-stream")
+            return
+        session = await self._find_session(scope, send)
+        if session is None:
+            return
+        last_event_id = header(scope, b"last-event-id")
+        if last_event_id:
+            await self._resume(session, last_event_id, receive, send)
+            return
+        stream = session.main
+        cursor = stream.written
+        priming = encode_event(
+            "", event_id=stream.event_id(cursor), retry_ms=self._settings.sse_retry_ms
+        )
+        try:
+            await serve_stream(
+                session,
+                stream,
+                receive,
+                send,
+                cursor=cursor,
+                heartbeat=self._settings.heartbeat_interval,
+                event_name="message",
+                preamble=priming,
+                take_over=False,
+            )
+        except StreamBusy:
+            await respond_error(
+                send,
+                409,
+                INVALID_REQUEST,
+                "the session's stream is already open; resume with Last-Event-ID to replace it",
+            )
+
+    async def _resume(
+        self, session: Session, last_event_id: str, receive: Receive, send: Send
+    ) -> None:
+        parsed = parse_event_id(last_event_id)
+        stream = session.find_stream(parsed[0]) if parsed is not None else None
+        if parsed is None or stream is None:
+            await respond_error(
+                send, 400, INVALID_REQUEST, "Last-Event-ID names no stream of this session"
+            )
+            return
+        try:
+            cursor = stream.replay_from(parsed[1])
+        except StreamGap:
+            await respond_error(
+                send,
+                400,
+                INVALID_REQUEST,
+                "the events after that Last-Event-ID are no longer kept",
+            )
+            return
+        await serve_stream(
+            session,
+            stream,
+            receive,
+            send,
+            cursor=cursor,
+            heartbeat=self._settings.heartbeat_interval,
+            event_name="message",
+            take_over=True,
+        )
+
+    # -- DELETE -----------------------------------------------------------------------------
+
+    async def delete(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self._check_version(scope, send):
+            return
+        session = await self._find_session(scope, send)
+        if session is None:
+            return
+        self._supervisor.end(session)
+        await respond(send, 200, b"")
+
+
+async def _answer_plainly(
+    send: Send,
+    stream: OutboundStream,
+    responses: list[Event],
+    batch: bool,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """The replies as one JSON body: an object, or an array for a batch."""
+    if not responses:
+        if stream.closed:
+            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+        else:
+            # The client cancelled every request: no reply is owed, and none is sent.
+            await respond(send, 202, b"", headers=headers)
+        return
+    datas = [event.data for event in responses]
+    payload = "[" + ",".join(datas) + "]" if batch else datas[0]
+    await respond(send, 200, payload.encode(), content_type=b"application/json", headers=headers)
