@@ -37,7 +37,8 @@ async def _abandon_one(url: str, index: int) -> None:
             "clientInfo": {"name": "t", "version": "1"},
         },
     }
-    batch: list[dict[str, Any]] = [init, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    assert await post(url, endpoint, init) == 202
+    batch: list[dict[str, Any]] = [{"jsonrpc": "2.0", "method": "notifications/initialized"}]
     if index % 3 == 0:  # a third leave with a call still running
         batch.append(
             {

@@ -91,7 +91,7 @@ async def respond(
 async def respond_json(
     send: Send, status: int, payload: JSON | list[JSON], headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = dumps(payload).encode()  # type: ignore[arg-type]
+    body = dumps(payload).encode()
     await respond(send, status, body, content_type=b"application/json", headers=headers)
 
 

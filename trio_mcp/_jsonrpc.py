@@ -98,11 +98,16 @@ class Body:
     items: list[Message | InvalidMessage]
     is_batch: bool
 
+    @property
+    def messages(self) -> list[Message]:
+        """The valid items: all of them once the transport has refused invalid bodies."""
+        return [item for item in self.items if not isinstance(item, InvalidMessage)]
+
 
 def parse_body(data: bytes) -> Body:
     """Parse a POST body. Raises :class:`ParseError` for anything that is not JSON."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"the body is not valid JSON: {exc}") from None
     if isinstance(value, list):
@@ -112,11 +117,16 @@ def parse_body(data: bytes) -> Body:
     return Body([parse_message(value)], False)
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _invalid(why: str) -> JSONRPCError:
     return JSONRPCError(INVALID_REQUEST, f"Invalid Request: {why}")
 
 
-def _valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> bool:
     # bool is an int subclass, but true/false are not JSON-RPC ids.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
@@ -126,10 +136,10 @@ def parse_message(value: Any) -> Message | InvalidMessage:
     if not isinstance(value, dict):
         return InvalidMessage(None, _invalid("a message must be a JSON object"))
     raw_id = value.get("id")
-    echo_id = raw_id if _valid_id(raw_id) else None
+    echo_id = raw_id if valid_id(raw_id) else None
     if value.get("jsonrpc") != "2.0":
         return InvalidMessage(echo_id, _invalid('"jsonrpc" must be exactly "2.0"'))
-    if "id" in value and not _valid_id(raw_id):
+    if "id" in value and not valid_id(raw_id):
         if raw_id is None and "error" in value:
             pass  # an error reply to a request the peer could not read carries id null
         else:
@@ -175,7 +185,12 @@ def result_message(request_id: RequestId, result: JSON) -> JSON:
 
 
 def error_message(request_id: RequestId | None, error: JSONRPCError) -> JSON:
-    message: JSON = {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+    """An error response; without an id when the request's could not be read (MCP
+    2025-11-25 leaves it out rather than sending null, which no revision's schema allows)."""
+    message: JSON = {"jsonrpc": "2.0"}
+    if request_id is not None:
+        message["id"] = request_id
+    message["error"] = error.to_json()
     return message
 
 
@@ -193,6 +208,11 @@ def notification_message(method: str, params: JSON | None) -> JSON:
     return message
 
 
-def dumps(message: JSON) -> str:
-    """Compact JSON, the one encoding used on every wire."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+def dumps(message: JSON | list[JSON]) -> str:
+    """Compact JSON, the one encoding used on every wire.
+
+    ASCII-only, so that a lone surrogate in a string (valid in Python and in a JSON
+    escape, invalid in UTF-8) travels as an escape instead of failing to encode; and no
+    NaN or Infinity, which JSON does not have (ValueError instead).
+    """
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)

@@ -32,6 +32,7 @@ from ._jsonrpc import (
     Request,
     RequestId,
     Response,
+    valid_id,
 )
 
 #: Revisions this server negotiates through ``initialize``, oldest first.
@@ -142,12 +143,22 @@ class ProtocolState:
         self.protocol_version: str | None = None
         self.client_capabilities: JSON = {}
         self.client_info: JSON = {}
+        #: What ``initialize`` declared; notifications of undeclared kinds are not sent.
+        self.server_capabilities: JSON = {}
         self._in_flight: set[RequestId] = set()
 
     @property
     def batches_allowed(self) -> bool:
         """Batches are accepted before negotiation and on revisions that had them."""
         return self.protocol_version is None or self.protocol_version in BATCHING_VERSIONS
+
+    def refuse_batch(self, items: list[Message]) -> str | None:
+        """Why a batch of these messages cannot be accepted, or None if it can."""
+        if not self.batches_allowed:
+            return f"JSON-RPC batches are not part of MCP {self.protocol_version}"
+        if any(isinstance(item, Request) and item.method == "initialize" for item in items):
+            return "'initialize' must be sent alone, not in a batch"
+        return None
 
     def receive(self, message: Message) -> Action:
         if isinstance(message, Request):
@@ -169,6 +180,13 @@ class ProtocolState:
         return request_id in self._in_flight
 
     def _receive_request(self, request: Request) -> Action:
+        if request.id in self._in_flight:
+            return ReplyError(
+                request.id,
+                JSONRPCError(
+                    INVALID_REQUEST, f"request id {request.id!r} is already in use in this session"
+                ),
+            )
         if request.method == "ping":
             return Reply(request.id, {})
         if request.method == "initialize":
@@ -179,13 +197,6 @@ class ProtocolState:
                 JSONRPCError(
                     INVALID_REQUEST,
                     f"the session is not initialized: send 'initialize' before {request.method!r}",
-                ),
-            )
-        if request.id in self._in_flight:
-            return ReplyError(
-                request.id,
-                JSONRPCError(
-                    INVALID_REQUEST, f"request id {request.id!r} is already in use in this session"
                 ),
             )
         self._in_flight.add(request.id)
@@ -221,9 +232,10 @@ class ProtocolState:
         info: JSON = {"name": self._identity.name, "version": self._identity.version}
         if self._identity.title and version_at_least(version, "2025-06-18"):
             info["title"] = self._identity.title
+        self.server_capabilities = self._capabilities(version)
         result: JSON = {
             "protocolVersion": version,
-            "capabilities": self._capabilities(version),
+            "capabilities": self.server_capabilities,
             "serverInfo": info,
         }
         if self._identity.instructions:
@@ -240,7 +252,7 @@ class ProtocolState:
         if method == "notifications/cancelled":
             params = notification.params or {}
             request_id = params.get("requestId")
-            if request_id not in self._in_flight:
+            if not valid_id(request_id) or request_id not in self._in_flight:
                 # Unknown or already finished: the spec says to ignore it.
                 return Ignore(f"no request {request_id!r} in flight to cancel")
             reason = params.get("reason")

@@ -50,6 +50,7 @@ from ._protocol import (
     Dispatch,
     DispatchNotification,
     Ignore,
+    Phase,
     ProtocolState,
     Reply,
     ReplyError,
@@ -59,10 +60,19 @@ from ._stream import OutboundStream
 
 log = logging.getLogger("trio_mcp")
 
+#: Seconds a cancelled request may spend telling the client to stop its own requests.
+_CANCEL_NOTICE_TIMEOUT = 1.0
+
 #: Finished request streams kept for a late resumption, per session.
 KEPT_REQUEST_STREAMS = 16
 
 TransportKind = Literal["sse", "streamable"]
+
+
+_INTERNAL = JSONRPCError(
+    INTERNAL_ERROR,
+    "Internal error: the server failed while handling this request; its log has the details",
+)
 
 
 class SessionClosed(Exception):
@@ -100,6 +110,7 @@ class Session:
         self._log_level: str | None = None
         self.subscriptions: set[str] = set()
         self.closed = False
+        self._ready = trio.Event()
         self._last_activity = trio.current_time()
         self._liveness = trio.Event()
 
@@ -207,6 +218,8 @@ class Session:
             if self.closed or self._nursery is None:
                 raise SessionClosed(self.id)
             action = self.protocol.receive(message)
+            if self.protocol.phase is Phase.READY:
+                self._ready.set()
             if isinstance(action, Reply):
                 reply = result_message(action.request_id, action.result)
                 await self._emit(reply, related_request=action.request_id, final=True)
@@ -214,11 +227,15 @@ class Session:
                 reply = error_message(action.request_id, action.error)
                 await self._emit(reply, related_request=action.request_id, final=True)
             elif isinstance(action, Dispatch):
-                self._nursery.start_soon(self._serve, action.request)
+                # The scope exists before the task runs, so a cancellation that arrives
+                # in the same body (or before the task is scheduled) still applies.
+                scope = trio.CancelScope()
+                self._handlers[action.request.id] = scope
+                self._nursery.start_soon(self._serve, action.request, scope)
             elif isinstance(action, CancelRequest):
-                scope = self._handlers.get(action.request_id)
-                if scope is not None:
-                    scope.cancel()
+                handler = self._handlers.get(action.request_id)
+                if handler is not None:
+                    handler.cancel()
             elif isinstance(action, DeliverResponse):
                 self._route_response(action.request_id, action.response)
             elif isinstance(action, DispatchNotification):
@@ -227,36 +244,44 @@ class Session:
                 assert isinstance(action, Ignore)
                 log.debug("session %s: ignored a message: %s", self.id[:8], action.why)
 
-    async def _serve(self, request: Request) -> None:
+    async def _serve(self, request: Request, scope: trio.CancelScope) -> None:
         params = request.params or {}
         meta = params.get("_meta")
         context = Context(self, request.id, meta if isinstance(meta, dict) else None)
         try:
-            with trio.CancelScope() as scope:
-                self._handlers[request.id] = scope
-                try:
-                    reply = result_message(
-                        request.id, await self._server.handle_request(request, context)
-                    )
-                except JSONRPCError as exc:
-                    reply = error_message(request.id, exc)
-                except Exception:
-                    log.exception("session %s: %s failed", self.id[:8], request.method)
-                    reply = error_message(
-                        request.id,
-                        JSONRPCError(
-                            INTERNAL_ERROR,
-                            "Internal error: the server failed while handling this request; "
-                            "its log has the details",
-                        ),
-                    )
-                await self._emit(reply, related_request=request.id, final=True)
+            with scope:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                reply = await self._answer(request, context)
+                # A handler may finish without reaching a checkpoint after the client
+                # cancelled it; a cancelled request is still not answered.
+                if not scope.cancel_called:
+                    await self._emit(reply, related_request=request.id, final=True)
         finally:
             self._handlers.pop(request.id, None)
             self.protocol.finish(request.id)
-            if scope.cancelled_caught:
+            if scope.cancel_called:
                 self._settle_route(request.id)
             self.touch()
+
+    async def _answer(self, request: Request, context: Context) -> str:
+        """The encoded reply to a request: its result, or the error it deserves.
+
+        Encoding happens here, inside the handler's error handling, so that a result
+        that is not JSON (a handler returned bytes, NaN, a lone surrogate...) becomes an
+        internal error for this one request rather than an exception in the session.
+        """
+        try:
+            result = await self._server.handle_request(request, context)
+            return dumps(result_message(request.id, result))
+        except JSONRPCError as exc:
+            try:
+                return dumps(error_message(request.id, exc))
+            except (TypeError, ValueError):
+                log.error("session %s: %s: error data is not JSON", self.id[:8], request.method)
+                return dumps(error_message(request.id, JSONRPCError(exc.code, exc.message)))
+        except Exception:
+            log.exception("session %s: %s failed", self.id[:8], request.method)
+            return dumps(error_message(request.id, _INTERNAL))
 
     async def _serve_notification(self, notification: Notification) -> None:
         context = Context(self, 0, None)
@@ -291,15 +316,24 @@ class Session:
         self._log_level = level
 
     async def _emit(
-        self, message: JSON, *, related_request: RequestId | None = None, final: bool = False
+        self,
+        message: JSON | str,
+        *,
+        related_request: RequestId | None = None,
+        final: bool = False,
     ) -> None:
+        """Queue a message (or its encoding) on the stream it belongs to.
+
+        Waits while that stream is full; raises :class:`SessionClosed` once the session
+        has ended, and TypeError/ValueError for a message that is not JSON."""
+        data = message if isinstance(message, str) else dumps(message)
         stream = self.main
         if related_request is not None:
             routed = self._routes.get(related_request)
             if routed is not None and (final or routed.carries_notifications):
                 stream = routed
         try:
-            await stream.append(dumps(message), response=final)
+            await stream.append(data, response=final)
         except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
         if final and related_request is not None:
@@ -337,11 +371,24 @@ class Session:
         self._waiters[request_id] = waiter
         deadline = self._settings.client_request_timeout if timeout is None else timeout
         try:
-            await self._emit(
-                request_message(request_id, method, params), related_request=related_request
-            )
             with trio.move_on_after(deadline if deadline > 0 else math.inf):
+                # The lifecycle asks for no requests before the client says 'initialized'
+                # (over HTTP it may arrive after a request that is already running).
+                await self._ready.wait()
+                await self._emit(
+                    request_message(request_id, method, params), related_request=related_request
+                )
                 await waiter.done.wait()
+        except trio.Cancelled:
+            # The request this serves was cancelled: tell the client to stop too. Shielded
+            # and bounded, since cancellation is exactly when it must still go out.
+            with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_NOTICE_TIMEOUT):
+                await self._notify_quietly(
+                    "notifications/cancelled",
+                    {"requestId": request_id, "reason": "the request it served was cancelled"},
+                    related_request=related_request,
+                )
+            raise
         finally:
             del self._waiters[request_id]
         response = waiter.response
@@ -362,6 +409,10 @@ class Session:
         if self._nursery is None or self.closed or self.protocol.protocol_version is None:
             return
         if event == "list_changed":
+            # Only for lists this session was told change (its declared capabilities).
+            declared = self.protocol.server_capabilities.get(detail)
+            if not (isinstance(declared, dict) and declared.get("listChanged")):
+                return
             method = f"notifications/{detail}/list_changed"
             self._nursery.start_soon(self._notify_quietly, method, None)
         elif event == "resource_updated" and detail in self.subscriptions:
@@ -369,8 +420,10 @@ class Session:
                 self._notify_quietly, "notifications/resources/updated", {"uri": detail}
             )
 
-    async def _notify_quietly(self, method: str, params: JSON | None) -> None:
+    async def _notify_quietly(
+        self, method: str, params: JSON | None, *, related_request: RequestId | None = None
+    ) -> None:
         try:
-            await self.notify(method, params)
+            await self.notify(method, params, related_request=related_request)
         except SessionClosed:
             pass

@@ -115,16 +115,12 @@ class SseTransport:
         body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
         if body is None:
             return
-        if body.is_batch and not session.protocol.batches_allowed:
-            await respond_error(
-                send,
-                400,
-                INVALID_REQUEST,
-                f"JSON-RPC batches are not part of MCP {session.protocol.protocol_version}",
-            )
+        refusal = session.protocol.refuse_batch(body.messages) if body.is_batch else None
+        if refusal is not None:
+            await respond_error(send, 400, INVALID_REQUEST, refusal)
             return
         try:
-            await session.deliver(body.items)  # type: ignore[arg-type]
+            await session.deliver(body.messages)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return

@@ -105,7 +105,7 @@ class StreamableHttpTransport:
         body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
         if body is None:
             return
-        requests = [item for item in body.items if isinstance(item, Request)]
+        requests = [item for item in body.messages if isinstance(item, Request)]
         initializing = any(request.method == "initialize" for request in requests)
         if initializing and header(scope, SESSION_HEADER) is None:
             if body.is_batch:
@@ -123,13 +123,9 @@ class StreamableHttpTransport:
             if found is None:
                 return
             session = found
-            if body.is_batch and not session.protocol.batches_allowed:
-                await respond_error(
-                    send,
-                    400,
-                    INVALID_REQUEST,
-                    f"JSON-RPC batches are not part of MCP {session.protocol.protocol_version}",
-                )
+            refusal = session.protocol.refuse_batch(body.messages) if body.is_batch else None
+            if refusal is not None:
+                await respond_error(send, 400, INVALID_REQUEST, refusal)
                 return
         busy = [request.id for request in requests if session.is_in_flight(request.id)]
         if busy or len({request.id for request in requests}) < len(requests):
@@ -149,7 +145,7 @@ class StreamableHttpTransport:
             else None
         )
         try:
-            await session.deliver(body.items)  # type: ignore[arg-type]
+            await session.deliver(body.messages)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return

@@ -8,12 +8,16 @@ opened by the app's lifespan, and each ends when its session decides to or the a
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from ._config import Settings
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
 from ._session import Session, TransportKind
+
+log = logging.getLogger("trio_mcp")
 
 
 class NotServing(RuntimeError):
@@ -62,6 +66,10 @@ class SessionSupervisor:
         self.store.add(session)
         try:
             await session.run(task_status=task_status)
+        except Exception:
+            # A bug in one session must not cancel the supervisor's nursery, and with it
+            # every other session: it ends this session only.
+            log.exception("session %s failed", session.id[:8])
         finally:
             self.store.remove(session.id)
 

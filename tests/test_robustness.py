@@ -1,0 +1,156 @@
+"""Bad input and buggy handlers cost one request, never the session or the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+from sseclient import open_sse
+
+import trio_mcp
+
+
+def buggy_server() -> trio_mcp.Server:
+    server = trio_mcp.Server("buggy")
+
+    @server.prompt()
+    async def greet(name: str) -> str:
+        """Greets someone.
+
+        Args:
+            name: whom to greet.
+        """
+        return f"hello {name}"
+
+    @server.completion(prompt="greet")
+    async def complete(argument: str, value: str, context: Any) -> list[str]:
+        return [b"not json"]  # type: ignore[list-item]
+
+    return server
+
+
+async def test_a_result_that_is_not_json_is_an_internal_error_and_the_server_goes_on(
+    serve_app: Any,
+) -> None:
+    app = buggy_server().asgi_app()
+    async with serve_app(app) as url:
+        async with open_sse(url) as sse:
+            await sse.initialize()
+            reply = await sse.call(
+                "completion/complete",
+                {
+                    "ref": {"type": "ref/prompt", "name": "greet"},
+                    "argument": {"name": "name", "value": "x"},
+                },
+            )
+            assert reply["error"]["code"] == trio_mcp.INTERNAL_ERROR
+            assert "Traceback" not in reply["error"]["message"] and "data" not in reply["error"]
+            assert (await sse.call("ping"))["result"] == {}
+        async with open_sse(url) as again:  # the supervisor, and so the server, lives on
+            await again.initialize()
+
+
+async def test_a_lone_surrogate_travels_as_an_escape_and_the_stream_lives_on(
+    demo_url: str,
+) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        reply = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "a\ud800b"}})
+        assert reply["result"]["content"][0]["text"] == "a\ud800b"
+        assert (await sse.call("ping"))["result"] == {}
+
+
+async def test_nan_in_a_body_is_a_parse_error(demo_url: str) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        response = await sse.http.post(
+            demo_url + sse.endpoint,
+            content=b'{"jsonrpc": "2.0", "id": 5, "method": "ping", "params": {"x": NaN}}',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == trio_mcp.PARSE_ERROR
+
+
+async def test_a_cancellation_in_the_same_batch_as_its_request_wins(demo_url: str) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize("2025-03-26")
+        sse.expect({1: "tools/call"})
+        response = await sse.post(
+            [
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "late"}},
+                },
+                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}},
+            ]
+        )
+        assert response.status_code == 202
+        ping = await sse.send_request("ping")
+        assert (await sse.receive())["id"] == ping  # and nothing for request 1 before it
+        with trio.move_on_after(0.3):
+            await sse.receive()
+            raise AssertionError("a cancelled request was answered")
+
+
+async def test_a_cancellation_naming_no_valid_id_is_ignored(demo_url: str) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        for request_id in ([1], {"a": 1}, None, 1.5):
+            await sse.notify("notifications/cancelled", {"requestId": request_id})
+        assert (await sse.call("ping"))["result"] == {}
+
+
+async def test_cancelling_a_call_cancels_the_request_it_made_of_the_client(
+    everything_url: str,
+) -> None:
+    async with open_sse(everything_url) as sse:
+        await sse.initialize(capabilities={"sampling": {}})
+        call = await sse.send_request(
+            "tools/call", {"name": "test_sampling", "arguments": {"prompt": "?"}}
+        )
+        asked = await sse.receive()
+        assert asked["method"] == "sampling/createMessage"
+        await sse.notify("notifications/cancelled", {"requestId": call})
+        told = await sse.receive()
+    assert told["method"] == "notifications/cancelled"
+    assert told["params"]["requestId"] == asked["id"]
+
+
+async def test_list_changes_are_announced_only_for_declared_lists(serve_app: Any) -> None:
+    server = trio_mcp.Server("growing")
+
+    @server.tool()
+    async def first() -> str:
+        """The first tool."""
+        return "1"
+
+    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+        await sse.initialize()
+
+        async def hello() -> str:
+            """A prompt added later."""
+            return "hi"
+
+        server.add_prompt(hello)  # prompts were not declared at initialize
+
+        async def second() -> str:
+            """A second tool."""
+            return "2"
+
+        server.add_tool(second)
+        changed = await sse.receive()
+        assert changed["method"] == "notifications/tools/list_changed"
+        assert not [
+            m for m in sse.messages if m.get("method", "").startswith("notifications/prompts")
+        ]
+
+
+async def test_an_http_error_body_carries_no_id(demo_url: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(demo_url + "/messages/", json={"jsonrpc": "2.0"})
+    assert response.status_code == 400
+    assert "id" not in response.json()
