@@ -9,6 +9,7 @@ import pytest
 from trio_mcp._jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
+    SERVER_BUSY,
     ErrorResponse,
     Notification,
     Request,
@@ -234,3 +235,14 @@ def test_batches_are_accepted_on_revisions_with_them(version: str) -> None:
 
 def test_initialize_is_never_part_of_a_batch() -> None:
     assert fresh().refuse_batch([initialize(), Notification("notifications/initialized")])
+
+
+def test_past_the_in_flight_limit_a_request_is_refused_at_once() -> None:
+    state = ProtocolState(ServerIdentity("s", "1"), lambda version: {}, max_in_flight=2)
+    state.receive(initialize())
+    assert isinstance(state.receive(Request(1, "tools/call")), Dispatch)
+    assert isinstance(state.receive(Request(2, "tools/call")), Dispatch)
+    assert error_code(state.receive(Request(3, "tools/call"))) == SERVER_BUSY
+    assert not state.is_in_flight(3)
+    state.finish(1)
+    assert isinstance(state.receive(Request(3, "tools/call")), Dispatch)

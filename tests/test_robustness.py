@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import trio
+import trio.testing
 from sseclient import open_sse
 
 import trio_mcp
@@ -154,3 +155,51 @@ async def test_an_http_error_body_carries_no_id(demo_url: str) -> None:
         response = await http.post(demo_url + "/messages/", json={"jsonrpc": "2.0"})
     assert response.status_code == 400
     assert "id" not in response.json()
+
+
+async def test_past_the_session_limit_a_new_stream_gets_503_with_retry_after(
+    serve_app: Any,
+) -> None:
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings(max_sessions=2))
+    async with serve_app(app) as url, open_sse(url), open_sse(url):
+        async with httpx.AsyncClient() as http:
+            refused = await http.get(url + "/sse")
+            also_refused = await http.post(
+                url + "/mcp",
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {},
+                    },
+                },
+                headers={"accept": "application/json, text/event-stream"},
+            )
+    for response in (refused, also_refused):
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) > 0
+
+
+async def test_a_client_that_reads_nothing_gets_503_not_a_stalled_post(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from trio_mcp._jsonrpc import Request
+    from trio_mcp._session import Session, SessionOverloaded
+
+    session = Session("s" * 32, trio_mcp.Server("x"), trio_mcp.Settings(replay_events=4), "sse")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run)
+        refused = 0
+        for n in range(20):
+            try:
+                with trio.fail_after(1):  # never waits on the client
+                    await session.deliver([Request(n, "ping")])
+            except SessionOverloaded:
+                refused += 1
+        nursery.cancel_scope.cancel()
+    assert refused == 12  # twice the budget of 4 was queued, no more

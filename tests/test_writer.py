@@ -31,17 +31,9 @@ def make(kind: Any = "sse") -> Session:
     return Session("s" * 32, trio_mcp.Server("writer-test"), trio_mcp.Settings(), kind)
 
 
-async def write(session: Session, send: RecordingSend, interval: float = 15.0) -> None:
-    await serve_stream(
-        session,
-        session.main,
-        connected,
-        send,
-        cursor=0,
-        heartbeat=interval,
-        event_name="message",
-        take_over=False,
-    )
+async def write(session: Session, send: Any, interval: float = 15.0, stall: float = 30) -> None:
+    settings = trio_mcp.Settings(heartbeat_interval=interval, stalled_client_timeout=stall)
+    await serve_stream(session, session.main, connected, send, settings, cursor=0, take_over=False)
 
 
 async def test_an_idle_stream_gets_a_heartbeat_every_interval(
@@ -142,3 +134,29 @@ async def test_a_full_stream_makes_emitters_wait_for_the_writer(
         assert sent == 10
         nursery.cancel_scope.cancel()
     assert sum(body.count(b"event: message\n") for _, body in send.chunks) == 10
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_its_events_kept(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    session = make()
+    taken: list[bytes] = []
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        if message.get("body"):
+            if taken:  # takes one chunk, then never another (a full TCP window)
+                await trio.sleep_forever()
+            taken.append(message["body"])
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run)
+        for n in range(3):
+            await session.notify("notifications/message", {"level": "info", "data": n})
+        with trio.fail_after(100):
+            await write(session, stuck_send, stall=30)
+            await session.notify("notifications/message", {"level": "info", "data": 3})
+        # The heartbeat at 15 s is the chunk it never takes; 30 s later it is dropped.
+        assert trio.current_time() == 45
+        assert not session.main.attached
+        assert session.main.log.after(0) is not None  # nothing lost: a resume replays it
+        nursery.cancel_scope.cancel()

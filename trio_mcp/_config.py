@@ -27,6 +27,13 @@ class Settings:
         session_idle_timeout: seconds a Streamable HTTP session may go without a
             request or an open stream before it is ended.
         sse_retry_ms: the reconnection delay suggested to clients in priming events.
+        stalled_client_timeout: seconds a stream's client may take nothing (the send of
+            one chunk blocks that long) before its connection is dropped; its events are
+            kept for when it resumes, and no other session ever waits on it.
+        max_sessions: sessions served at once; past it a new one gets 503 with
+            ``Retry-After``.
+        max_requests_in_flight: requests a session may have running at once; past it a
+            request gets a JSON-RPC error (-32000) at once.
         max_body_bytes: the largest POST body accepted.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
@@ -45,6 +52,9 @@ class Settings:
     resume_grace: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     session_idle_timeout: float = attrs.field(default=1800.0, validator=attrs.validators.gt(0))
     sse_retry_ms: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
+    stalled_client_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"

@@ -155,3 +155,9 @@ def accepts(scope: Scope) -> tuple[bool, bool]:
         anything or "application/json" in types or "application/*" in types,
         anything or "text/event-stream" in types or "text/*" in types,
     )
+
+
+async def respond_unavailable(send: Send, message: str, retry_after: int | None) -> None:
+    """503, with ``Retry-After`` when the client may usefully try again."""
+    headers = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
+    await respond_error(send, 503, INVALID_REQUEST, message, headers)

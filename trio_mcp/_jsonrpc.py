@@ -21,6 +21,9 @@ INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
+#: In JSON-RPC's range for server errors: the session has as many requests in flight as
+#: it may; the client should wait for some to finish.
+SERVER_BUSY: Final = -32000
 
 RequestId = str | int
 JSON = dict[str, Any]

@@ -25,6 +25,7 @@ from ._jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     JSON,
+    SERVER_BUSY,
     ErrorResponse,
     JSONRPCError,
     Message,
@@ -136,7 +137,10 @@ class ProtocolState:
     registry changes before a client connects still declares the right capabilities.
     """
 
-    def __init__(self, identity: ServerIdentity, capabilities: Any) -> None:
+    def __init__(
+        self, identity: ServerIdentity, capabilities: Any, *, max_in_flight: int = 1000
+    ) -> None:
+        self._max_in_flight = max_in_flight
         self._identity = identity
         self._capabilities = capabilities
         self.phase = Phase.AWAITING_INITIALIZE
@@ -197,6 +201,15 @@ class ProtocolState:
                 JSONRPCError(
                     INVALID_REQUEST,
                     f"the session is not initialized: send 'initialize' before {request.method!r}",
+                ),
+            )
+        if len(self._in_flight) >= self._max_in_flight:
+            return ReplyError(
+                request.id,
+                JSONRPCError(
+                    SERVER_BUSY,
+                    f"the session has {self._max_in_flight} requests in flight, as many as it "
+                    "may: wait for some to finish",
                 ),
             )
         self._in_flight.add(request.id)

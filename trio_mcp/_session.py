@@ -79,6 +79,10 @@ class SessionClosed(Exception):
     """The session ended; the transport answers 404 to anything still addressed to it."""
 
 
+class SessionOverloaded(Exception):
+    """The client left twice its stream's budget unread; the transport answers 503."""
+
+
 @attrs.define
 class _Waiter:
     """A server-to-client request waiting for the client's reply."""
@@ -97,7 +101,9 @@ class Session:
         self.kind = kind
         self._server = server
         self._settings = settings
-        self.protocol = ProtocolState(server.identity, server.capabilities)
+        self.protocol = ProtocolState(
+            server.identity, server.capabilities, max_in_flight=settings.max_requests_in_flight
+        )
         # The standalone stream of Streamable HTTP may never be opened: it must not stall
         # the server's notifications, so it drops its oldest events when full.
         self.main = self._new_stream(drop_when_full=kind == "streamable")
@@ -210,8 +216,10 @@ class Session:
         """Act on messages the client sent, in order.
 
         Returns once each has been accepted (its handler started, or its immediate reply
-        queued); it does not wait for handlers. Raises :class:`SessionClosed` if the
-        session has ended.
+        queued); it waits neither for handlers nor for the client to read, so a POST is
+        never slowed by a stream. Raises :class:`SessionClosed` if the session has
+        ended, :class:`SessionOverloaded` if the client has left so much unread that
+        even an immediate reply has no room.
         """
         self.touch()
         for message in messages:
@@ -222,10 +230,10 @@ class Session:
                 self._ready.set()
             if isinstance(action, Reply):
                 reply = result_message(action.request_id, action.result)
-                await self._emit(reply, related_request=action.request_id, final=True)
+                self._emit_nowait(reply, related_request=action.request_id, final=True)
             elif isinstance(action, ReplyError):
                 reply = error_message(action.request_id, action.error)
-                await self._emit(reply, related_request=action.request_id, final=True)
+                self._emit_nowait(reply, related_request=action.request_id, final=True)
             elif isinstance(action, Dispatch):
                 # The scope exists before the task runs, so a cancellation that arrives
                 # in the same body (or before the task is scheduled) still applies.
@@ -327,15 +335,33 @@ class Session:
         Waits while that stream is full; raises :class:`SessionClosed` once the session
         has ended, and TypeError/ValueError for a message that is not JSON."""
         data = message if isinstance(message, str) else dumps(message)
-        stream = self.main
-        if related_request is not None:
-            routed = self._routes.get(related_request)
-            if routed is not None and (final or routed.carries_notifications):
-                stream = routed
+        stream = self._stream_for(related_request, final)
         try:
             await stream.append(data, response=final)
         except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
+        if final and related_request is not None:
+            self._settle_route(related_request)
+
+    def _stream_for(self, related_request: RequestId | None, final: bool) -> OutboundStream:
+        if related_request is not None:
+            routed = self._routes.get(related_request)
+            if routed is not None and (final or routed.carries_notifications):
+                return routed
+        return self.main
+
+    def _emit_nowait(
+        self, message: JSON, *, related_request: RequestId | None = None, final: bool = False
+    ) -> None:
+        """:meth:`_emit` without waiting, for senders that must not wait on the client."""
+        try:
+            added = self._stream_for(related_request, final).append_nowait(
+                dumps(message), response=final
+            )
+        except trio.ClosedResourceError:
+            raise SessionClosed(self.id) from None
+        if not added:
+            raise SessionOverloaded(self.id)
         if final and related_request is not None:
             self._settle_route(related_request)
 
@@ -405,7 +431,8 @@ class Session:
         return response.result
 
     def _server_event(self, event: str, detail: str) -> None:
-        # Called synchronously by the server; sending needs a task of the session's own.
+        # Called synchronously by the server for every session at once: queued without
+        # waiting (and without a task per session), so one slow client delays no one.
         if self._nursery is None or self.closed or self.protocol.protocol_version is None:
             return
         if event == "list_changed":
@@ -413,12 +440,17 @@ class Session:
             declared = self.protocol.server_capabilities.get(detail)
             if not (isinstance(declared, dict) and declared.get("listChanged")):
                 return
-            method = f"notifications/{detail}/list_changed"
-            self._nursery.start_soon(self._notify_quietly, method, None)
+            message = notification_message(f"notifications/{detail}/list_changed", None)
         elif event == "resource_updated" and detail in self.subscriptions:
-            self._nursery.start_soon(
-                self._notify_quietly, "notifications/resources/updated", {"uri": detail}
-            )
+            message = notification_message("notifications/resources/updated", {"uri": detail})
+        else:
+            return
+        try:
+            self._emit_nowait(message)
+        except SessionOverloaded:
+            log.warning("session %s: dropped %s, the client reads nothing", self.id[:8], event)
+        except SessionClosed:
+            pass
 
     async def _notify_quietly(
         self, method: str, params: JSON | None, *, related_request: RequestId | None = None

@@ -29,9 +29,10 @@ from ._http import (
     read_jsonrpc_body,
     respond,
     respond_error,
+    respond_unavailable,
 )
 from ._jsonrpc import INVALID_REQUEST
-from ._session import Session, SessionClosed
+from ._session import Session, SessionClosed, SessionOverloaded
 from ._stream import StreamGap
 from ._streaming import parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
@@ -52,7 +53,7 @@ class SseTransport:
             try:
                 session = await self._supervisor.open_session("sse")
             except NotServing as exc:
-                await respond(send, 503, str(exc).encode())
+                await respond_unavailable(send, str(exc), exc.retry_after)
                 return
             cursor = 0
         endpoint = (
@@ -72,9 +73,8 @@ class SseTransport:
             session.main,
             receive,
             send,
+            self._settings,
             cursor=cursor,
-            heartbeat=self._settings.heartbeat_interval,
-            event_name="message",
             preamble=preamble,
             take_over=True,
         )
@@ -123,5 +123,10 @@ class SseTransport:
             await session.deliver(body.messages)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+            return
+        except SessionOverloaded:
+            await respond_unavailable(
+                send, "the session's stream is full: read it before sending more", 1
+            )
             return
         await respond(send, 202, b"Accepted")

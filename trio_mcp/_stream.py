@@ -83,13 +83,36 @@ class OutboundStream:
             if self.closed:
                 raise trio.ClosedResourceError("the stream's session ended")
             self._trim()
-            events, size = self.log.size
-            if events < self._max_events and size < self._max_bytes:
+            if self._has_room():
                 break
             if self.drop_when_full:
                 self.log.drop_oldest()
                 continue
             await self._wait_changed()
+        self._push(data, response)
+
+    def append_nowait(self, data: str, *, response: bool = False) -> bool:
+        """Add an event without waiting, over the budget if need be, up to twice it.
+
+        For senders that must not wait on a slow client: a POST's immediate reply, a
+        notification broadcast to every session. False (nothing added) once even twice
+        the budget is taken, which only a client that stopped reading can cause."""
+        if self.closed:
+            raise trio.ClosedResourceError("the stream's session ended")
+        self._trim()
+        while self.drop_when_full and not self._has_room():
+            self.log.drop_oldest()
+        events, size = self.log.size
+        if events >= 2 * self._max_events or size >= 2 * self._max_bytes:
+            return False
+        self._push(data, response)
+        return True
+
+    def _has_room(self) -> bool:
+        events, size = self.log.size
+        return events < self._max_events and size < self._max_bytes
+
+    def _push(self, data: str, response: bool) -> None:
         self.log.append(data)
         if not response:
             self.responses_only = False

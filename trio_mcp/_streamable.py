@@ -34,10 +34,11 @@ from ._http import (
     read_jsonrpc_body,
     respond,
     respond_error,
+    respond_unavailable,
 )
 from ._jsonrpc import INVALID_REQUEST, Request
 from ._protocol import SUPPORTED_VERSIONS
-from ._session import Session, SessionClosed
+from ._session import Session, SessionClosed, SessionOverloaded
 from ._stream import OutboundStream, StreamBusy, StreamGap
 from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
@@ -116,7 +117,7 @@ class StreamableHttpTransport:
             try:
                 session = await self._supervisor.open_session("streamable")
             except NotServing as exc:
-                await respond(send, 503, str(exc).encode())
+                await respond_unavailable(send, str(exc), exc.retry_after)
                 return
         else:
             found = await self._find_session(scope, send)
@@ -149,6 +150,11 @@ class StreamableHttpTransport:
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
+        except SessionOverloaded:
+            await respond_unavailable(
+                send, "the session's stream is full: read it before sending more", 1
+            )
+            return
         if stream is None:
             await respond(send, 202, b"")
             return
@@ -172,9 +178,8 @@ class StreamableHttpTransport:
             stream,
             receive,
             send,
+            self._settings,
             cursor=0,
-            heartbeat=self._settings.heartbeat_interval,
-            event_name="message",
             preamble=priming,
             headers=STREAM_HEADERS + session_header,
             take_over=False,
@@ -207,9 +212,8 @@ class StreamableHttpTransport:
                 stream,
                 receive,
                 send,
+                self._settings,
                 cursor=cursor,
-                heartbeat=self._settings.heartbeat_interval,
-                event_name="message",
                 preamble=priming,
                 take_over=False,
             )
@@ -246,9 +250,8 @@ class StreamableHttpTransport:
             stream,
             receive,
             send,
+            self._settings,
             cursor=cursor,
-            heartbeat=self._settings.heartbeat_interval,
-            event_name="message",
             take_over=True,
         )
 

@@ -9,14 +9,18 @@ a newer connection takes the stream over; none of these cancels the session's ha
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Final
 
 import trio
 
+from ._config import Settings
 from ._eventstream import HEARTBEAT, encode_event
 from ._http import Receive, Send
 from ._session import Session
 from ._stream import OutboundStream
+
+log = logging.getLogger("trio_mcp")
 
 STREAM_HEADERS: Final = [
     (b"content-type", b"text/event-stream"),
@@ -26,8 +30,8 @@ STREAM_HEADERS: Final = [
 ]
 
 
-async def send_chunk(send: Send, chunk: bytes) -> None:
-    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+class _ClientStalled(Exception):
+    """The client took nothing for ``stalled_client_timeout``: it stopped reading."""
 
 
 async def serve_stream(
@@ -35,10 +39,9 @@ async def serve_stream(
     stream: OutboundStream,
     receive: Receive,
     send: Send,
+    settings: Settings,
     *,
     cursor: int,
-    heartbeat: float,
-    event_name: str | None,
     preamble: bytes = b"",
     headers: list[tuple[bytes, bytes]] = STREAM_HEADERS,
     take_over: bool,
@@ -46,19 +49,23 @@ async def serve_stream(
     """Attach to ``stream`` and send it as an SSE response from ``cursor`` on.
 
     Raises :class:`~trio_mcp._stream.StreamBusy` before sending anything if another
-    writer holds the stream and ``take_over`` is false.
+    writer holds the stream and ``take_over`` is false. A send that the client does not
+    take within ``settings.stalled_client_timeout`` ends the response there, without
+    ending it cleanly (which would wait on the same client): the client has stopped
+    reading, and its events stay in the stream's log for when it resumes.
     """
     # The writer's scope: a newer connection that takes the stream over cancels it, and
     # this response still ends cleanly below.
     writer = trio.CancelScope()
     stream.attach(writer, take_over=take_over)
     session.touch()
+    sender = _DeadlineSend(send, settings.stalled_client_timeout)
     client_left = False
     try:
         # Outside the writer's scope: a response once begun is always ended below.
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await sender({"type": "http.response.start", "status": 200, "headers": headers})
         if preamble:
-            await send_chunk(send, preamble)
+            await sender.chunk(preamble)
         with writer:
             async with trio.open_nursery() as nursery:
 
@@ -70,30 +77,54 @@ async def serve_stream(
                     writer.cancel()
 
                 nursery.start_soon(watch_disconnect)
-                await _pump(stream, send, cursor, heartbeat, event_name)
-                nursery.cancel_scope.cancel()
+                try:
+                    await _pump(stream, sender, cursor, settings.heartbeat_interval)
+                finally:
+                    nursery.cancel_scope.cancel()
+        if not client_left:
+            await sender({"type": "http.response.body", "body": b"", "more_body": False})
+    except* _ClientStalled:
+        log.info("session %s: the client stopped reading; its stream was dropped", session.id[:8])
     finally:
         stream.detach(writer)
         session.touch()
-    if not client_left:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _pump(
-    stream: OutboundStream, send: Send, cursor: int, heartbeat: float, event_name: str | None
-) -> None:
+class _DeadlineSend:
+    """``send`` with a deadline per message: a client that takes nothing for that long
+    has stopped reading, and waiting on it would hold its stream's writer forever."""
+
+    __slots__ = ("_send", "_timeout")
+
+    def __init__(self, send: Send, timeout: float) -> None:
+        self._send = send
+        self._timeout = timeout
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        with trio.move_on_after(self._timeout) as deadline:
+            await self._send(message)
+        if deadline.cancelled_caught:
+            raise _ClientStalled
+
+    async def chunk(self, data: bytes) -> None:
+        await self({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _pump(stream: OutboundStream, send: _DeadlineSend, cursor: int, heartbeat: float) -> None:
     while True:
         events = await stream.next_events(cursor, heartbeat)
         if events is None:
             return
         if not events:
-            await send_chunk(send, HEARTBEAT)
+            await send.chunk(HEARTBEAT)
             continue
         cursor = events[-1].seq
-        chunk = b"".join(
-            encode_event(e.data, event=event_name, event_id=stream.event_id(e.seq)) for e in events
+        await send.chunk(
+            b"".join(
+                encode_event(e.data, event="message", event_id=stream.event_id(e.seq))
+                for e in events
+            )
         )
-        await send_chunk(send, chunk)
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:

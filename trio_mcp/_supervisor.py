@@ -21,7 +21,14 @@ log = logging.getLogger("trio_mcp")
 
 
 class NotServing(RuntimeError):
-    """The supervisor is not running: the ASGI server never ran the app's lifespan."""
+    """No session can be opened now; the transport answers 503 with the message.
+
+    ``retry_after`` is set (seconds) when waiting may help, as when the server is full.
+    """
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SessionSupervisor:
@@ -57,6 +64,12 @@ class SessionSupervisor:
             raise NotServing(
                 "trio-mcp's session supervisor is not running: serve the app with an ASGI "
                 "server that runs the lifespan protocol (hypercorn -k trio does)"
+            )
+        if len(self.store) >= self._settings.max_sessions:
+            raise NotServing(
+                f"the server holds {self._settings.max_sessions} sessions, as many as it may; "
+                "try again shortly",
+                retry_after=5,
             )
         session = Session(new_session_id(), self._server, self._settings, kind)
         await self._nursery.start(self._own, session)
