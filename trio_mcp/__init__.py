@@ -22,6 +22,7 @@ from ._jsonrpc import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    SERVER_BUSY,
     JSONRPCError,
 )
 from ._prompts import Prompt, PromptArgument, PromptMessage
@@ -41,6 +42,7 @@ __all__ = [
     "LATEST_VERSION",
     "METHOD_NOT_FOUND",
     "PARSE_ERROR",
+    "SERVER_BUSY",
     "SUPPORTED_VERSIONS",
     "Annotations",
     "App",

@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> None:
         default=Settings().heartbeat_interval,
         help="seconds of silence before an SSE heartbeat (default 15)",
     )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default 10)",
+    )
     args = parser.parse_args(argv)
     settings = Settings(heartbeat_interval=args.heartbeat)
     if args.target:
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         from ._demo import demo
 
         app = demo.asgi_app(settings)
-    run(app, host=args.host, port=args.port)
+    run(app, host=args.host, port=args.port, shutdown_timeout=args.shutdown_timeout)
 
 
 if __name__ == "__main__":

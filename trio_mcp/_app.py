@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sniffio
+import trio
 from quart_trio import QuartTrio
 
 from ._config import Settings
@@ -68,6 +69,15 @@ class App(QuartTrio):
 
     async def _stop_supervisor(self) -> None:
         self.supervisor.close()
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Shut down gracefully within ``timeout`` seconds: refuse new sessions and
+        requests, let running requests finish until shortly before the deadline, then
+        end every session and its streams cleanly. ``trio_mcp.run`` calls it on SIGTERM
+        or SIGINT; call it yourself when you drive hypercorn's ``serve``."""
+        # Keep a tenth of the time (at most a second) for the streams to end.
+        margin = min(1.0, timeout / 10)
+        await self.supervisor.drain(trio.current_time() + timeout - margin)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -141,6 +141,8 @@ class ProtocolState:
         self, identity: ServerIdentity, capabilities: Any, *, max_in_flight: int = 1000
     ) -> None:
         self._max_in_flight = max_in_flight
+        #: Set when the server shuts down: why new requests are refused.
+        self.closing: str | None = None
         self._identity = identity
         self._capabilities = capabilities
         self.phase = Phase.AWAITING_INITIALIZE
@@ -203,6 +205,8 @@ class ProtocolState:
                     f"the session is not initialized: send 'initialize' before {request.method!r}",
                 ),
             )
+        if self.closing is not None:
+            return ReplyError(request.id, JSONRPCError(SERVER_BUSY, self.closing))
         if len(self._in_flight) >= self._max_in_flight:
             return ReplyError(
                 request.id,

@@ -171,6 +171,15 @@ class Session:
         self._liveness.set()
         self._liveness = trio.Event()
 
+    def refuse_new_requests(self, reason: str) -> None:
+        """Answer every request from now on with an error (the server shuts down)."""
+        self.protocol.closing = reason
+
+    async def wait_idle(self) -> None:
+        """Return once no request of the session is being handled."""
+        while self._handlers:
+            await self._liveness.wait()
+
     def close(self) -> None:
         """End the session now. Safe to call more than once and from any task."""
         self.closed = True

@@ -39,6 +39,10 @@ class SessionSupervisor:
         self._settings = settings
         self.store: SessionStore = store if store is not None else InMemorySessionStore()
         self._nursery: trio.Nursery | None = None
+        #: The sessions whose tasks run here (a shared store may list others' too).
+        self._local: set[Session] = set()
+        self._closing: str | None = None
+        self._local_changed = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancelling it ends every session."""
@@ -65,6 +69,8 @@ class SessionSupervisor:
                 "trio-mcp's session supervisor is not running: serve the app with an ASGI "
                 "server that runs the lifespan protocol (hypercorn -k trio does)"
             )
+        if self._closing is not None:
+            raise NotServing(self._closing, retry_after=1)
         if len(self.store) >= self._settings.max_sessions:
             raise NotServing(
                 f"the server holds {self._settings.max_sessions} sessions, as many as it may; "
@@ -77,6 +83,7 @@ class SessionSupervisor:
 
     async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
         self.store.add(session)
+        self._local.add(session)
         try:
             await session.run(task_status=task_status)
         except Exception:
@@ -84,7 +91,9 @@ class SessionSupervisor:
             # every other session: it ends this session only.
             log.exception("session %s failed", session.id[:8])
         finally:
+            self._local.discard(session)
             self.store.remove(session.id)
+            self._local_changed.set()
 
     def get(self, session_id: str) -> Session | None:
         session = self.store.get(session_id)
@@ -99,3 +108,24 @@ class SessionSupervisor:
         """End a session at once: it leaves the registry now, its tasks are cancelled."""
         self.store.remove(session.id)
         session.close()
+
+    async def drain(self, deadline: float) -> None:
+        """Shut down gracefully by ``deadline`` (trio time).
+
+        No new session and no new request is accepted from now on (503, or a -32000
+        error naming the shutdown); requests already running may finish until the
+        deadline; then every session ends, which ends its streams cleanly so that
+        clients reconnect elsewhere. Returns once every session has ended.
+        """
+        self._closing = "the server is shutting down; reconnect in a moment"
+        sessions = list(self._local)
+        for session in sessions:
+            session.refuse_new_requests(self._closing)
+        with trio.move_on_at(deadline):
+            for session in sessions:
+                await session.wait_idle()
+        for session in list(self._local):
+            self.end(session)
+        while self._local:
+            self._local_changed = trio.Event()
+            await self._local_changed.wait()

@@ -1,0 +1,137 @@
+"""Graceful shutdown: on SIGTERM the server refuses new work, lets running calls finish,
+ends every stream cleanly and exits within its deadline, even with thousands of streams."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import trio
+from rawhttp import open_sse_stream, post
+from test_entry_points import free_port
+
+STREAMS = 2000
+AT_ONCE = 200
+SHUTDOWN_TIMEOUT = 4.0
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {}},
+}
+
+
+async def wait_until_serving(url: str) -> None:
+    with trio.fail_after(15):
+        while True:
+            try:
+                stream, _ = await open_sse_stream(url)
+            except OSError:
+                await trio.sleep(0.05)
+            else:
+                await stream.aclose()
+                return
+
+
+async def read_to_end(stream: trio.SocketStream) -> bytes:
+    received = b""
+    while chunk := await stream.receive_some(65536):
+        received += chunk
+    return received
+
+
+async def test_sigterm_finishes_running_calls_and_ends_every_stream_cleanly() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = await trio.lowlevel.open_process(
+        [
+            sys.executable,
+            "-m",
+            "trio_mcp",
+            "--port",
+            str(port),
+            "--shutdown-timeout",
+            str(SHUTDOWN_TIMEOUT),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await wait_until_serving(url)
+        idle: list[trio.SocketStream] = []
+
+        async def open_one() -> None:
+            stream, _ = await open_sse_stream(url)
+            idle.append(stream)
+
+        for _ in range(0, STREAMS, AT_ONCE):
+            async with trio.open_nursery() as nursery:
+                for _ in range(AT_ONCE):
+                    nursery.start_soon(open_one)
+
+        busy, endpoint = await open_sse_stream(url)
+        assert await post(url, endpoint, INITIALIZE) == 202
+        call: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"seconds": 1.5}},
+        }
+        assert (
+            await post(url, endpoint, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            == 202
+        )
+        assert await post(url, endpoint, call) == 202
+        await trio.sleep(0.2)
+
+        started = trio.current_time()
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(SHUTDOWN_TIMEOUT + 2):
+            busy_stream = await read_to_end(busy)
+            endings = [await read_to_end(stream) for stream in idle]
+            code = await process.wait()
+        took = trio.current_time() - started
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == 0
+    assert took < SHUTDOWN_TIMEOUT + 1
+    assert b'"id":2,"result"' in busy_stream and b"slept 1.5 s" in busy_stream
+    # A chunked response that ends cleanly ends with the zero-length chunk.
+    assert busy_stream.endswith(b"0\r\n\r\n")
+    assert len(endings) == STREAMS
+    assert all(ending.endswith(b"0\r\n\r\n") for ending in endings)
+
+
+async def test_during_shutdown_new_sessions_are_refused_with_503(serve_app: Any) -> None:
+    from sseclient import open_sse
+
+    import trio_mcp
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings())
+    async with serve_app(app) as url, open_sse(url) as sse:
+        await sse.initialize()
+        request_id = await sse.send_request(
+            "tools/call", {"name": "sleep", "arguments": {"seconds": 0.5}}
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(app.shutdown, 5.0)
+            await trio.sleep(0.1)
+            import httpx
+
+            async with httpx.AsyncClient() as http:
+                refused = await http.get(url + "/sse")
+                assert refused.status_code == 503
+            late = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+            assert late["error"]["code"] == trio_mcp.SERVER_BUSY
+            assert "shutting down" in late["error"]["message"]
+            reply = await sse.reply_to(request_id)
+            assert reply["result"]["content"][0]["text"] == "slept 0.5 s"
+        with trio.fail_after(2):
+            await sse.closed.wait()
