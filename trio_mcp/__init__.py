@@ -4,6 +4,7 @@ The public API is what this module exports; everything in ``trio_mcp._*`` is pri
 """
 
 from ._app import App
+from ._auth import BearerAuth
 from ._config import Settings
 from ._content import (
     Annotations,
@@ -47,6 +48,7 @@ __all__ = [
     "Annotations",
     "App",
     "AudioContent",
+    "BearerAuth",
     "BlobResourceContents",
     "ClientError",
     "Context",

@@ -17,8 +17,9 @@ import sniffio
 import trio
 from quart_trio import QuartTrio
 
+from ._auth import METADATA_PATH, PRINCIPAL_KEY
 from ._config import Settings
-from ._http import Receive, Scope, Send, respond, respond_error
+from ._http import Receive, Scope, Send, respond, respond_error, respond_json
 from ._jsonrpc import INVALID_REQUEST
 from ._security import host_allowed, origin_allowed
 from ._server import Server
@@ -56,6 +57,13 @@ class App(QuartTrio):
                 "DELETE": streamable.delete,
             },
         }
+        auth = self.settings.auth
+        if auth is not None:
+            # RFC 9728: the metadata of resource https://host/mcp is found at
+            # /.well-known/oauth-protected-resource/mcp; the bare path serves it too.
+            metadata: dict[str, Handler] = {"GET": self._serve_metadata}
+            self._routes[METADATA_PATH] = metadata
+            self._routes[METADATA_PATH + self.settings.mcp_path] = metadata
         if self.settings.messages_path.endswith("/"):
             self._routes[self.settings.messages_path.rstrip("/")] = self._routes[
                 self.settings.messages_path
@@ -104,6 +112,13 @@ class App(QuartTrio):
                 send, 403, INVALID_REQUEST, "requests from this Origin are not allowed"
             )
             return
+        auth = self.settings.auth
+        if auth is not None and not scope["path"].startswith(METADATA_PATH):
+            principal, error = await auth.authenticate(scope)
+            if principal is None:
+                await auth.challenge(scope, send, error)
+                return
+            scope[PRINCIPAL_KEY] = principal
         handler = route.get(scope["method"])
         if handler is None:
             methods = ", ".join(route)
@@ -120,6 +135,10 @@ class App(QuartTrio):
             # The last line of defence: the transports answer every expected failure.
             log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
             raise
+
+    async def _serve_metadata(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.settings.auth is not None
+        await respond_json(send, 200, self.settings.auth.metadata(scope, self.settings.mcp_path))
 
 
 def _running_library() -> str:

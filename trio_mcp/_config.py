@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from ._auth import BearerAuth
+
 
 def _names(values: Iterable[str]) -> frozenset[str]:
     # Host names and origins compare case-insensitively; an origin has no trailing slash.
@@ -42,6 +44,8 @@ class Settings:
         allowed_hosts: Host header values (``name`` or ``name:port``) served besides
             the loopback names a server bound to loopback always answers. When the
             server is bound elsewhere and this is empty, any Host is served.
+        auth: bearer-token authentication (:class:`~trio_mcp.BearerAuth`); None serves
+            anyone who can reach the server.
         allowed_origins: browser origins (``https://app.example``, or ``*``) allowed
             besides the server's own; requests from any other get 403.
     """
@@ -62,3 +66,4 @@ class Settings:
     mcp_path: str = "/mcp"
     allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    auth: BearerAuth | None = None

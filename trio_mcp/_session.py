@@ -95,10 +95,17 @@ class Session:
     """The state and tasks of one client's MCP session. Made by the supervisor."""
 
     def __init__(
-        self, session_id: str, server: Server, settings: Settings, kind: TransportKind
+        self,
+        session_id: str,
+        server: Server,
+        settings: Settings,
+        kind: TransportKind,
+        owner: str | None = None,
     ) -> None:
         self.id = session_id
         self.kind = kind
+        #: The authenticated principal that created the session (None without auth).
+        self.owner = owner
         self._server = server
         self._settings = settings
         self.protocol = ProtocolState(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
+from ._auth import PRINCIPAL_KEY
 from ._config import Settings
 from ._eventstream import encode_event
 from ._http import (
@@ -48,10 +49,11 @@ class SseTransport:
     # -- GET /sse -----------------------------------------------------------------------
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session, cursor = self._resumable(header(scope, b"last-event-id"))
+        principal = scope.get(PRINCIPAL_KEY)
+        session, cursor = self._resumable(header(scope, b"last-event-id"), principal)
         if session is None:
             try:
-                session = await self._supervisor.open_session("sse")
+                session = await self._supervisor.open_session("sse", principal)
             except NotServing as exc:
                 await respond_unavailable(send, str(exc), exc.retry_after)
                 return
@@ -79,14 +81,16 @@ class SseTransport:
             take_over=True,
         )
 
-    def _resumable(self, last_event_id: str | None) -> tuple[Session | None, int]:
+    def _resumable(
+        self, last_event_id: str | None, principal: str | None
+    ) -> tuple[Session | None, int]:
         if not last_event_id:
             return None, 0
         parsed = parse_event_id(last_event_id)
         if parsed is None:
             return None, 0
         key, seq = parsed
-        session = self._supervisor.by_stream_key(key)
+        session = self._supervisor.by_stream_key(key, principal)
         if session is None:
             return None, 0
         try:
@@ -106,7 +110,7 @@ class SseTransport:
                 send, 400, INVALID_REQUEST, "missing the session_id query parameter"
             )
             return
-        session = self._supervisor.get(session_id)
+        session = self._supervisor.get(session_id, scope.get(PRINCIPAL_KEY))
         if session is None or session.kind != "sse":
             await respond_error(
                 send, 404, INVALID_REQUEST, "unknown or ended session: open a new one with GET /sse"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._auth import PRINCIPAL_KEY
 from ._config import Settings
 from ._eventlog import Event
 from ._eventstream import encode_event
@@ -78,7 +79,7 @@ class StreamableHttpTransport:
                 "missing the Mcp-Session-Id header: send 'initialize' first to get one",
             )
             return None
-        session = self._supervisor.get(session_id.strip())
+        session = self._supervisor.get(session_id.strip(), scope.get(PRINCIPAL_KEY))
         if session is None or session.kind != "streamable":
             await respond_error(
                 send,
@@ -115,7 +116,9 @@ class StreamableHttpTransport:
                 )
                 return
             try:
-                session = await self._supervisor.open_session("streamable")
+                session = await self._supervisor.open_session(
+                    "streamable", scope.get(PRINCIPAL_KEY)
+                )
             except NotServing as exc:
                 await respond_unavailable(send, str(exc), exc.retry_after)
                 return

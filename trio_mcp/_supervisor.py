@@ -62,8 +62,9 @@ class SessionSupervisor:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def open_session(self, kind: TransportKind) -> Session:
-        """Create a session, start its task, and register it."""
+    async def open_session(self, kind: TransportKind, owner: str | None = None) -> Session:
+        """Create a session for ``owner`` (the authenticated principal, if any), start
+        its task, and register it."""
         if self._nursery is None:
             raise NotServing(
                 "trio-mcp's session supervisor is not running: serve the app with an ASGI "
@@ -77,7 +78,7 @@ class SessionSupervisor:
                 "try again shortly",
                 retry_after=5,
             )
-        session = Session(new_session_id(), self._server, self._settings, kind)
+        session = Session(new_session_id(), self._server, self._settings, kind, owner)
         await self._nursery.start(self._own, session)
         return session
 
@@ -95,14 +96,14 @@ class SessionSupervisor:
             self.store.remove(session.id)
             self._local_changed.set()
 
-    def get(self, session_id: str) -> Session | None:
-        session = self.store.get(session_id)
-        return None if session is None or session.closed else session
+    def get(self, session_id: str, principal: str | None) -> Session | None:
+        """The live session with this id, if ``principal`` owns it."""
+        return _live_for(self.store.get(session_id), principal)
 
-    def by_stream_key(self, key: str) -> Session | None:
-        """The session whose main stream has this key (resuming HTTP+SSE by event id)."""
-        session = self.store.by_stream_key(key)
-        return None if session is None or session.closed else session
+    def by_stream_key(self, key: str, principal: str | None) -> Session | None:
+        """The live session whose main stream has this key (resuming HTTP+SSE by event
+        id), if ``principal`` owns it."""
+        return _live_for(self.store.by_stream_key(key), principal)
 
     def end(self, session: Session) -> None:
         """End a session at once: it leaves the registry now, its tasks are cancelled."""
@@ -129,3 +130,11 @@ class SessionSupervisor:
         while self._local:
             self._local_changed = trio.Event()
             await self._local_changed.wait()
+
+
+def _live_for(session: Session | None, principal: str | None) -> Session | None:
+    # Another principal's session is answered as no session at all: its existence is
+    # nobody else's business.
+    if session is None or session.closed or session.owner != principal:
+        return None
+    return session
