@@ -203,3 +203,30 @@ async def test_a_client_that_reads_nothing_gets_503_not_a_stalled_post(
                 refused += 1
         nursery.cancel_scope.cancel()
     assert refused == 12  # twice the budget of 4 was queued, no more
+
+
+async def test_a_refusal_sent_before_the_body_was_read_closes_the_connection(
+    demo_url: str,
+) -> None:
+    # A keep-alive client told nothing would send its next request into a connection
+    # the server drops because the rest of the body was never read.
+    async with httpx.AsyncClient() as http:
+        unknown_session = await http.post(
+            demo_url + "/messages/?session_id=nope", json={"jsonrpc": "2.0", "method": "ping"}
+        )
+        no_such_route = await http.patch(demo_url + "/elsewhere", content=b"[1, 2, 3]")
+    assert unknown_session.status_code == 404
+    assert unknown_session.headers["connection"] == "close"
+    assert no_such_route.status_code == 404
+    assert no_such_route.headers["connection"] == "close"
+
+
+async def test_a_request_whose_body_was_read_keeps_its_connection(demo_url: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            demo_url + "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"accept": "application/json, text/event-stream"},
+        )
+    assert response.status_code == 400  # no session: refused, but after reading the body
+    assert "connection" not in response.headers

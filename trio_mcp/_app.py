@@ -19,7 +19,16 @@ from quart_trio import QuartTrio
 
 from ._auth import METADATA_PATH, PRINCIPAL_KEY
 from ._config import Settings
-from ._http import Receive, Scope, Send, respond, respond_error, respond_json
+from ._http import (
+    Receive,
+    Scope,
+    Send,
+    close_if_body_unread,
+    has_body,
+    respond,
+    respond_error,
+    respond_json,
+)
 from ._jsonrpc import INVALID_REQUEST
 from ._security import host_allowed, origin_allowed
 from ._server import Server
@@ -89,6 +98,8 @@ class App(QuartTrio):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if has_body(scope):
+                receive, send = close_if_body_unread(receive, send)
             route = self._routes.get(scope["path"])
             if route is not None:
                 await self._serve_mcp(route, scope, receive, send)

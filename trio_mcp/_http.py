@@ -51,6 +51,42 @@ def media_type(scope: Scope) -> str | None:
     return value.split(";", 1)[0].strip().lower() if value is not None else None
 
 
+def has_body(scope: Scope) -> bool:
+    """Whether the request carries a body (one that may still be on its way)."""
+    length = header(scope, b"content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return header(scope, b"transfer-encoding") is not None
+
+
+def close_if_body_unread(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """Wrap a request's channels so that a response started before its body was read
+    to the end says ``Connection: close``.
+
+    Refusals (404, 413, a route that takes no body) answer without reading the body.
+    The server cannot reuse such a connection: hypercorn drops it, and a client that
+    was not told so may send its next request into it, racing the close (a keep-alive
+    client has been seen to wait for an answer that never came). Saying so makes the
+    client open a fresh connection instead.
+    """
+    body_read = False
+
+    async def tracking_receive() -> dict[str, Any]:
+        nonlocal body_read
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read = True
+        return message
+
+    async def closing_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and not body_read:
+            headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return tracking_receive, closing_send
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes without reading it all."""
     declared = header(scope, b"content-length")
@@ -121,13 +157,7 @@ async def read_jsonrpc_body(scope: Scope, receive: Receive, send: Send, limit: i
     try:
         raw = await read_body(scope, receive, limit)
     except BodyTooLarge:
-        await respond_error(
-            send,
-            413,
-            INVALID_REQUEST,
-            f"the body exceeds {limit} bytes",
-            headers=[(b"connection", b"close")],
-        )
+        await respond_error(send, 413, INVALID_REQUEST, f"the body exceeds {limit} bytes")
         return None
     except ClientGone:
         return None
