@@ -25,6 +25,8 @@ setup(
             "mcp>=2.3",
             "httpx>=0.27",
             "jsonschema>=4.20",
+            # Drives Debian's chromium through its chromium-driver (tests/test_browser.py).
+            "selenium>=4.20",
             "hypothesis>=6.100",
         ],
         "lint": ["ruff>=0.6", "mypy>=1.10"],

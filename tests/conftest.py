@@ -12,6 +12,7 @@ import pytest
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
 
 import trio_mcp
 
@@ -20,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
 
 @asynccontextmanager
-async def serving(app: trio_mcp.App) -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port for the duration; yields the base URL."""
+async def serving(app: ASGIFramework) -> AsyncIterator[str]:
+    """Serve ``app`` (an App, or a test's wrapper around one) on a free loopback port
+    for the duration; yields the base URL."""
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
@@ -57,5 +59,5 @@ async def everything_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def serve_app() -> Callable[[trio_mcp.App], object]:
+def serve_app() -> Callable[[ASGIFramework], object]:
     return serving
