@@ -28,7 +28,10 @@ setup(
             # Drives Debian's chromium through its chromium-driver (tests/test_browser.py).
             "selenium>=4.20",
             "hypothesis>=6.100",
+            # The benchmark's smoke test draws its plot too, so that code cannot rot.
+            "matplotlib>=3.7",
         ],
+        "bench": ["matplotlib>=3.7"],
         "lint": ["ruff>=0.6", "mypy>=1.10"],
     },
     entry_points={"console_scripts": ["trio-mcp=trio_mcp.__main__:main"]},

@@ -1,0 +1,183 @@
+"""``python -m benchmarks``: idle capacity and latency of trio-mcp beside the official SDK.
+
+Every run measures, on this machine and in the same run: trio-mcp (``/sse`` and
+``/mcp``), the official Python SDK on uvicorn (installed into ``benchmarks/.venv-sdk``),
+and two floors (a bare ASGI SSE app and a bare quart-trio SSE route, both on hypercorn's
+trio worker). Servers run on one core, the load generator on another. The report goes to
+stdout; ``--json`` keeps every raw figure, ``--plot`` draws the idle sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import report, sdkenv
+from .config import RunConfig
+from .idle import run_idle
+from .latency import run_latency
+from .machine import describe
+from .proc import fd_limit, pin_to_core, raise_fd_limit
+from .progress import Progress
+from .servers import SYSTEM_NAMES, SYSTEMS
+from .workers import LoadWorkers
+
+SMOKE = {
+    "sizes": "40",
+    "concurrency": "1,16",
+    "heartbeat": 0.5,
+    "idle_seconds": 1.2,
+    "settle_seconds": 0.2,
+    "pause_seconds": 0.1,
+    "duration": 1.0,
+    "warmup": 0.3,
+    "workers": 2,
+    "sessions_per_worker": 20,
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run for CI")
+    parser.add_argument("--sizes", help="idle sessions to hold, comma-separated")
+    parser.add_argument("--concurrency", help="sessions for the echo runs, comma-separated")
+    parser.add_argument("--systems", default=",".join(SYSTEM_NAMES))
+    parser.add_argument("--transports", default="sse,mcp")
+    parser.add_argument("--heartbeat", type=float, help="heartbeat interval, s (15)")
+    parser.add_argument("--idle-seconds", type=float, help="idle window, s (60)")
+    parser.add_argument("--duration", type=float, help="measured echo window, s (10)")
+    parser.add_argument("--warmup", type=float, help="echo warm-up, s (2)")
+    parser.add_argument("--workers", type=int, help="load-generator processes (4)")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle sweep")
+    parser.add_argument("--no-latency", action="store_true", help="skip the echo runs")
+    parser.add_argument(
+        "--sdk",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="auto: measure the SDK if its venv can be made; require: fail if not",
+    )
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    parser.add_argument("--json", type=Path, help="write every raw figure here")
+    parser.add_argument("--plot", type=Path, help="write the idle sweep's PNG here")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser.parse_args(argv)
+
+
+def make_config(args: argparse.Namespace) -> RunConfig:
+    preset: dict[str, Any] = dict(SMOKE) if args.smoke else {}
+    sizes = args.sizes or preset.pop("sizes", "1000,5000,10000,19000")
+    concurrency = args.concurrency or preset.pop("concurrency", "1,16,64")
+    preset.pop("sizes", None)
+    preset.pop("concurrency", None)
+    for name in ("heartbeat", "idle_seconds", "duration", "warmup", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            preset[name] = value
+    unknown = set(_names(args.systems)) - set(SYSTEM_NAMES)
+    if unknown:
+        raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    return RunConfig(
+        sizes=_ints(sizes),
+        concurrency=_ints(concurrency),
+        systems=_names(args.systems),
+        transports=_names(args.transports),
+        server_core=args.server_core,
+        load_core=args.load_core,
+        out_dir=args.out,
+        **preset,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = make_config(args)
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    raise_fd_limit()
+    # The orchestrator mostly sleeps; it stays off the server's core all the same.
+    pin_to_core(config.load_core)
+    notes = [f"fd limit per process: {fd_limit():,}"]
+
+    sdk_python: str | None = None
+    if "sdk" in config.systems and args.sdk != "skip":
+        try:
+            sdk_python = str(sdkenv.ensure())
+        except sdkenv.SdkUnavailable as exc:
+            if args.sdk == "require":
+                print(f"the SDK is required but unavailable: {exc}", file=sys.stderr)
+                return 2
+            notes.append(f"SDK not measured: {exc}".splitlines()[0])
+    if sdk_python is None and "sdk" in config.systems:
+        config.systems.remove("sdk")
+    machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None)
+
+    plan = [
+        (system, transport)
+        for system in SYSTEMS
+        if system.name in config.systems
+        for transport in system.transports
+        if transport in config.transports
+    ]
+    steps = (0 if args.no_latency else len(plan)) + (
+        0 if args.no_idle else len(plan) * len(config.sizes)
+    )
+    progress = Progress(steps, enabled=not args.quiet)
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
+        "idle": [],
+        "latency": [],
+        "targets": [],
+        "notes": notes,
+    }
+    workers = LoadWorkers(config.workers, config.load_core)
+    try:
+        for system, transport in plan:
+            python = sdk_python if system.sdk else None
+            if not args.no_latency:
+                progress.begin(f"{system.name} /{transport} echo")
+                results["latency"] += run_latency(
+                    config, workers, system, transport, python, progress
+                )
+            if not args.no_idle:
+                for size in config.sizes:
+                    progress.begin(f"{system.name} /{transport} idle N={size:,}")
+                    results["idle"].append(
+                        run_idle(config, workers, system, transport, size, python, progress)
+                    )
+    finally:
+        progress.finish()
+        workers.close()
+
+    results["targets"] = [t.as_dict() for t in report.targets(results["idle"], results["latency"])]
+    print(report.render(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.plot and results["idle"]:
+        from .plot import plot_idle
+
+        title = f"{machine['cpu']}, {machine['cores']} cores; heartbeat {config.heartbeat:g} s"
+        plot_idle(results["idle"], args.plot, title)
+    failed = [r for r in results["idle"] + results["latency"] if "error" in r]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""One load-generator process: holds sessions or drives calls, as the orchestrator says.
+
+The orchestrator starts several of these (a process may hold at most the fd limit's
+worth of connections, and a server's fd limit is the same) and pins them all to the load
+core. Each runs one trio loop and takes commands over a pipe: ``open`` sessions and hold
+them, ``mark`` the start of the idle window, ``report`` what the held streams saw,
+``close`` them, or run closed-loop ``calls``. Progress goes back on the same pipe while
+sessions open, so a long run can show a bar.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from .httpclient import ConnectionClosed, ProtocolError
+from .mcpclient import SESSION_TYPES, HoldStats, McpFailure, Poster, PosterPool, Target
+from .proc import pin_to_core, raise_fd_limit
+
+#: Seconds one session may take to open and initialize before it counts as failed.
+ESTABLISH_TIMEOUT = 60.0
+
+_FAILURES = (OSError, ConnectionClosed, ProtocolError, McpFailure, ValueError, KeyError)
+
+
+def main(pipe: Pipe, core: int | None) -> None:
+    """The process's entry point (a ``multiprocessing`` target)."""
+    pin_to_core(core)
+    raise_fd_limit()
+    trio.run(_serve, pipe)
+
+
+def _failure_name(exc: BaseException) -> str:
+    text = str(exc).split(":", 1)[0][:60]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _IdleRun:
+    """Sessions opened by one ``open`` command, held until ``close``."""
+
+    def __init__(self, command: dict[str, Any]) -> None:
+        self.target = Target(command["host"], command["port"], command["sources"])
+        self.kind = SESSION_TYPES[command["transport"]]
+        self.count: int = command["n"]
+        self.first_index: int = command["first_index"]
+        self.limiter = trio.CapacityLimiter(command["concurrency"])
+        self.pool = PosterPool(self.target, command["pool"])
+        self.stats = HoldStats()
+        self.established = 0
+        self.failed = 0
+        self.errors: Counter[str] = Counter()
+        self.durations: list[float] = []
+        self.settled = trio.Event()
+        self.scope = trio.CancelScope()
+        self.elapsed = 0.0
+        self.started = time.perf_counter()
+
+    def _settle_one(self) -> None:
+        if self.established + self.failed == self.count:
+            self.elapsed = time.perf_counter() - self.started
+            self.pool.close()  # initialization is over; the streams alone stay open
+            self.settled.set()
+
+    async def run(self) -> None:
+        self.started = time.perf_counter()
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                for offset in range(self.count):
+                    nursery.start_soon(self._one, self.first_index + offset)
+        self.pool.close()
+
+    async def _one(self, index: int) -> None:
+        session = self.kind(self.target, index, self.pool.post)
+        try:
+            async with self.limiter:
+                begun = time.perf_counter()
+                with trio.fail_after(ESTABLISH_TIMEOUT):
+                    await session.establish()
+                self.durations.append(time.perf_counter() - begun)
+        except (*_FAILURES, trio.TooSlowError) as exc:
+            session.close()
+            self.failed += 1
+            self.errors[_failure_name(exc)] += 1
+            self._settle_one()
+            return
+        self.established += 1
+        self._settle_one()
+        try:
+            await session.hold(self.stats)
+        finally:
+            session.close()
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "op": "opened",
+            "established": self.established,
+            "failed": self.failed,
+            "errors": dict(self.errors),
+            "durations": self.durations,
+            "elapsed": self.elapsed,
+        }
+
+
+async def _serve(pipe: Pipe) -> None:
+    run: _IdleRun | None = None
+    async with trio.open_nursery() as nursery:
+        while True:
+            command: dict[str, Any] = await trio.to_thread.run_sync(pipe.recv)
+            op = command["op"]
+            if op == "open":
+                run = _IdleRun(command)
+                nursery.start_soon(run.run)
+                while not run.settled.is_set():
+                    with trio.move_on_after(0.25):
+                        await run.settled.wait()
+                    pipe.send({"op": "progress", "done": run.established + run.failed})
+                pipe.send(run.result())
+            elif op == "mark":
+                assert run is not None
+                run.stats.start_recording()
+                pipe.send({"op": "marked"})
+            elif op == "report":
+                assert run is not None
+                pipe.send(
+                    {
+                        "op": "report",
+                        "beats": run.stats.beats,
+                        "intervals": run.stats.intervals,
+                        "closed_by_server": run.stats.closed_by_server,
+                    }
+                )
+            elif op == "close":
+                if run is not None:
+                    run.scope.cancel()
+                    run = None
+                await trio.lowlevel.checkpoint()
+                pipe.send({"op": "closed"})
+            elif op == "calls":
+                pipe.send(await _calls(command, pipe))
+            elif op == "exit":
+                nursery.cancel_scope.cancel()
+                return
+            else:
+                raise ValueError(f"unknown command {op!r}")
+
+
+async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
+    """Closed-loop ``tools/call`` echo: each session calls again as soon as it is answered."""
+    target = Target(command["host"], command["port"], command["sources"])
+    kind = SESSION_TYPES[command["transport"]]
+    posters = [Poster(target, index) for index in range(command["sessions"])]
+    sessions = [kind(target, index, poster.post) for index, poster in enumerate(posters)]
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    measuring = False
+
+    ready: list[Any] = []
+
+    async def establish(session: Any) -> None:
+        try:
+            with trio.fail_after(ESTABLISH_TIMEOUT):
+                await session.establish(hold_stream=False)
+        except (*_FAILURES, trio.TooSlowError) as exc:
+            errors[f"establish: {_failure_name(exc)}"] += 1
+            return
+        ready.append(session)
+
+    async def loop(session: Any) -> None:
+        while True:
+            begun = time.perf_counter()
+            try:
+                await session.call("hello, benchmark")
+            except _FAILURES as exc:
+                errors[_failure_name(exc)] += 1
+                if isinstance(exc, ConnectionClosed | OSError):
+                    return  # this session is gone; the others carry on
+                continue
+            if measuring:
+                latencies.append(time.perf_counter() - begun)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for session in sessions:
+                nursery.start_soon(establish, session)
+        async with trio.open_nursery() as nursery:
+            for session in ready:
+                nursery.start_soon(loop, session)
+            await trio.sleep(command["warmup"])
+            measuring = True
+            pipe.send({"op": "window"})
+            cpu_begun, begun = time.process_time(), time.perf_counter()
+            await trio.sleep(command["duration"])
+            measuring = False
+            window = time.perf_counter() - begun
+            cpu = time.process_time() - cpu_begun
+            nursery.cancel_scope.cancel()
+    finally:
+        for session in sessions:
+            session.close()
+        for poster in posters:
+            poster.close()
+    return {
+        "op": "calls",
+        "latencies": latencies,
+        "errors": dict(errors),
+        "window": window,
+        "load_cpu": cpu,
+        "calls_per_s": len(latencies) / window if window > 0 else math.nan,
+    }

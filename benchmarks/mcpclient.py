@@ -1,0 +1,340 @@
+"""MCP clients for the load generator: a session over HTTP+SSE or Streamable HTTP.
+
+Each session does what a real client does and nothing more: open (a stream, or
+``initialize`` first on ``/mcp``), initialize, send ``notifications/initialized``, then
+hold its stream or make ``tools/call`` requests. The same code drives every server under
+test, so any difference in the figures is the server's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any, Final
+
+import trio
+
+from .httpclient import Connection, ConnectionClosed, Head, request_bytes
+from .sse import SseDecoder, SseEvent
+
+#: The revision each transport's client asks for.
+PROTOCOLS: Final = {"sse": "2024-11-05", "mcp": "2025-06-18"}
+
+CLIENT_INFO: Final = {"name": "trio-mcp-benchmark", "version": "1"}
+
+
+class McpFailure(Exception):
+    """The server answered, but not as MCP says it should."""
+
+
+class Target:
+    """Where the server listens, and which loopback source addresses to connect from."""
+
+    __slots__ = ("host", "port", "sources")
+
+    def __init__(self, host: str, port: int, sources: list[str]) -> None:
+        self.host = host
+        self.port = port
+        self.sources = sources
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def source(self, index: int) -> str | None:
+        return self.sources[index % len(self.sources)] if self.sources else None
+
+
+class HoldStats:
+    """What the streams saw while held: heartbeats, and streams the server ended."""
+
+    __slots__ = ("beats", "closed_by_server", "intervals", "recording")
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.beats = 0
+        self.intervals: list[float] = []
+        self.closed_by_server = 0
+
+    def start_recording(self) -> None:
+        self.recording = True
+        self.beats = 0
+        self.intervals = []
+
+
+def encode(message_id: int | None, method: str, params: dict[str, Any] | None = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if message_id is not None:
+        message["id"] = message_id
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def initialize_params(transport: str) -> dict[str, Any]:
+    return {
+        "protocolVersion": PROTOCOLS[transport],
+        "capabilities": {},
+        "clientInfo": CLIENT_INFO,
+    }
+
+
+def check_reply(reply: Any, message_id: int) -> dict[str, Any]:
+    """The result of a successful reply to ``message_id``; McpFailure otherwise."""
+    if not isinstance(reply, dict) or reply.get("id") != message_id:
+        raise McpFailure(f"not the reply to request {message_id}: {str(reply)[:200]}")
+    result = reply.get("result")
+    if not isinstance(result, dict):
+        raise McpFailure(f"an error reply: {str(reply.get('error'))[:200]}")
+    if result.get("isError"):
+        raise McpFailure(f"a tool error: {str(result)[:200]}")
+    return result
+
+
+class Poster:
+    """One keep-alive connection for POSTs, reopened when the server has closed it."""
+
+    __slots__ = ("_conn", "_index", "_target")
+
+    def __init__(self, target: Target, index: int) -> None:
+        self._target = target
+        self._index = index
+        self._conn: Connection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[Head, bytes]:
+        raw = request_bytes("POST", path, self._target.authority, headers, body)
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            if self._conn is None:
+                self._conn = await Connection.open(
+                    self._target.host, self._target.port, self._target.source(self._index)
+                )
+            conn = self._conn
+            try:
+                await conn.send(raw)
+                head = await conn.read_head()
+                payload = await conn.read_body(head)
+            except ConnectionClosed:
+                self.close()
+                # A kept-alive connection the server closed while idle: try a fresh one.
+                if reused and attempt == 1:
+                    continue
+                raise
+            if head.headers.get(b"connection", b"").lower() == b"close":
+                self.close()
+            return head, payload
+        raise AssertionError("unreachable")
+
+
+class PosterPool:
+    """Keep-alive connections shared by many sessions while they initialize."""
+
+    def __init__(self, target: Target, size: int) -> None:
+        self._send, self._receive = trio.open_memory_channel[Poster](size)
+        self._posters = [Poster(target, index) for index in range(size)]
+        for poster in self._posters:
+            self._send.send_nowait(poster)
+
+    async def post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[Head, bytes]:
+        poster = await self._receive.receive()
+        try:
+            return await poster.post(path, body, headers)
+        finally:
+            self._send.send_nowait(poster)
+
+    def close(self) -> None:
+        for poster in self._posters:
+            poster.close()
+
+
+PostFn = Any  # Poster.post or PosterPool.post
+
+
+class _Stream:
+    """A held-open event stream: its connection, decoder and undelivered events."""
+
+    __slots__ = ("conn", "decoder", "last_beat", "pending")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.decoder = SseDecoder()
+        self.pending: deque[SseEvent] = deque()
+        self.last_beat: float | None = None
+
+    async def next_event(self, stats: HoldStats | None) -> SseEvent:
+        """The next event that is not a heartbeat; heartbeats are counted on the way."""
+        while True:
+            while self.pending:
+                event = self.pending.popleft()
+                if not event.heartbeat:
+                    return event
+                now = trio.current_time()
+                if stats is not None and stats.recording:
+                    stats.beats += 1
+                    if self.last_beat is not None:
+                        stats.intervals.append(now - self.last_beat)
+                self.last_beat = now
+            chunk = await self.conn.read_chunk()
+            if chunk is None:
+                raise ConnectionClosed("the server ended the stream")
+            self.pending.extend(self.decoder.feed(chunk))
+
+    async def hold(self, stats: HoldStats) -> None:
+        """Read until the server ends the stream (counted) or the caller cancels."""
+        try:
+            while True:
+                await self.next_event(stats)
+        except ConnectionClosed:
+            stats.closed_by_server += 1
+
+
+async def _open_stream(target: Target, index: int, path: str, headers: dict[str, str]) -> _Stream:
+    conn = await Connection.open(target.host, target.port, target.source(index))
+    try:
+        await conn.send(request_bytes("GET", path, target.authority, headers))
+        head = await conn.read_head()
+        if head.status != 200 or head.content_type != b"text/event-stream":
+            raise McpFailure(f"GET {path}: {head.status} {head.content_type!r}")
+        if not head.chunked:
+            raise McpFailure(f"GET {path}: the event stream is not chunked")
+    except BaseException:
+        conn.close()
+        raise
+    return _Stream(conn)
+
+
+class SseSession:
+    """A client of the HTTP+SSE transport: ``GET /sse``, then POSTs to its endpoint."""
+
+    transport = "sse"
+
+    def __init__(self, target: Target, index: int, post: PostFn) -> None:
+        self._target = target
+        self._index = index
+        self._post = post
+        self._stream: _Stream | None = None
+        self._endpoint = ""
+        self._next_id = 0
+
+    async def establish(self, *, hold_stream: bool = True) -> None:
+        del hold_stream  # the stream is the session on this transport
+        stream = await _open_stream(
+            self._target, self._index, "/sse", {"Accept": "text/event-stream"}
+        )
+        self._stream = stream
+        event = await stream.next_event(None)
+        if event.event != "endpoint":
+            raise McpFailure(f"the first event is {event.event!r}, not the endpoint")
+        self._endpoint = event.data
+        await self._request("initialize", initialize_params("sse"))
+        await self._send(encode(None, "notifications/initialized"))
+
+    async def _send(self, body: bytes) -> None:
+        head, payload = await self._post(self._endpoint, body)
+        if head.status != 202:
+            raise McpFailure(f"POST answered {head.status}: {payload[:200]!r}")
+
+    async def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self._stream is not None
+        self._next_id += 1
+        message_id = self._next_id
+        await self._send(encode(message_id, method, params))
+        while True:
+            event = await self._stream.next_event(None)
+            if event.event == "message":
+                reply = json.loads(event.data)
+                if reply.get("id") == message_id:
+                    return check_reply(reply, message_id)
+
+    async def call(self, text: str) -> None:
+        await self._request("tools/call", {"name": "echo", "arguments": {"text": text}})
+
+    async def hold(self, stats: HoldStats) -> None:
+        assert self._stream is not None
+        await self._stream.hold(stats)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.conn.close()
+
+
+class StreamableSession:
+    """A client of Streamable HTTP: ``initialize`` by POST, then its ``GET /mcp`` stream."""
+
+    transport = "mcp"
+
+    def __init__(self, target: Target, index: int, post: PostFn) -> None:
+        self._target = target
+        self._index = index
+        self._post = post
+        self._stream: _Stream | None = None
+        self._headers = {"Accept": "application/json, text/event-stream"}
+        self._next_id = 0
+
+    async def establish(self, *, hold_stream: bool = True) -> None:
+        self._next_id += 1
+        head, payload = await self._post(
+            "/mcp", encode(self._next_id, "initialize", initialize_params("mcp")), self._headers
+        )
+        session_id = head.headers.get(b"mcp-session-id")
+        if head.status != 200 or session_id is None:
+            raise McpFailure(f"initialize answered {head.status}: {payload[:200]!r}")
+        check_reply(_reply_in(head, payload, self._next_id), self._next_id)
+        self._headers = {
+            **self._headers,
+            "Mcp-Session-Id": session_id.decode(),
+            "MCP-Protocol-Version": PROTOCOLS["mcp"],
+        }
+        head, payload = await self._post(
+            "/mcp", encode(None, "notifications/initialized"), self._headers
+        )
+        if head.status != 202:
+            raise McpFailure(f"notifications/initialized answered {head.status}")
+        if hold_stream:
+            self._stream = await _open_stream(
+                self._target,
+                self._index,
+                "/mcp",
+                {**self._headers, "Accept": "text/event-stream"},
+            )
+
+    async def call(self, text: str) -> None:
+        self._next_id += 1
+        message_id = self._next_id
+        body = encode(message_id, "tools/call", {"name": "echo", "arguments": {"text": text}})
+        head, payload = await self._post("/mcp", body, self._headers)
+        if head.status != 200:
+            raise McpFailure(f"tools/call answered {head.status}: {payload[:200]!r}")
+        check_reply(_reply_in(head, payload, message_id), message_id)
+
+    async def hold(self, stats: HoldStats) -> None:
+        assert self._stream is not None
+        await self._stream.hold(stats)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.conn.close()
+
+
+def _reply_in(head: Head, payload: bytes, message_id: int) -> Any:
+    """The JSON-RPC reply in a POST's answer: a JSON body, or an event in an SSE body."""
+    if head.content_type == b"text/event-stream":
+        for event in SseDecoder().feed(payload):
+            if event.event == "message" and event.data:
+                reply = json.loads(event.data)
+                if isinstance(reply, dict) and reply.get("id") == message_id:
+                    return reply
+        raise McpFailure(f"no reply to {message_id} in the event stream: {payload[:200]!r}")
+    return json.loads(payload)
+
+
+SESSION_TYPES: Final = {"sse": SseSession, "mcp": StreamableSession}

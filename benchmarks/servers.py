@@ -1,0 +1,122 @@
+"""The systems under test and their server processes.
+
+Every server is its own process, started fresh for each measurement so that one run's
+memory never flatters or burdens the next, pinned to the server core with the same fd
+limit, and stopped by its pid. trio-mcp and the floors run on this interpreter; the SDK
+runs on its own virtualenv's (see :mod:`.sdkenv`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .proc import pin_to_core, raise_fd_limit
+
+SERVERS_DIR = Path(__file__).parent / "servers"
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    script: str
+    transports: tuple[str, ...]
+    sdk: bool = False
+    floor: bool = False
+
+
+SYSTEMS: tuple[System, ...] = (
+    System("trio-mcp", "trio_mcp_server.py", ("sse", "mcp")),
+    System("sdk", "sdk_server.py", ("sse", "mcp"), sdk=True),
+    System("floor-hypercorn", "floor_hypercorn.py", ("sse",), floor=True),
+    System("floor-quart", "floor_quart.py", ("sse",), floor=True),
+)
+SYSTEM_NAMES = tuple(system.name for system in SYSTEMS)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerFailed(RuntimeError):
+    pass
+
+
+class ServerProcess:
+    """One server under test, listening on a fresh port on 127.0.0.1."""
+
+    def __init__(
+        self,
+        system: System,
+        transport: str,
+        *,
+        python: str | None,
+        heartbeat: float,
+        core: int | None,
+        log_path: Path,
+    ) -> None:
+        self.system = system
+        self.transport = transport
+        self.port = free_port()
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "wb")
+
+        def prepare() -> None:
+            pin_to_core(core)
+            raise_fd_limit()
+
+        self._process = subprocess.Popen(
+            [
+                python or sys.executable,
+                str(SERVERS_DIR / system.script),
+                "--port",
+                str(self.port),
+                "--heartbeat",
+                str(heartbeat),
+                "--transport",
+                transport,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=prepare,
+            cwd=SERVERS_DIR,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServerFailed(f"{self.system.name} exited; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise ServerFailed(f"{self.system.name} did not listen within {timeout:g} s")
+
+    def stop(self) -> None:
+        if self.alive():
+            os.kill(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+        self._log.close()

@@ -1,0 +1,45 @@
+"""The official Python SDK under test: MCPServer with one ``echo`` tool, on uvicorn.
+
+Run by the SDK's own virtualenv (``benchmarks/.venv-sdk``). The SSE app is the SDK's
+HTTP+SSE transport; the Streamable HTTP app is stateful (session ids, a GET stream),
+with its session cap lifted like trio-mcp's. The heartbeat is sse-starlette's ping,
+whose interval the SDK does not expose; setting its class default is the one way in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from _args import BACKLOG, parse_args
+from mcp.server.mcpserver import MCPServer
+from sse_starlette import EventSourceResponse
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    EventSourceResponse.DEFAULT_PING_INTERVAL = args.heartbeat  # type: ignore[misc]
+    server = MCPServer("benchmark", version="1.0.0", log_level="WARNING")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    if args.transport == "sse":
+        app = server.sse_app()
+    else:
+        app = server.streamable_http_app(max_sessions=args.max_sessions)
+    logging.basicConfig(level=logging.WARNING)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        backlog=BACKLOG,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
