@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from trio_mcp._jsonrpc import (
+    INVALID_PARAMS,
     INVALID_REQUEST,
     ErrorResponse,
     InvalidMessage,
@@ -37,6 +38,11 @@ def invalid(value: Any) -> InvalidMessage:
 def test_bytes_that_are_not_json_are_a_parse_error(body: bytes) -> None:
     with pytest.raises(ParseError):
         parse_body(body)
+
+
+def test_json_nested_past_the_parsers_depth_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="nests deeper"):
+        parse_body(b"[" * 100_000 + b"]" * 100_000)
 
 
 def test_a_single_message_is_not_a_batch() -> None:
@@ -98,9 +104,15 @@ def test_a_method_is_a_non_empty_string(method: Any) -> None:
     invalid({"jsonrpc": "2.0", "method": method, "id": 1})
 
 
-@pytest.mark.parametrize("params", [[1, 2], "x", 3, True])
+@pytest.mark.parametrize("params", ["x", 3, True])
 def test_params_must_be_an_object(params: Any) -> None:
     invalid({"jsonrpc": "2.0", "method": "m", "id": 1, "params": params})
+
+
+def test_positional_params_are_invalid_params_not_an_invalid_request() -> None:
+    item = parse_message({"jsonrpc": "2.0", "method": "m", "id": 1, "params": [1, 2]})
+    assert isinstance(item, InvalidMessage)
+    assert (item.id, item.error.code) == (1, INVALID_PARAMS)
 
 
 def test_null_params_are_no_params() -> None:

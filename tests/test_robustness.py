@@ -157,6 +157,57 @@ async def test_an_http_error_body_carries_no_id(demo_url: str) -> None:
     assert "id" not in response.json()
 
 
+async def test_json_nested_past_the_parsers_depth_is_a_parse_error_not_a_500(
+    demo_url: str,
+) -> None:
+    deep_params = b'{"x": ' * 50_000 + b"1" + b"}" * 50_000
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        for body in (
+            b"[" * 100_000 + b"]" * 100_000,
+            b'{"jsonrpc": "2.0", "id": 5, "method": "ping", "params": ' + deep_params + b"}",
+        ):
+            response = await sse.http.post(
+                demo_url + sse.endpoint,
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == trio_mcp.PARSE_ERROR
+        assert (await sse.call("ping"))["result"] == {}
+
+
+async def test_arguments_nested_as_deep_as_the_parser_reads_cost_one_request(
+    demo_url: str,
+) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        nested: Any = "leaf"
+        for _ in range(900):
+            nested = [nested]
+        reply = await sse.call("tools/call", {"name": "echo", "arguments": {"text": nested}})
+        assert reply["result"]["isError"] is True
+        assert (await sse.call("ping"))["result"] == {}
+
+
+async def test_past_the_in_flight_limit_a_request_gets_an_error_at_once(serve_app: Any) -> None:
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings(max_requests_in_flight=2))
+    async with serve_app(app) as url, open_sse(url) as sse:
+        await sse.initialize()
+        slow = [
+            await sse.send_request("tools/call", {"name": "sleep", "arguments": {"seconds": 0.3}})
+            for _ in range(2)
+        ]
+        refused = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        assert refused["error"]["code"] == trio_mcp.SERVER_BUSY
+        for request_id in slow:  # a reply is sent once its request no longer counts
+            assert "result" in await sse.reply_to(request_id)
+        answered = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        assert answered["result"]["content"][0]["text"] == "x"
+
+
 async def test_past_the_session_limit_a_new_stream_gets_503_with_retry_after(
     serve_app: Any,
 ) -> None:

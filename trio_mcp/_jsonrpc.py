@@ -113,6 +113,11 @@ def parse_body(data: bytes) -> Body:
         value = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Python's parser recurses per level: a body of 100 KB of "[" must not cost more
+        # than a refusal.
+        raise ParseError("the body nests deeper than this server reads") from None
+
     if isinstance(value, list):
         if not value:
             return Body([InvalidMessage(None, _invalid("an empty batch is not a message"))], True)
@@ -155,8 +160,12 @@ def parse_message(value: Any) -> Message | InvalidMessage:
         if "result" in value or "error" in value:
             return InvalidMessage(echo_id, _invalid("a request cannot carry a result or error"))
         params = value.get("params")
+        if isinstance(params, list):
+            # A valid JSON-RPC request (positional params), but MCP names every
+            # parameter: the params are wrong, not the request.
+            error = JSONRPCError(INVALID_PARAMS, 'Invalid params: MCP "params" are an object')
+            return InvalidMessage(echo_id, error)
         if params is not None and not isinstance(params, dict):
-            # MCP uses named parameters only; positional (array) params are not a thing here.
             return InvalidMessage(echo_id, _invalid('"params" must be an object'))
         if echo_id is not None:
             return Request(echo_id, method, params)
