@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import trio
 
 from ._context import Context
@@ -39,7 +41,8 @@ async def add(a: int, b: int) -> int:
     return a + b
 
 
-@demo.tool(annotations=ToolAnnotations(read_only_hint=True))
+# Its own argument bounds how long it runs, up to an hour: past the server's default.
+@demo.tool(annotations=ToolAnnotations(read_only_hint=True), timeout=math.inf)
 async def sleep(seconds: float, ctx: Context) -> str:
     """Sleep for a while, reporting progress about every 0.25 s when asked to.
 

@@ -109,7 +109,8 @@ def _attrs_schema(cls: type, seen: frozenset[type]) -> Schema:
         elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
             _set_default(prop, field.default)
         properties[field.name] = prop
-    schema: Schema = {"type": "object", "properties": properties}
+    # The converter refuses fields the class does not have.
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
     doc = _own_doc(cls)
@@ -156,7 +157,8 @@ def object_schema(parameters: list[tuple[str, Any, Any]], descriptions: dict[str
         else:
             _set_default(prop, default)
         properties[name] = prop
-    schema: Schema = {"type": "object", "properties": properties}
+    # Arguments the tool does not take are refused; the schema says so up front.
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
     return schema

@@ -55,7 +55,8 @@ class Server:
             ...
 
     ``page_size`` bounds how many items one ``*/list`` reply carries; clients page with
-    the opaque ``nextCursor``.
+    the opaque ``nextCursor``. ``tool_timeout`` bounds every tool call (seconds; a tool
+    may set its own): a call past it is cancelled and fails with ``isError``.
     """
 
     def __init__(
@@ -66,9 +67,13 @@ class Server:
         title: str | None = None,
         instructions: str | None = None,
         page_size: int = 100,
+        tool_timeout: float = 600.0,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if not tool_timeout > 0:
+            raise ValueError("tool_timeout must be positive seconds (or math.inf)")
+        self.tool_timeout = tool_timeout
         self.identity = ServerIdentity(name, version, title, instructions)
         self.page_size = page_size
         self._tools: dict[str, Tool] = {}
@@ -104,11 +109,14 @@ class Server:
         meta: JSON | None = None,
         structured_output: bool | None = None,
         input_schema: JSON | None = None,
+        timeout: float | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def`` function as a tool; its hints become its schema.
 
         ``input_schema`` replaces the derived schema with one written by hand; the tool
         then receives the arguments as they came (declare ``**arguments``), unchecked.
+        ``timeout`` (seconds, ``math.inf`` for none) overrides the server's
+        ``tool_timeout`` for this tool.
         """
 
         def register(fn: F) -> F:
@@ -122,6 +130,7 @@ class Server:
                 meta=meta,
                 structured_output=structured_output,
                 input_schema=input_schema,
+                timeout=timeout,
             )
             return fn
 
@@ -320,7 +329,7 @@ class Server:
         tool = self._tools.get(name)
         if tool is None:
             raise _params_error(f"Unknown tool: {name}", {"name": name})
-        return await tool.call(arguments, context)
+        return await tool.call(arguments, context, default_timeout=self.tool_timeout)
 
     async def _list_resources(self, params: JSON, context: Context) -> JSON:
         version = context.protocol_version

@@ -12,6 +12,7 @@ import enum
 import inspect
 import json
 import logging
+import math
 import re
 import types
 import typing
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
+import trio
 
 from ._content import CONTENT_TYPES, TextContent
 from ._context import Context
@@ -91,17 +93,21 @@ def _is_content_hint(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, CONTENT_TYPES)
 
 
+def _is_content_list_hint(hint: Any) -> bool:
+    hint = _unwrap_annotated(hint)
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is list and bool(args) and _is_content_hint(args[0])
+
+
 def _output_schema(hint: Any) -> tuple[Schema | None, bool]:
     """(schema, wrapped): ``wrapped`` means the value travels as ``{"result": value}``,
     because ``structuredContent`` must be an object."""
     hint = _unwrap_annotated(hint)
     if hint in (inspect.Signature.empty, None, type(None), str, Any):
         return None, False
-    if _is_content_hint(hint):
+    if _is_content_hint(hint) or _is_content_list_hint(hint):
         return None, False
     origin = typing.get_origin(hint)
-    if origin is list and typing.get_args(hint) and _is_content_hint(typing.get_args(hint)[0]):
-        return None, False
     try:
         schema = schema_for(hint)
     except TypeError:
@@ -129,7 +135,12 @@ class Tool:
         meta: JSON | None = None,
         structured_output: bool | None = None,
         input_schema: Schema | None = None,
+        timeout: float | None = None,
     ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(
+                f"a tool's timeout must be positive seconds (or math.inf), not {timeout!r}"
+            )
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
                 f"tool {getattr(fn, '__name__', fn)!r} must be an 'async def' function; for "
@@ -142,6 +153,8 @@ class Tool:
         self.annotations = annotations
         self.icons = icons
         self.meta = meta
+        #: Seconds a call may run before it fails; None takes the server's default.
+        self.timeout = timeout
         summary, arg_docs = parse_docstring(inspect.getdoc(fn))
         self.description = description if description is not None else summary
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -166,12 +179,13 @@ class Tool:
         self.input_schema = input_schema or object_schema(
             [(n, h, d) for n, (h, d) in self._params.items()], arg_docs
         )
+        returns = hints.get("return", inspect.Signature.empty)
+        #: An empty list from a tool declared to return content blocks is no content.
+        self._returns_content = _is_content_hint(returns) or _is_content_list_hint(returns)
         if structured_output is False:
             self.output_schema, self._wrap_output = None, False
         else:
-            self.output_schema, self._wrap_output = _output_schema(
-                hints.get("return", inspect.Signature.empty)
-            )
+            self.output_schema, self._wrap_output = _output_schema(returns)
 
     def describe(self, version: str) -> JSON:
         """The tool as ``tools/list`` shows it to a client on ``version``."""
@@ -191,8 +205,15 @@ class Tool:
             out["_meta"] = self.meta
         return out
 
-    async def call(self, arguments: JSON, context: Context) -> JSON:
-        """Run the tool; always returns a ``CallToolResult`` (errors included)."""
+    async def call(
+        self, arguments: JSON, context: Context, *, default_timeout: float = math.inf
+    ) -> JSON:
+        """Run the tool; always returns a ``CallToolResult`` (errors included).
+
+        A call that runs past the tool's timeout (``default_timeout`` unless the tool
+        has its own) is cancelled, as any trio task is, and fails with a message that
+        says so: the model learns the tool gave up rather than that it failed.
+        """
         version = context.protocol_version
         try:
             kwargs = self._structure(arguments)
@@ -200,8 +221,13 @@ class Tool:
             return error_result(f"Invalid arguments for tool {self.name!r}: {exc}")
         if self._context_param is not None:
             kwargs[self._context_param] = context
+        timeout = self.timeout if self.timeout is not None else default_timeout
         try:
-            value = await self.fn(**kwargs)
+            with trio.move_on_after(timeout) as deadline:
+                value = await self.fn(**kwargs)
+            if deadline.cancelled_caught:
+                log.warning("tool %r timed out after %g s", self.name, timeout)
+                return error_result(f"Tool {self.name!r} timed out after {timeout:g} s")
         except JSONRPCError:
             raise  # a deliberate protocol error, answered as such
         except ToolError as exc:
@@ -231,7 +257,15 @@ class Tool:
         return kwargs
 
     def _result(self, value: Any, version: str) -> JSON:
-        content = _as_content(value)
+        # A declared output schema is a promise of structuredContent, None and str too.
+        content = None if self.output_schema is not None else _as_content(value)
+        if (
+            content is None
+            and self._returns_content
+            and isinstance(value, list | tuple)
+            and not value
+        ):
+            content = []
         if content is not None:
             return {"content": [block.to_json(version) for block in content]}
         data = _plain(value)
@@ -273,7 +307,7 @@ def _plain(value: Any) -> Any:
         return unstructure(value)
     if isinstance(value, list | dict):
         return unstructure(value)
-    if isinstance(value, int | float | bool):
+    if value is None or isinstance(value, int | float | bool | str):
         return value
     raise TypeError(
         f"cannot send a {type(value).__name__}: return str, a number, a dict or list, an "
