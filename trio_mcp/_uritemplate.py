@@ -29,6 +29,15 @@ class UriTemplate:
                 raise ValueError(f"unsupported expression in URI template {template!r}")
             pattern.append(re.escape(literal))
             operator, names = match.group(1), match.group(2).split(",")
+            for name in names:
+                # Each variable becomes an argument of the handler (and a regex group).
+                if not name.isidentifier():
+                    raise ValueError(
+                        f"URI template {template!r}: variable {name!r} must be a Python "
+                        "identifier, since it is passed to the handler by name"
+                    )
+                if name in self.variables:
+                    raise ValueError(f"URI template {template!r}: {name!r} appears twice")
             if operator in ("?", "&"):
                 if template[match.end() :].strip():
                     raise ValueError(f"a query expression must end the template: {template!r}")
@@ -78,8 +87,10 @@ class UriTemplate:
                 pairs = [f"{n}={quote(values[n], safe='')}" for n in names if n in values]
                 return (operator + "&".join(pairs)) if pairs else ""
             value = values.get(names[0], "")
-            safe = "/" if operator in ("+", "#") else ""
+            # RFC 6570: only {+var} and {#var} pass reserved characters through; the
+            # others escape all but the unreserved ones, so matching reads them back.
+            safe = ":/?#[]@!$&'()*+,;=" if operator in ("+", "#") else ""
             prefix = {"#": "#", "/": "/"}.get(operator, "")
-            return prefix + quote(value, safe=safe + ":@!$&'()*+,;=")
+            return prefix + quote(value, safe=safe)
 
         return _EXPRESSION.sub(replace, self.template)
