@@ -112,3 +112,17 @@ async def test_without_auth_there_is_no_metadata(demo_url: str) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.get(demo_url + "/.well-known/oauth-protected-resource")
     assert response.status_code == 404
+
+
+async def test_a_verifier_that_raises_gets_503_and_lets_no_one_in(serve_app: Any) -> None:
+    from trio_mcp._demo import demo
+
+    async def broken(token: str) -> str | None:
+        raise ConnectionError("the identity provider is down")
+
+    app = demo.asgi_app(trio_mcp.Settings(auth=trio_mcp.BearerAuth(broken)))
+    async with serve_app(app) as base, httpx.AsyncClient() as http:
+        response = await http.get(base + "/sse", headers=bearer("alice-token"))
+    assert response.status_code == 503
+    assert "Traceback" not in response.text and "identity provider" not in response.text
+    assert int(response.headers["retry-after"]) > 0

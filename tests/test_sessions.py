@@ -187,3 +187,13 @@ async def test_adding_a_tool_at_run_time_notifies_list_changed(session: SseSessi
     assert notification["method"] == "notifications/tools/list_changed"
     result = (await call_tool(session, "late"))["result"]
     assert result["content"] == [{"type": "text", "text": "late"}]
+
+
+async def test_sessions_are_registered_in_the_store_the_app_was_given(serve_app: Any) -> None:
+    from trio_mcp._demo import demo
+
+    store = trio_mcp.InMemorySessionStore()
+    async with serve_app(demo.asgi_app(store=store)) as url, open_sse(url) as sse:
+        await sse.initialize()
+        session = store.get(sse.session_id)
+        assert session is not None and session.id == sse.session_id

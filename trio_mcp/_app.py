@@ -28,8 +28,10 @@ from ._http import (
     respond,
     respond_error,
     respond_json,
+    respond_unavailable,
 )
 from ._jsonrpc import INVALID_REQUEST
+from ._registry import SessionStore
 from ._security import host_allowed, origin_allowed
 from ._server import Server
 from ._sse import SseTransport
@@ -49,11 +51,19 @@ WRONG_WORKER = (
 class App(QuartTrio):
     """Serves one :class:`~trio_mcp.Server` over HTTP; hand it to ``hypercorn -k trio``."""
 
-    def __init__(self, server: Server, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        settings: Settings | None = None,
+        *,
+        store: SessionStore | None = None,
+    ) -> None:
+        """``store`` is where live sessions are registered (in memory by default); a
+        shared store is the seam for sessions that span worker processes."""
         super().__init__(server.identity.name)
         self.mcp_server = server
         self.settings = settings or Settings()
-        self.supervisor = SessionSupervisor(server, self.settings)
+        self.supervisor = SessionSupervisor(server, self.settings, store)
         sse = SseTransport(self.supervisor, self.settings)
         streamable = StreamableHttpTransport(self.supervisor, self.settings)
         #: path -> HTTP method -> handler, for the MCP endpoints only.
@@ -125,7 +135,14 @@ class App(QuartTrio):
             return
         auth = self.settings.auth
         if auth is not None and not scope["path"].startswith(METADATA_PATH):
-            principal, error = await auth.authenticate(scope)
+            try:
+                principal, error = await auth.authenticate(scope)
+            except Exception:
+                # The user's verify hook failed (its identity provider may be down): not
+                # the client's fault, and not a reason to let it in.
+                log.exception("the bearer token verifier raised")
+                await respond_unavailable(send, "the server cannot check tokens right now", 5)
+                return
             if principal is None:
                 await auth.challenge(scope, send, error)
                 return

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._auth import BearerAuth
+if TYPE_CHECKING:
+    # Only a type here: the session core reads Settings and must not import HTTP code.
+    from ._auth import BearerAuth
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:

@@ -24,6 +24,7 @@ from ._uritemplate import UriTemplate
 if TYPE_CHECKING:
     from ._app import App
     from ._config import Settings
+    from ._registry import SessionStore
 
 F = TypeVar("F", bound=ToolFunction)
 R = TypeVar("R", bound=Reader)
@@ -304,11 +305,13 @@ class Server:
         }
         return offered.get(feature, True)
 
-    def asgi_app(self, settings: Settings | None = None) -> App:
+    def asgi_app(
+        self, settings: Settings | None = None, *, store: SessionStore | None = None
+    ) -> App:
         """The ASGI app serving this server; run it with ``hypercorn -k trio``."""
         from ._app import App  # the app is the layer above; imported only when asked for
 
-        return App(self, settings)
+        return App(self, settings, store=store)
 
     # -- methods ------------------------------------------------------------------------
 
