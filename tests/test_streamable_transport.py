@@ -139,6 +139,49 @@ async def test_progress_before_the_reply_makes_an_event_stream_that_ends_after_i
     assert replies[-1]["id"] == request["id"] and "result" in replies[-1]
 
 
+async def test_a_reply_slower_than_the_json_wait_comes_as_a_resumable_stream(
+    serve_app: Any,
+) -> None:
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings(json_reply_wait=0.2))
+    async with serve_app(app) as url, open_client(url) as mcp:
+        await mcp.initialize()
+        request = sleep_call(mcp, 0.6, token=None)  # no progress: only the reply will come
+        async with mcp.post_stream(request) as (response, events):
+            assert response.headers["content-type"] == "text/event-stream"
+            priming = await events.__anext__()
+        assert priming.data == "" and priming.id is not None
+        # The connection dropped with the call in flight; its reply is kept for resumption.
+        async with mcp.get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            rest = messages([event async for event in events])
+        assert [mcp.check(m)["id"] for m in rest] == [request["id"]]
+
+
+async def test_a_reply_within_the_json_wait_is_plain_json_however_long_it_took(
+    client: McpClient,
+) -> None:
+    response = await client.post(sleep_call(client, 0.3, token=None))
+    assert response.headers["content-type"] == "application/json"
+    assert "result" in client.check(response.json())
+
+
+@pytest.mark.parametrize("version", ["2025-03-26", "2025-06-18"])
+async def test_a_client_before_2025_11_25_gets_no_priming_event(
+    demo_url: str, version: str
+) -> None:
+    async with open_client(demo_url) as mcp:
+        await mcp.initialize(version)
+        async with mcp.post_stream(sleep_call(mcp, 0.3), accept="text/event-stream") as (
+            _,
+            events,
+        ):
+            received = [event async for event in events]
+    assert received and all(event.data for event in received)
+    assert all(event.id for event in received)  # still resumable
+
+
 async def test_a_client_that_takes_only_event_streams_gets_one(client: McpClient) -> None:
     async with client.post_stream(client.request("ping"), accept="text/event-stream") as (
         response,

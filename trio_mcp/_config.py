@@ -32,6 +32,9 @@ class Settings:
         session_idle_timeout: seconds a Streamable HTTP session may go without a
             request or an open stream before it is ended.
         sse_retry_ms: the reconnection delay suggested to clients in priming events.
+        json_reply_wait: seconds a Streamable HTTP request may take to be answered as
+            one JSON body when its client takes event streams too; a slower one is
+            answered as an event stream, which carries heartbeats and can be resumed.
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
             kept for when it resumes, and no other session ever waits on it.
@@ -59,6 +62,7 @@ class Settings:
     resume_grace: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     session_idle_timeout: float = attrs.field(default=1800.0, validator=attrs.validators.gt(0))
     sse_retry_ms: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
+    json_reply_wait: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
     stalled_client_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))

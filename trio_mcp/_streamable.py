@@ -20,7 +20,10 @@ This module maps HTTP to session calls and session failures to statuses, like
 
 from __future__ import annotations
 
+import math
 from typing import Final
+
+import trio
 
 from ._auth import PRINCIPAL_KEY
 from ._config import Settings
@@ -38,7 +41,7 @@ from ._http import (
     respond_unavailable,
 )
 from ._jsonrpc import INVALID_REQUEST, Request
-from ._protocol import SUPPORTED_VERSIONS
+from ._protocol import SUPPORTED_VERSIONS, version_at_least
 from ._session import Session, SessionClosed, SessionOverloaded
 from ._stream import OutboundStream, StreamBusy, StreamGap
 from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
@@ -168,14 +171,16 @@ class StreamableHttpTransport:
             session_header = []
         if json_ok:
             # A client that leaves meanwhile is not watched for: the handlers go on either
-            # way, and this task ends with them (or with the session).
-            responses = await stream.plain_responses()
-            if responses is not None:
-                await _answer_plainly(send, stream, responses, body.is_batch, session_header)
-                return
-        priming = encode_event(
-            "", event_id=stream.event_id(0), retry_ms=self._settings.sse_retry_ms
-        )
+            # way, and this task ends with them (or with the session). A client that also
+            # takes event streams waits only so long for one JSON body: a slower answer
+            # comes as a stream, which heartbeats keep alive through proxies and which
+            # the client can resume if its connection drops.
+            wait = self._settings.json_reply_wait if sse_ok else math.inf
+            with trio.move_on_after(wait):
+                responses = await stream.plain_responses()
+                if responses is not None:
+                    await _answer_plainly(send, stream, responses, body.is_batch, session_header)
+                    return
         await serve_stream(
             session,
             stream,
@@ -183,9 +188,19 @@ class StreamableHttpTransport:
             send,
             self._settings,
             cursor=0,
-            preamble=priming,
+            preamble=self._priming(session, stream, 0),
             headers=STREAM_HEADERS + session_header,
             take_over=False,
+        )
+
+    def _priming(self, session: Session, stream: OutboundStream, cursor: int) -> bytes:
+        """The event that opens a stream: an id to resume from and the retry delay, with
+        no data (MCP 2025-11-25). Older clients may take an event without data for a
+        message they cannot parse, so they get none; their events carry ids all the same."""
+        if not version_at_least(session.protocol.protocol_version or "", "2025-11-25"):
+            return b""
+        return encode_event(
+            "", event_id=stream.event_id(cursor), retry_ms=self._settings.sse_retry_ms
         )
 
     # -- GET --------------------------------------------------------------------------------
@@ -206,9 +221,6 @@ class StreamableHttpTransport:
             return
         stream = session.main
         cursor = stream.written
-        priming = encode_event(
-            "", event_id=stream.event_id(cursor), retry_ms=self._settings.sse_retry_ms
-        )
         try:
             await serve_stream(
                 session,
@@ -217,7 +229,7 @@ class StreamableHttpTransport:
                 send,
                 self._settings,
                 cursor=cursor,
-                preamble=priming,
+                preamble=self._priming(session, stream, cursor),
                 take_over=False,
             )
         except StreamBusy:
