@@ -137,6 +137,20 @@ class ProtocolState:
     registry changes before a client connects still declares the right capabilities.
     """
 
+    # One per session, for the session's whole life: no instance dict.
+    __slots__ = (
+        "_capabilities",
+        "_identity",
+        "_in_flight",
+        "_max_in_flight",
+        "client_capabilities",
+        "client_info",
+        "closing",
+        "phase",
+        "protocol_version",
+        "server_capabilities",
+    )
+
     def __init__(
         self, identity: ServerIdentity, capabilities: Any, *, max_in_flight: int = 1000
     ) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Literal
 
@@ -94,6 +93,31 @@ class _Waiter:
 class Session:
     """The state and tasks of one client's MCP session. Made by the supervisor."""
 
+    # A server holds one of these per idle client, for hours: slots instead of an
+    # instance dict of twenty entries (about a kilobyte a session).
+    __slots__ = (
+        "__weakref__",
+        "_handlers",
+        "_last_activity",
+        "_liveness",
+        "_log_level",
+        "_next_request_id",
+        "_nursery",
+        "_ready",
+        "_routes",
+        "_server",
+        "_settings",
+        "_waiters",
+        "closed",
+        "id",
+        "kind",
+        "main",
+        "owner",
+        "protocol",
+        "streams",
+        "subscriptions",
+    )
+
     def __init__(
         self,
         session_id: str,
@@ -114,7 +138,8 @@ class Session:
         # The standalone stream of Streamable HTTP may never be opened: it must not stall
         # the server's notifications, so it drops its oldest events when full.
         self.main = self._new_stream(drop_when_full=kind == "streamable")
-        self.streams: OrderedDict[str, OutboundStream] = OrderedDict({self.main.key: self.main})
+        # Insertion-ordered, oldest first (a dict: an OrderedDict costs far more per session).
+        self.streams: dict[str, OutboundStream] = {self.main.key: self.main}
         self._routes: dict[RequestId, OutboundStream] = {}
         self._nursery: trio.Nursery | None = None
         self._handlers: dict[RequestId, trio.CancelScope] = {}
@@ -123,9 +148,11 @@ class Session:
         self._log_level: str | None = None
         self.subscriptions: set[str] = set()
         self.closed = False
-        self._ready = trio.Event()
+        # Made only if a server-to-client request has to wait for 'initialized'.
+        self._ready: trio.Event | None = None
         self._last_activity = trio.current_time()
-        self._liveness = trio.Event()
+        # Woken by every touch (a parking lot: it need not be replaced after each one).
+        self._liveness = trio.lowlevel.ParkingLot()
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         return OutboundStream(
@@ -168,15 +195,17 @@ class Session:
             deadline = self._last_activity + limit
             if trio.current_time() >= deadline:
                 return
-            changed = self._liveness
+            if deadline == math.inf:
+                # Most of a session's life (its stream is attached): no cancel scope held.
+                await self._liveness.park()
+                continue
             with trio.move_on_at(deadline):
-                await changed.wait()
+                await self._liveness.park()
 
     def touch(self) -> None:
         """Note activity: something attached, detached, or arrived."""
         self._last_activity = trio.current_time()
-        self._liveness.set()
-        self._liveness = trio.Event()
+        self._liveness.unpark_all()
 
     def refuse_new_requests(self, reason: str) -> None:
         """Answer every request from now on with an error (the server shuts down)."""
@@ -185,7 +214,7 @@ class Session:
     async def wait_idle(self) -> None:
         """Return once no request of the session is being handled."""
         while self._handlers:
-            await self._liveness.wait()
+            await self._liveness.park()
 
     def close(self) -> None:
         """End the session now. Safe to call more than once and from any task."""
@@ -237,12 +266,14 @@ class Session:
         ended, :class:`SessionOverloaded` if the client has left so much unread that
         even an immediate reply has no room.
         """
-        self.touch()
+        # Activity, but no change that could bring the session's end closer: the
+        # session's task need not wake (it rereads the time when its deadline passes).
+        self._last_activity = trio.current_time()
         for message in messages:
             if self.closed or self._nursery is None:
                 raise SessionClosed(self.id)
             action = self.protocol.receive(message)
-            if self.protocol.phase is Phase.READY:
+            if self.protocol.phase is Phase.READY and self._ready is not None:
                 self._ready.set()
             if isinstance(action, Reply):
                 reply = result_message(action.request_id, action.result)
@@ -285,7 +316,13 @@ class Session:
             self.protocol.finish(request.id)
             if scope.cancel_called:
                 self._settle_route(request.id)
-            self.touch()
+            if not self._handlers and (self.kind == "streamable" or self.protocol.closing):
+                # Idle now: a Streamable HTTP session's idle timeout, or a drain, waits
+                # for this. (An HTTP+SSE session's lifetime is its stream's, so waking
+                # its task after every call would be a task switch for nothing.)
+                self.touch()
+            else:
+                self._last_activity = trio.current_time()
 
     async def _answer(self, request: Request, context: Context) -> str:
         """The encoded reply to a request: its result, or the error it deserves.
@@ -416,7 +453,10 @@ class Session:
             with trio.move_on_after(deadline if deadline > 0 else math.inf):
                 # The lifecycle asks for no requests before the client says 'initialized'
                 # (over HTTP it may arrive after a request that is already running).
-                await self._ready.wait()
+                if self.protocol.phase is not Phase.READY:
+                    if self._ready is None:
+                        self._ready = trio.Event()
+                    await self._ready.wait()
                 await self._emit(
                     request_message(request_id, method, params), related_request=related_request
                 )

@@ -15,11 +15,18 @@ so a slow client slows only its own session.
 from __future__ import annotations
 
 import secrets
+from typing import Protocol
 
 import trio
 
 from ._eventlog import Event, EventLog, InMemoryEventLog
 from ._jsonrpc import RequestId
+
+
+class Writer(Protocol):
+    """What attaches to a stream: something a newer writer can cancel."""
+
+    def cancel(self) -> None: ...
 
 
 class StreamBusy(Exception):
@@ -36,6 +43,25 @@ def new_stream_key() -> str:
 
 
 class OutboundStream:
+    # One per idle session at least, held for hours: no instance dict.
+    __slots__ = (
+        "_changed",
+        "_max_bytes",
+        "_max_events",
+        "_writer",
+        "carries_notifications",
+        "closed",
+        "complete",
+        "drop_when_full",
+        "ever_attached",
+        "heartbeat_due",
+        "key",
+        "log",
+        "pending",
+        "responses_only",
+        "written",
+    )
+
     def __init__(
         self,
         *,
@@ -54,9 +80,13 @@ class OutboundStream:
         self.written = 0
         self.complete = False
         self.closed = False
-        self._writer: trio.CancelScope | None = None
+        self._writer: Writer | None = None
         self.ever_attached = False
-        self._changed = trio.Event()
+        #: Set by the heartbeat clock: the writer has been silent for an interval.
+        self.heartbeat_due = False
+        # Woken on every change; a parking lot, not an Event, since an Event cannot be
+        # reset: replacing it at every wakeup would allocate per heartbeat.
+        self._changed = trio.lowlevel.ParkingLot()
         #: Request ids whose final response this stream still waits for.
         self.pending: set[RequestId] = set()
         #: False for a POST whose client takes only JSON: its notifications go elsewhere.
@@ -88,7 +118,7 @@ class OutboundStream:
             if self.drop_when_full:
                 self.log.drop_oldest()
                 continue
-            await self._wait_changed()
+            await self._changed.park()
         self._push(data, response)
 
     def append_nowait(self, data: str, *, response: bool = False) -> bool:
@@ -140,19 +170,19 @@ class OutboundStream:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def attach(self, scope: trio.CancelScope, *, take_over: bool) -> None:
+    def attach(self, writer: Writer, *, take_over: bool) -> None:
         """Become the stream's writer. ``take_over`` cancels a writer already attached
         (its connection is most likely dead: the client came back on a new one)."""
         if self._writer is not None:
             if not take_over:
                 raise StreamBusy
             self._writer.cancel()
-        self._writer = scope
+        self._writer = writer
         self.ever_attached = True
         self._wake()
 
-    def detach(self, scope: trio.CancelScope) -> None:
-        if self._writer is scope:
+    def detach(self, writer: Writer) -> None:
+        if self._writer is writer:
             self._writer = None
             self._wake()
 
@@ -162,22 +192,29 @@ class OutboundStream:
             raise StreamGap
         return seq
 
-    async def next_events(self, cursor: int, idle: float) -> list[Event] | None:
-        """Events after ``cursor``; ``[]`` after ``idle`` seconds of nothing (time for a
-        heartbeat); ``None`` once the stream is complete and everything was handed out."""
-        with trio.move_on_after(idle):
-            while True:
-                events = self.log.after(cursor)
-                if events is None:
-                    raise StreamGap
-                if events:
-                    self.written = max(self.written, events[-1].seq)
-                    self._wake()  # room for waiting emitters
-                    return events
-                if self.complete:
-                    return None
-                await self._wait_changed()
-        return []
+    async def next_events(self, cursor: int) -> list[Event] | None:
+        """Events after ``cursor``; ``[]`` when a heartbeat is due (see
+        :meth:`beat`); ``None`` once the stream is complete and everything was handed
+        out. Waiting here has no deadline: the heartbeat clock provides the timing."""
+        while True:
+            events = self.log.after(cursor)
+            if events is None:
+                raise StreamGap
+            if events:
+                self.written = max(self.written, events[-1].seq)
+                self._wake()  # room for waiting emitters
+                return events
+            if self.complete:
+                return None
+            if self.heartbeat_due:
+                self.heartbeat_due = False
+                return []
+            await self._changed.park()
+
+    def beat(self) -> None:
+        """The writer has been silent for a heartbeat interval: wake it to send one."""
+        self.heartbeat_due = True
+        self._wake()
 
     async def plain_responses(self) -> list[Event] | None:
         """Wait until the stream is complete or carries something but responses.
@@ -186,7 +223,7 @@ class OutboundStream:
         them as written; ``None`` in the second, when only an event stream will do.
         """
         while not self.complete and self.responses_only:
-            await self._wait_changed()
+            await self._changed.park()
         if not self.responses_only:
             return None
         events = self.log.after(0) or []
@@ -198,8 +235,4 @@ class OutboundStream:
     # -- wakeups ----------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def _wait_changed(self) -> None:
-        await self._changed.wait()
+        self._changed.unpark_all()

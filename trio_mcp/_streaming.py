@@ -16,6 +16,7 @@ import trio
 
 from ._config import Settings
 from ._eventstream import HEARTBEAT, encode_event
+from ._heartbeat import heartbeats, stall_watch
 from ._http import Receive, Send
 from ._session import Session
 from ._stream import OutboundStream
@@ -54,45 +55,100 @@ async def serve_stream(
     ending it cleanly (which would wait on the same client): the client has stopped
     reading, and its events stay in the stream's log for when it resumes.
     """
-    # The writer's scope: a newer connection that takes the stream over cancels it, and
-    # this response still ends cleanly below.
-    writer = trio.CancelScope()
+    writer = _Writer(stream, send, settings)
     stream.attach(writer, take_over=take_over)
     session.touch()
     sender = _DeadlineSend(send, settings.stalled_client_timeout)
     client_left = False
     try:
-        # Outside the writer's scope: a response once begun is always ended below.
+        # Before the writer's scope exists: a response once begun is always ended below,
+        # even when a newer connection takes the stream over meanwhile.
         await sender({"type": "http.response.start", "status": 200, "headers": headers})
         if preamble:
             await sender.chunk(preamble)
-        with writer:
-            async with trio.open_nursery() as nursery:
+        # The nursery's scope is the writer's: a take-over or a stall cancels it. (An idle
+        # stream holds as few cancel scopes as it can; each one is ~650 bytes.)
+        async with trio.open_nursery() as nursery:
+            writer.scope = nursery.cancel_scope
+            if writer.cancelled:
+                nursery.cancel_scope.cancel()
 
-                async def watch_disconnect() -> None:
-                    nonlocal client_left
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    client_left = True
-                    writer.cancel()
+            async def watch_disconnect() -> None:
+                nonlocal client_left
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                client_left = True
+                nursery.cancel_scope.cancel()
 
-                nursery.start_soon(watch_disconnect)
-                try:
-                    await _pump(stream, sender, cursor, settings.heartbeat_interval)
-                finally:
-                    nursery.cancel_scope.cancel()
+            nursery.start_soon(watch_disconnect)
+            try:
+                await _pump(stream, writer, cursor)
+            finally:
+                nursery.cancel_scope.cancel()
+        if writer.stalled:
+            raise _ClientStalled
         if not client_left:
             await sender({"type": "http.response.body", "body": b"", "more_body": False})
     except* _ClientStalled:
         log.info("session %s: the client stopped reading; its stream was dropped", session.id[:8])
     finally:
+        writer.forget()
         stream.detach(writer)
         session.touch()
 
 
+class _Writer:
+    """One response writing one stream: what a newer writer cancels, and what the two
+    timers (heartbeat due, client stalled) act on. The timers key on this rather than on
+    the stream, so that a writer that was taken over cannot unregister its successor."""
+
+    __slots__ = ("_heartbeats", "_send", "_stalls", "cancelled", "scope", "stalled", "stream")
+
+    def __init__(self, stream: OutboundStream, send: Send, settings: Settings) -> None:
+        self.stream = stream
+        self._send = send
+        self._heartbeats = heartbeats(settings.heartbeat_interval)
+        self._stalls = stall_watch(settings.stalled_client_timeout)
+        self.scope: trio.CancelScope | None = None
+        self.cancelled = False
+        self.stalled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def quiet_from_now(self) -> None:
+        """The next heartbeat is due an interval from now."""
+        self.stream.heartbeat_due = False
+        self._heartbeats.touch(self)
+
+    async def chunk(self, data: bytes) -> None:
+        """Send a chunk; a client that takes none for the stall timeout is dropped."""
+        self._stalls.touch(self)
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            self._stalls.forget(self)
+        self.quiet_from_now()
+
+    def forget(self) -> None:
+        self._heartbeats.forget(self)
+        self._stalls.forget(self)
+
+    def on_heartbeat_due(self) -> None:
+        self.stream.beat()
+
+    def on_stalled(self) -> None:
+        self.stalled = True
+        self.cancel()
+
+
 class _DeadlineSend:
-    """``send`` with a deadline per message: a client that takes nothing for that long
-    has stopped reading, and waiting on it would hold its stream's writer forever."""
+    """``send`` with a deadline per message, for the few messages sent outside the
+    writer's scope (the response's start, its preamble and its end): a client that takes
+    nothing for that long has stopped reading, and waiting on it would hold its stream's
+    writer forever."""
 
     __slots__ = ("_send", "_timeout")
 
@@ -110,16 +166,17 @@ class _DeadlineSend:
         await self({"type": "http.response.body", "body": data, "more_body": True})
 
 
-async def _pump(stream: OutboundStream, send: _DeadlineSend, cursor: int, heartbeat: float) -> None:
+async def _pump(stream: OutboundStream, writer: _Writer, cursor: int) -> None:
+    writer.quiet_from_now()
     while True:
-        events = await stream.next_events(cursor, heartbeat)
+        events = await stream.next_events(cursor)
         if events is None:
             return
         if not events:
-            await send.chunk(HEARTBEAT)
+            await writer.chunk(HEARTBEAT)
             continue
         cursor = events[-1].seq
-        await send.chunk(
+        await writer.chunk(
             b"".join(
                 encode_event(e.data, event="message", event_id=stream.event_id(e.seq))
                 for e in events

@@ -13,6 +13,7 @@ import logging
 import trio
 
 from ._config import Settings
+from ._heartbeat import heartbeats, stall_watch
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
 from ._session import Session, TransportKind
@@ -46,6 +47,9 @@ class SessionSupervisor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancelling it ends every session."""
+        # The streams' timers run for the app's whole life, not from its first stream on.
+        heartbeats(self._settings.heartbeat_interval)
+        stall_watch(self._settings.stalled_client_timeout)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()

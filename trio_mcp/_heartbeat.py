@@ -1,0 +1,129 @@
+"""Heartbeat and stall timers: one timer for many writers, each a dict entry.
+
+A stream's writer waits for events with no deadline of its own, and sends without a
+cancel scope of its own. Instead, each writer is an entry in a :class:`DelayQueue`: one
+task per trio run and delay sleeps until the entry touched longest ago is due, then acts
+on every entry that is due by then. Entries are all given the same delay, so touching one
+moves it to the end and the first entry is always the next one due: no heap, no
+per-entry deadline in trio's timer queue.
+
+Due entries are not batched ahead of time: writers woken together interleave at every
+checkpoint of their sends, and the objects each holds meanwhile are alive when the
+collector's youngest generation is scanned, so they are promoted, and promotions are
+what eventually trigger a full collection.
+
+Why not ``move_on_after`` in each writer: that is a cancel scope (with its CancelStatus
+and two sets, ~650 bytes) held for as long as a stream is idle, ~7 µs to enter and leave
+for every chunk sent, and a Cancelled exception raised and unwound at every heartbeat,
+whose traceback cycles then wait for the garbage collector. With thousands of sessions a
+full collection walks millions of objects and stalls every stream for a second or more.
+
+The tasks are trio system tasks: they serve every app in the process, and any writer
+with or without a supervisor, and end with the run. An app starts its two when it starts
+serving (the supervisor does), so that they exist for its whole life; a writer outside
+an app starts them on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+import trio
+
+K = TypeVar("K")  # a dict key: hashable
+
+
+class DelayQueue(Generic[K]):
+    """Calls ``action(key)`` once ``delay`` seconds have passed since the key's last
+    :meth:`touch`, unless it was forgotten first."""
+
+    def __init__(self, delay: float, action: Callable[[K], None]) -> None:
+        self.delay = delay
+        self._action = action
+        # Insertion order is the order of last touch: the first entry is due first.
+        self._touched: dict[K, float] = {}
+
+    def touch(self, key: K) -> None:
+        # No wakeup: an empty queue's task looks again every ``delay`` seconds, and an
+        # entry touched now is due no sooner than that. (A send touches the stall queue
+        # and leaves it again at once; waking its task each time would double the
+        # scheduling work of every chunk sent.)
+        touched = self._touched
+        touched.pop(key, None)
+        touched[key] = trio.current_time()
+
+    def forget(self, key: K) -> None:
+        self._touched.pop(key, None)
+
+    async def run(self) -> None:
+        touched = self._touched
+        while True:
+            if not touched:
+                await trio.sleep(self.delay)
+                continue
+            first = next(iter(touched.values()))
+            now = trio.current_time()
+            if first + self.delay > now:
+                await trio.sleep_until(first + self.delay)
+                continue  # the first key may have been touched or forgotten meanwhile
+            horizon = now - self.delay
+            due = []
+            for key, when in touched.items():
+                if when > horizon:
+                    break
+                due.append(key)
+            for key in due:
+                del touched[key]
+                self._action(key)
+
+
+_QUEUES: trio.lowlevel.RunVar[dict[tuple[object, ...], DelayQueue[Any]]] = trio.lowlevel.RunVar(
+    "trio_mcp_delay_queues"
+)
+
+
+def delay_queue(delay: float, action: Callable[[K], None]) -> DelayQueue[K]:
+    """This trio run's queue for ``delay`` and ``action``, started on first use.
+
+    ``action`` must not raise: it runs in a system task, where an exception ends the run.
+    """
+    try:
+        queues = _QUEUES.get()
+    except LookupError:
+        queues = {}
+        _QUEUES.set(queues)
+    key = (delay, action)
+    queue: DelayQueue[Any] | None = queues.get(key)
+    if queue is None:
+        queue = queues[key] = DelayQueue(delay, action)
+        trio.lowlevel.spawn_system_task(queue.run, name=f"trio-mcp timers ({delay:g} s)")
+    return queue
+
+
+class Watched(Protocol):
+    """A stream's writer, as the two timers see it."""
+
+    def on_heartbeat_due(self) -> None:
+        """Silent for a heartbeat interval: send a heartbeat."""
+
+    def on_stalled(self) -> None:
+        """A send has waited for the stall timeout: the client stopped reading."""
+
+
+def _heartbeat_due(writer: Watched) -> None:
+    writer.on_heartbeat_due()
+
+
+def _stalled(writer: Watched) -> None:
+    writer.on_stalled()
+
+
+def heartbeats(interval: float) -> DelayQueue[Watched]:
+    """The queue that wakes writers silent for ``interval`` seconds."""
+    return delay_queue(interval, _heartbeat_due)
+
+
+def stall_watch(timeout: float) -> DelayQueue[Watched]:
+    """The queue that drops writers whose send has waited ``timeout`` seconds."""
+    return delay_queue(timeout, _stalled)
