@@ -112,27 +112,39 @@ class App(QuartTrio):
                 receive, send = close_if_body_unread(receive, send)
             route = self._routes.get(scope["path"])
             if route is not None:
-                await self._serve_mcp(route, scope, receive, send)
+                # Admission, then the handler from this frame: a held stream's task keeps
+                # one coroutine frame fewer for as long as it lives.
+                handler = await self._admit(route, scope, send)
+                if handler is not None:
+                    try:
+                        await handler(scope, receive, send)
+                    except Exception:
+                        # The last line of defence: the transports answer every expected
+                        # failure.
+                        log.exception(
+                            "unexpected error serving %s %s", scope["method"], scope["path"]
+                        )
+                        raise
                 return
         elif scope["type"] == "lifespan" and _running_library() != "trio":
             await _refuse_lifespan(receive, send)
             return
         await super().__call__(scope, receive, send)
 
-    async def _serve_mcp(
-        self, route: dict[str, Handler], scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _admit(self, route: dict[str, Handler], scope: Scope, send: Send) -> Handler | None:
+        """The handler for an MCP request, or None once the request has been refused
+        (Host, Origin, authentication, method)."""
         if not host_allowed(scope, self.settings.allowed_hosts):
             # 421: this server is not the one the name was meant for (DNS rebinding).
             await respond_error(
                 send, 421, INVALID_REQUEST, "this server does not answer to that Host name"
             )
-            return
+            return None
         if not origin_allowed(scope, self.settings.allowed_origins):
             await respond_error(
                 send, 403, INVALID_REQUEST, "requests from this Origin are not allowed"
             )
-            return
+            return None
         auth = self.settings.auth
         if auth is not None and not scope["path"].startswith(METADATA_PATH):
             try:
@@ -142,10 +154,10 @@ class App(QuartTrio):
                 # the client's fault, and not a reason to let it in.
                 log.exception("the bearer token verifier raised")
                 await respond_unavailable(send, "the server cannot check tokens right now", 5)
-                return
+                return None
             if principal is None:
                 await auth.challenge(scope, send, error)
-                return
+                return None
             scope[PRINCIPAL_KEY] = principal
         handler = route.get(scope["method"])
         if handler is None:
@@ -156,13 +168,8 @@ class App(QuartTrio):
                 f"use {methods} on {scope['path']}".encode(),
                 headers=[(b"allow", methods.encode())],
             )
-            return
-        try:
-            await handler(scope, receive, send)
-        except Exception:
-            # The last line of defence: the transports answer every expected failure.
-            log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
-            raise
+            return None
+        return handler
 
     async def _serve_metadata(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.settings.auth is not None

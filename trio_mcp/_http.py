@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from ._jsonrpc import (
     INVALID_REQUEST,
@@ -42,8 +42,19 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 def query_param(scope: Scope, name: str) -> str | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    return values[0] if values else None
+    """The first non-empty value of a query parameter, as ``parse_qs`` would give it.
+
+    Every POST of the HTTP+SSE transport looks up its ``session_id`` here, so this scans
+    the query once and unquotes only the value it returns (``parse_qs`` unquotes every
+    pair and builds a dict of lists)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if key == name and value:
+            return unquote_plus(value) if "%" in value or "+" in value else value
+    return None
 
 
 def media_type(scope: Scope) -> str | None:
@@ -78,11 +89,13 @@ def close_if_body_unread(receive: Receive, send: Send) -> tuple[Receive, Send]:
             body_read = True
         return message
 
-    async def closing_send(message: dict[str, Any]) -> None:
+    def closing_send(message: dict[str, Any]) -> Awaitable[None]:
+        # A plain function returning send's awaitable: no coroutine frame of its own
+        # between the handler and the server for every message sent.
         if message["type"] == "http.response.start" and not body_read:
             headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
             message = {**message, "headers": [*headers, (b"connection", b"close")]}
-        await send(message)
+        return send(message)
 
     return tracking_receive, closing_send
 

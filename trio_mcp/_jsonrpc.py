@@ -227,4 +227,8 @@ def dumps(message: JSON | list[JSON]) -> str:
     escape, invalid in UTF-8) travels as an escape instead of failing to encode; and no
     NaN or Infinity, which JSON does not have (ValueError instead).
     """
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(message)
+
+
+# One encoder for every message: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)

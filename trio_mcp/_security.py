@@ -16,6 +16,7 @@ Pure functions of the request's headers and the address the server is bound to.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Collection
 from typing import Final
@@ -26,7 +27,10 @@ from ._http import Scope, header
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback(address: str) -> bool:
+    # Cached: every request checks the server's own address and its Host name, and
+    # parsing an IP address is a sizeable share of a request's cost.
     if address == "localhost":
         return True
     try:

@@ -223,11 +223,15 @@ class Tool:
             kwargs[self._context_param] = context
         timeout = self.timeout if self.timeout is not None else default_timeout
         try:
-            with trio.move_on_after(timeout) as deadline:
+            if timeout == math.inf:
+                # No cancel scope for a deadline that can never pass (~7 µs a call).
                 value = await self.fn(**kwargs)
-            if deadline.cancelled_caught:
-                log.warning("tool %r timed out after %g s", self.name, timeout)
-                return error_result(f"Tool {self.name!r} timed out after {timeout:g} s")
+            else:
+                with trio.move_on_after(timeout) as deadline:
+                    value = await self.fn(**kwargs)
+                if deadline.cancelled_caught:
+                    log.warning("tool %r timed out after %g s", self.name, timeout)
+                    return error_result(f"Tool {self.name!r} timed out after {timeout:g} s")
         except JSONRPCError:
             raise  # a deliberate protocol error, answered as such
         except ToolError as exc:
