@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-idle", action="store_true", help="skip the idle sweep")
     parser.add_argument("--no-latency", action="store_true", help="skip the echo runs")
     parser.add_argument(
+        "--no-collect",
+        action="store_true",
+        help="do not ask servers for a full GC before the idle window",
+    )
+    parser.add_argument(
         "--sdk",
         choices=["auto", "require", "skip"],
         default="auto",
@@ -99,6 +104,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         server_core=args.server_core,
         load_core=args.load_core,
         out_dir=args.out,
+        collect=not args.no_collect,
         **preset,
     )
 

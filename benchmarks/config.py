@@ -18,7 +18,10 @@ class RunConfig:
     transports: list[str]
     heartbeat: float = 15.0
     idle_seconds: float = 60.0
-    settle_seconds: float = 2.0
+    settle_seconds: float = 5.0
+    #: Ask each server for one full garbage collection before the idle window (see
+    #: servers/_common.py); settle_seconds must leave it time to finish.
+    collect: bool = True
     #: Pause before reading a fresh server's baseline RSS, and between echo levels.
     pause_seconds: float = 1.0
     duration: float = 10.0

@@ -6,7 +6,8 @@ One measurement is one fresh server process:
    first session fills are not charged to the N that follow; then read its RSS;
 2. open N sessions from several load processes, each session initialized
    (``initialize`` answered, ``notifications/initialized`` sent) and its stream held;
-3. let it settle, then measure an idle window: server CPU time over the window
+3. ask the server for one full garbage collection (see ``servers/_common.py``), let it
+   settle, then measure an idle window: server CPU time over the window
    (heartbeats are all the server does), the heartbeat intervals each stream observed,
    streams the server ended, and the server's RSS at the end;
 4. close everything and stop the server.
@@ -17,6 +18,8 @@ RSS per session is (RSS after - RSS before) / sessions established.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,7 @@ def run_idle(
         "n": count,
         "heartbeat": config.heartbeat,
         "idle_seconds": config.idle_seconds,
+        "collected_before_window": config.collect,
     }
     try:
         server.wait_ready()
@@ -103,6 +107,8 @@ def run_idle(
         establish_wall = time.perf_counter() - begun
         progress.update(count, count, "sessions")
 
+        if config.collect:
+            os.kill(server.pid, signal.SIGUSR1)
         time.sleep(config.settle_seconds)
         workers.each(commands, {"op": "mark"}, "marked")
         cpu_begun, window_begun = cpu_seconds(server.pid), time.perf_counter()

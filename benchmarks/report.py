@@ -286,7 +286,8 @@ def render(results: dict[str, Any]) -> str:
     if results["idle"]:
         parts += [
             "",
-            f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s)",
+            f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s"
+            + ("; one full GC asked of each server before it)" if config["collect"] else ")"),
             idle_table(results["idle"]),
         ]
     if results["latency"]:

@@ -10,15 +10,17 @@ import logging
 from typing import Any
 
 import trio
-from _args import BACKLOG
+from _common import BACKLOG, collect_on_sigusr1
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
 
 def serve_app(app: Any, port: int) -> None:
     logging.basicConfig(level=logging.WARNING)
+    collect_on_sigusr1()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.backlog = BACKLOG
     config.accesslog = None
+    config.loglevel = "WARNING"
     trio.run(serve, app, config)

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import trio
-from _args import parse_args
+from _common import parse_args
 from _floor import close_session, endpoint_event, handle_post, open_session
 from _hypercorn import serve_app
 

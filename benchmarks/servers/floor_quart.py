@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from _args import parse_args
+from _common import parse_args
 from _floor import close_session, endpoint_event, handle_post, open_session
 from _hypercorn import serve_app
 from quart import make_response, request

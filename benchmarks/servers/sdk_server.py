@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from _args import BACKLOG, parse_args
+from _common import BACKLOG, collect_on_sigusr1, parse_args
 from mcp.server.mcpserver import MCPServer
 from sse_starlette import EventSourceResponse
 
@@ -31,6 +31,7 @@ def main() -> None:
     else:
         app = server.streamable_http_app(max_sessions=args.max_sessions)
     logging.basicConfig(level=logging.WARNING)
+    collect_on_sigusr1()
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -6,7 +6,7 @@ about what one process can hold, not about the default's guard.
 
 from __future__ import annotations
 
-from _args import parse_args
+from _common import parse_args
 from _hypercorn import serve_app
 
 import trio_mcp
