@@ -58,6 +58,8 @@ def describe(sdk_versions: dict[str, str] | None) -> dict[str, Any]:
         "kernel": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "trio_mcp_commit": _git_commit(),
+        # Other work on the machine shows up in every figure: say how busy it was.
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
         "packages": packages,
         "sdk_packages": sdk_versions or {},
     }
@@ -69,7 +71,8 @@ def format_machine(machine: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Machine: {machine['cpu']}, {machine['cores']} cores, "
-            f"{machine['memory_gib']} GiB RAM, {machine['kernel']}, Python {machine['python']}",
+            f"{machine['memory_gib']} GiB RAM, {machine['kernel']}, Python {machine['python']}; "
+            f"load average at start {' '.join(map(str, machine['load_average_at_start']))}",
             f"trio-mcp side: {packages} (commit {machine['trio_mcp_commit']})",
             f"SDK side: {sdk}",
         ]
