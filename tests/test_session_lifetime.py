@@ -132,3 +132,46 @@ async def test_closing_a_session_cancels_its_handlers_and_closes_its_streams(
         with trio.fail_after(1):
             await cancelled.wait()
     assert session.main.closed
+
+
+async def test_a_call_left_reporting_into_a_stream_nobody_reads_ends_with_the_idle_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The client POSTed a call that reports progress, then left for good: once the
+    # stream's budget is full the call waits, and that wait is idleness, not activity.
+    server = trio_mcp.Server("abandoned")
+    reports = 0
+    cancelled = trio.Event()
+
+    @server.tool()
+    async def chatty(ctx: trio_mcp.Context) -> str:
+        """Reports progress forever."""
+        nonlocal reports
+        try:
+            while True:
+                await ctx.report_progress(reports + 1)
+                reports += 1  # sent: the stream had room for it
+                await trio.sleep(1)
+        finally:
+            cancelled.set()
+
+    session = Session(
+        "s" * 32, server, trio_mcp.Settings(replay_events=8, session_idle_timeout=60), "streamable"
+    )
+    from trio_mcp._jsonrpc import Notification, Request
+
+    ended: list[float] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_until_end, session, ended)
+        await trio.lowlevel.checkpoint()
+        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {}}
+        await session.deliver([Request(1, "initialize", init)])
+        await session.deliver([Notification("notifications/initialized")])
+        call = {"name": "chatty", "arguments": {}, "_meta": {"progressToken": "p"}}
+        session.open_request_stream([2], carry_notifications=True)
+        await session.deliver([Request(2, "tools/call", call)])
+        await trio.sleep(30)
+        assert ended == [] and reports == 8  # running while the stream had room
+        await trio.sleep(100)
+    assert ended and ended[0] <= 8 + 60 + 1
+    assert cancelled.is_set() and reports == 8

@@ -79,11 +79,12 @@ class Context:
     """A handler's view of its request and session.
 
     Attributes:
-        request_id: the JSON-RPC id of the request being served.
+        request_id: the JSON-RPC id of the request being served (None while serving a
+            notification, whose messages then belong to no request).
         meta: the request's ``params._meta`` (empty when none was sent).
     """
 
-    def __init__(self, port: SessionPort, request_id: RequestId, meta: JSON | None) -> None:
+    def __init__(self, port: SessionPort, request_id: RequestId | None, meta: JSON | None) -> None:
         self._port = port
         self.request_id = request_id
         self.meta: JSON = meta or {}

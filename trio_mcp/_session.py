@@ -190,7 +190,13 @@ class Session:
                 waiting = self.main.attached or not self.main.ever_attached
                 limit = math.inf if waiting else self._settings.resume_grace
             else:
-                busy = self._handlers or any(s.attached for s in self.streams.values())
+                # A handler waiting for room on a stream nobody reads is no sign of life:
+                # its client left a call that reports more than the stream keeps, and
+                # only the idle timeout can end that wait.
+                blocked = sum(stream.blocked for stream in self.streams.values())
+                busy = len(self._handlers) > blocked or any(
+                    stream.attached for stream in self.streams.values()
+                )
                 limit = math.inf if busy else self._settings.session_idle_timeout
             deadline = self._last_activity + limit
             if trio.current_time() >= deadline:
@@ -205,6 +211,11 @@ class Session:
     def touch(self) -> None:
         """Note activity: something attached, detached, or arrived."""
         self._last_activity = trio.current_time()
+        self._liveness.unpark_all()
+
+    def _recheck_liveness(self) -> None:
+        """Have the session's task look again at whether it is idle, without counting
+        this as activity (a handler is about to wait on a full stream)."""
         self._liveness.unpark_all()
 
     def refuse_new_requests(self, reason: str) -> None:
@@ -345,7 +356,7 @@ class Session:
             return dumps(error_message(request.id, _INTERNAL))
 
     async def _serve_notification(self, notification: Notification) -> None:
-        context = Context(self, 0, None)
+        context = Context(self, None, None)
         try:
             await self._server.handle_notification(notification, context)
         except Exception:
@@ -390,7 +401,7 @@ class Session:
         data = message if isinstance(message, str) else dumps(message)
         stream = self._stream_for(related_request, final)
         try:
-            await stream.append(data, response=final)
+            await stream.append(data, response=final, on_wait=self._recheck_liveness)
         except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
         if final and related_request is not None:

@@ -15,6 +15,7 @@ so a slow client slows only its own session.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -49,6 +50,7 @@ class OutboundStream:
         "_max_bytes",
         "_max_events",
         "_writer",
+        "blocked",
         "carries_notifications",
         "closed",
         "complete",
@@ -78,6 +80,9 @@ class OutboundStream:
         # oldest events instead of stalling the emitters.
         self.drop_when_full = drop_when_full
         self.written = 0
+        #: Emitters waiting for room: a session whose handlers all wait here, with no
+        #: writer attached, is idle however long they have been running.
+        self.blocked = 0
         self.complete = False
         self.closed = False
         self._writer: Writer | None = None
@@ -104,11 +109,18 @@ class OutboundStream:
 
     # -- emitting ------------------------------------------------------------------------
 
-    async def append(self, data: str, *, response: bool = False) -> None:
+    async def append(
+        self,
+        data: str,
+        *,
+        response: bool = False,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         """Add an event, first waiting while the writer is ``max_events`` behind.
 
         ``response`` marks a JSON-RPC response, as opposed to a notification or a
-        request, which only an event stream can carry before the response."""
+        request, which only an event stream can carry before the response. ``on_wait``
+        is called each time the emitter is about to wait (counted in ``blocked``)."""
         while True:
             if self.closed:
                 raise trio.ClosedResourceError("the stream's session ended")
@@ -118,7 +130,13 @@ class OutboundStream:
             if self.drop_when_full:
                 self.log.drop_oldest()
                 continue
-            await self._changed.park()
+            self.blocked += 1
+            try:
+                if on_wait is not None:
+                    on_wait()
+                await self._changed.park()
+            finally:
+                self.blocked -= 1
         self._push(data, response)
 
     def append_nowait(self, data: str, *, response: bool = False) -> bool:
