@@ -18,8 +18,13 @@ def make(kind: Any, **settings: Any) -> Session:
     return Session("s" * 32, trio_mcp.Server("lifetime"), trio_mcp.Settings(**settings), kind)
 
 
-async def run_until_end(session: Session, ended: list[float]) -> None:
-    await session.run()
+async def run_until_end(
+    session: Session,
+    ended: list[float],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await session.run(task_status=task_status)
     ended.append(trio.current_time())
 
 
@@ -162,8 +167,7 @@ async def test_a_call_left_reporting_into_a_stream_nobody_reads_ends_with_the_id
 
     ended: list[float] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_until_end, session, ended)
-        await trio.lowlevel.checkpoint()
+        await nursery.start(run_until_end, session, ended)  # its nursery is open
         init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {}}
         await session.deliver([Request(1, "initialize", init)])
         await session.deliver([Notification("notifications/initialized")])
