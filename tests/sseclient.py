@@ -172,3 +172,15 @@ async def open_sse(base: str, path: str = "/sse") -> AsyncIterator[SseSession]:
                 yield session
             finally:
                 nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def event_stream(
+    http: httpx.AsyncClient, url: str, last_event_id: str | None = None
+) -> AsyncIterator[AsyncIterator[Event]]:
+    """A bare GET /sse (resuming after ``last_event_id``, if given): its events, as they
+    come, for tests that drop and resume the connection themselves."""
+    headers = {"last-event-id": last_event_id} if last_event_id else {}
+    async with http.stream("GET", url + "/sse", headers=headers) as response:
+        assert response.status_code == 200
+        yield parse_events(response.aiter_lines(), [])

@@ -22,7 +22,7 @@ import trio
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from peers import program
-from sseclient import Event, open_sse, parse_events
+from sseclient import event_stream, open_sse
 
 import trio_mcp
 from trio_mcp._demo import demo
@@ -266,16 +266,6 @@ async def test_a_proxy_that_buffers_and_compresses_regardless_holds_events_back(
 # -- resumption ---------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def events(
-    http: httpx.AsyncClient, url: str, last_event_id: str | None = None
-) -> AsyncIterator[AsyncIterator[Event]]:
-    headers = {"last-event-id": last_event_id} if last_event_id else {}
-    async with http.stream("GET", url + "/sse", headers=headers) as response:
-        assert response.status_code == 200
-        yield parse_events(response.aiter_lines(), [])
-
-
 async def post(http: httpx.AsyncClient, url: str, message: dict[str, Any]) -> None:
     response = await http.post(url, json=message)
     assert response.status_code == 202, response.text
@@ -286,7 +276,7 @@ async def test_a_stream_dropped_mid_call_resumes_through_the_proxy_with_each_rep
 ) -> None:
     seen: list[dict[str, Any]] = []
     async with nginx(demo_url, tmp_path) as proxy, httpx.AsyncClient(timeout=10) as http:
-        async with events(http, proxy) as stream:
+        async with event_stream(http, proxy) as stream:
             endpoint_event = await anext(stream)
             messages = proxy + endpoint_event.data
             await post(http, messages, initialize(0))
@@ -299,7 +289,7 @@ async def test_a_stream_dropped_mid_call_resumes_through_the_proxy_with_each_rep
                 if seen[-1].get("method") == "notifications/progress":
                     break  # the client's connection to nginx drops with the call in flight
         assert [m["id"] for m in seen if "result" in m] == [0]
-        async with events(http, proxy, last_id) as stream:
+        async with event_stream(http, proxy, last_id) as stream:
             again = await anext(stream)
             assert (again.event, again.data) == ("endpoint", endpoint_event.data)
             # After the call's reply, a ping: replayed events come before it, if twice.

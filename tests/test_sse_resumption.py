@@ -4,26 +4,14 @@ the same session, the same endpoint and every message it missed, within the grac
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import trio
 from mcpschema import validate_server_message
-from sseclient import Event, parse_events
+from sseclient import event_stream
 
 import trio_mcp
-
-
-@asynccontextmanager
-async def stream(
-    http: httpx.AsyncClient, url: str, last_event_id: str | None = None
-) -> AsyncIterator[AsyncIterator[Event]]:
-    headers = {"last-event-id": last_event_id} if last_event_id else {}
-    async with http.stream("GET", url + "/sse", headers=headers) as response:
-        assert response.status_code == 200
-        yield parse_events(response.aiter_lines(), [])
 
 
 async def post(http: httpx.AsyncClient, url: str, endpoint: str, message: Any) -> None:
@@ -65,7 +53,7 @@ async def test_a_dropped_stream_resumes_with_the_same_session_and_nothing_lost(
 ) -> None:
     seen: list[dict[str, Any]] = []
     async with httpx.AsyncClient(timeout=10) as http:
-        async with stream(http, demo_url) as events:
+        async with event_stream(http, demo_url) as events:
             endpoint_event = await events.__anext__()
             endpoint = endpoint_event.data
             await initialize(http, demo_url, endpoint)
@@ -79,7 +67,7 @@ async def test_a_dropped_stream_resumes_with_the_same_session_and_nothing_lost(
                     break  # the connection drops with the call in flight
         await trio.sleep(0.5)  # progress goes on while nobody listens
         assert len(demo_app.supervisor.store) == 1
-        async with stream(http, demo_url, last_id) as events:
+        async with event_stream(http, demo_url, last_id) as events:
             again = await events.__anext__()
             assert (again.event, again.data) == ("endpoint", endpoint)
             async for event in events:
@@ -100,10 +88,10 @@ async def test_a_dropped_stream_resumes_with_the_same_session_and_nothing_lost(
 
 async def test_an_unknown_last_event_id_starts_a_new_session(demo_url: str) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        async with stream(http, demo_url) as events:
+        async with event_stream(http, demo_url) as events:
             first = (await events.__anext__()).data
         forged = "0" * 32 + ".1"
-        async with stream(http, demo_url, forged) as events:
+        async with event_stream(http, demo_url, forged) as events:
             second = (await events.__anext__()).data
     assert first != second
 
@@ -113,7 +101,7 @@ async def test_after_the_grace_period_the_session_is_gone(serve_app: Any) -> Non
 
     app = demo.asgi_app(trio_mcp.Settings(resume_grace=0.2))
     async with serve_app(app) as url, httpx.AsyncClient(timeout=10) as http:
-        async with stream(http, url) as events:
+        async with event_stream(http, url) as events:
             endpoint_event = await events.__anext__()
         with trio.fail_after(5):
             while len(app.supervisor.store):
@@ -122,15 +110,15 @@ async def test_after_the_grace_period_the_session_is_gone(serve_app: Any) -> Non
             url + endpoint_event.data, json={"jsonrpc": "2.0", "method": "x"}
         )
         assert response.status_code == 404
-        async with stream(http, url, endpoint_event.id) as events:
+        async with event_stream(http, url, endpoint_event.id) as events:
             assert (await events.__anext__()).data != endpoint_event.data
 
 
 async def test_a_reconnection_takes_over_from_a_stream_still_open(demo_url: str) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        async with stream(http, demo_url) as old:
+        async with event_stream(http, demo_url) as old:
             endpoint_event = await old.__anext__()
-            async with stream(http, demo_url, endpoint_event.id) as new:
+            async with event_stream(http, demo_url, endpoint_event.id) as new:
                 assert (await new.__anext__()).data == endpoint_event.data
                 await initialize(http, demo_url, endpoint_event.data)
                 reply = await new.__anext__()
