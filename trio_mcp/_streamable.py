@@ -176,11 +176,14 @@ class StreamableHttpTransport:
             # comes as a stream, which heartbeats keep alive through proxies and which
             # the client can resume if its connection drops.
             wait = self._settings.json_reply_wait if sse_ok else math.inf
+            responses = None
             with trio.move_on_after(wait):
                 responses = await stream.plain_responses()
-                if responses is not None:
-                    await _answer_plainly(send, stream, responses, body.is_batch, session_header)
-                    return
+            # Sent outside the wait's scope: its deadline must not cut a body half sent,
+            # after which the event stream below could not start.
+            if responses is not None:
+                await _answer_plainly(send, stream, responses, body.is_batch, session_header)
+                return
         await serve_stream(
             session,
             stream,
