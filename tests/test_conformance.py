@@ -33,17 +33,36 @@ def conformance() -> list[str]:
     node = prefix / "node_modules" / "node" / "bin" / "node"
     script = prefix / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist"
     if not (node.exists() and (script / "index.js").exists()):
-        npm = shutil.which("npm")
-        if npm is None:
-            missing("npm is not installed")
-        prefix.mkdir(parents=True, exist_ok=True)
+        install(prefix)
+    return [str(node), str(script / "index.js"), "server"]
+
+
+def install(prefix: Path) -> None:
+    """npm-install Node 22 and the suite into ``prefix``.
+
+    npm runs *inside* ``prefix`` rather than with ``--prefix``: that flag also moves
+    npm's global config to ``PREFIX/etc/npmrc``, dropping the machine's own (where its
+    CA file may be set), and every registry fetch then fails and retries for minutes.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        missing("npm is not installed")
+    prefix.mkdir(parents=True, exist_ok=True)
+    manifest = prefix / "package.json"
+    if not manifest.exists():
+        # Without one, npm would climb to a parent directory's package.json.
+        manifest.write_text('{"private": true}\n')
+    try:
         subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", NODE, SUITE],
+            [npm, "install", "--no-audit", "--no-fund", NODE, SUITE],
+            cwd=prefix,
             check=True,
             capture_output=True,
             timeout=INSTALL_TIMEOUT,
         )
-    return [str(node), str(script / "index.js"), "server"]
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        printed = (error.stdout or b"") + (error.stderr or b"")
+        pytest.fail(f"npm could not install the suite ({error}):\n{printed.decode()[-3000:]}")
 
 
 def summary(output: str) -> list[tuple[bool, str, int, int]]:
