@@ -7,10 +7,16 @@ on every entry that is due by then. Entries are all given the same delay, so tou
 moves it to the end and the first entry is always the next one due: no heap, no
 per-entry deadline in trio's timer queue.
 
-Due entries are not batched ahead of time: writers woken together interleave at every
-checkpoint of their sends, and the objects each holds meanwhile are alive when the
-collector's youngest generation is scanned, so they are promoted, and promotions are
-what eventually trigger a full collection.
+Due entries are acted on a few at a time (:data:`GROUP`), and the run loop goes round a
+few times between groups, long enough for a woken writer to finish its send. Writers
+woken together interleave at every checkpoint of their sends, and a send holds about
+sixty objects (hypercorn's, h11's and trio's frames and events) across them. Woken all
+at once, hundreds of sends are in flight whenever an allocation triggers a collection of
+the young generations, so their objects are promoted, and promotions are what trigger a
+full collection (seconds, with thousands of sessions). A full collection stalls every
+stream, so more heartbeats fall due together, so the next batch is larger: measured with
+5,000 sessions beating every 2 s, waking all due writers at once cost 37 % of a core
+(half of it in three full collections every 10 s); groups of 16 cost 20 %, with none.
 
 Why not ``move_on_after`` in each writer: that is a cancel scope (with its CancelStatus
 and two sets, ~650 bytes) held for as long as a stream is idle, ~7 µs to enter and leave
@@ -32,6 +38,12 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 K = TypeVar("K")  # a dict key: hashable
+
+#: Due entries acted on together; then the run loop goes round ``_ROUNDS_PER_GROUP`` times:
+#: a woken writer's send passes about three checkpoints (its wakeup, hypercorn's send
+#: lock, the socket send).
+GROUP = 16
+_ROUNDS_PER_GROUP = 3
 
 
 class DelayQueue(Generic[K]):
@@ -73,9 +85,17 @@ class DelayQueue(Generic[K]):
                 if when > horizon:
                     break
                 due.append(key)
-            for key in due:
-                del touched[key]
-                self._action(key)
+            for start in range(0, len(due), GROUP):
+                if start:
+                    # Let the last group's sends finish (see the module docstring).
+                    for _ in range(_ROUNDS_PER_GROUP):
+                        await trio.lowlevel.checkpoint()
+                for key in due[start : start + GROUP]:
+                    last_touch = touched.get(key)
+                    if last_touch is None or last_touch > horizon:
+                        continue  # forgotten, or touched again, while the queue waited
+                    del touched[key]
+                    self._action(key)
 
 
 _QUEUES: trio.lowlevel.RunVar[dict[tuple[object, ...], DelayQueue[Any]]] = trio.lowlevel.RunVar(

@@ -1,0 +1,98 @@
+"""The shared timer behind heartbeats and stall detection: when it acts, and how much at once."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import trio
+import trio.testing
+
+from trio_mcp._heartbeat import GROUP, DelayQueue
+
+
+async def test_an_entry_is_acted_on_one_delay_after_its_last_touch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    acted: list[tuple[str, float]] = []
+    queue = DelayQueue(5.0, lambda key: acted.append((key, trio.current_time())))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run)
+        queue.touch("a")
+        await trio.sleep(3)
+        queue.touch("a")
+        queue.touch("b")
+        await trio.sleep(20)
+        nursery.cancel_scope.cancel()
+    assert acted == [("a", 8.0), ("b", 8.0)]
+
+
+async def test_an_entry_is_acted_on_once_per_touch(autojump_clock: trio.testing.MockClock) -> None:
+    acted: list[str] = []
+    queue = DelayQueue(1.0, acted.append)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run)
+        queue.touch("a")
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert acted == ["a"]
+
+
+async def test_a_forgotten_entry_is_never_acted_on(autojump_clock: trio.testing.MockClock) -> None:
+    acted: list[str] = []
+    queue = DelayQueue(1.0, acted.append)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run)
+        queue.touch("a")
+        queue.touch("b")
+        await trio.sleep(0.5)
+        queue.forget("a")
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert acted == ["b"]
+
+
+async def test_many_due_entries_are_acted_on_a_group_at_a_time() -> None:
+    """Between two groups the run loop goes round, so the writers woken by one group
+    send before the next group is woken."""
+    acted: list[int] = []
+    seen_by_other_tasks: list[int] = []
+    queue = DelayQueue(0.01, acted.append)
+
+    async def other_task() -> None:
+        while True:
+            seen_by_other_tasks.append(len(acted))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for key in range(5 * GROUP):
+            queue.touch(key)
+        nursery.start_soon(queue.run)
+        nursery.start_soon(other_task)
+        while len(acted) < 5 * GROUP:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert acted == list(range(5 * GROUP))
+    steps = [after - before for before, after in pairwise(seen_by_other_tasks)]
+    assert max(steps) == GROUP
+
+
+async def test_an_entry_forgotten_or_touched_while_its_group_waits_is_left_alone() -> None:
+    acted: list[int] = []
+    queue: DelayQueue[int] = DelayQueue(0.01, lambda key: on_due(key))
+
+    def on_due(key: int) -> None:
+        acted.append(key)
+        if key == 0:  # the first group's action changes two entries of a later group
+            queue.forget(GROUP + 1)
+            queue.touch(GROUP + 2)
+
+    async with trio.open_nursery() as nursery:
+        for key in range(2 * GROUP):
+            queue.touch(key)
+        nursery.start_soon(queue.run)
+        while len(acted) < 2 * GROUP - 1:
+            await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
+    assert GROUP + 1 not in acted
+    assert acted[-1] == GROUP + 2  # acted on, but a whole delay after its second touch
+    assert acted[:-1] == [key for key in range(2 * GROUP) if key not in (GROUP + 1, GROUP + 2)]
