@@ -51,6 +51,23 @@ async def test_a_forgotten_entry_is_never_acted_on(autojump_clock: trio.testing.
     assert acted == ["b"]
 
 
+async def test_entries_due_soon_after_one_are_acted_on_with_it_early_never_late(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    acted: list[tuple[str, float]] = []
+    queue = DelayQueue(10.0, lambda key: acted.append((key, trio.current_time())), early=1.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run)
+        queue.touch("a")
+        await trio.sleep(0.5)
+        queue.touch("b")
+        await trio.sleep(1.5)
+        queue.touch("c")
+        await trio.sleep(20)
+        nursery.cancel_scope.cancel()
+    assert acted == [("a", 10.0), ("b", 10.0), ("c", 12.0)]
+
+
 async def test_many_due_entries_are_acted_on_a_group_at_a_time() -> None:
     """Between two groups the run loop goes round, so the writers woken by one group
     send before the next group is woken."""

@@ -23,7 +23,9 @@ class Settings:
 
     Attributes:
         heartbeat_interval: seconds of silence after which an SSE stream gets a comment
-            line, so that proxies and clients do not time it out.
+            line, so that proxies and clients do not time it out. A heartbeat may go out
+            up to 0.25 s (or a twentieth of the interval) early, so that many streams'
+            go out together; never late.
         replay_events, replay_bytes: how much each stream keeps for a client that
             reconnects with ``Last-Event-ID``; also how far a writer may fall behind
             before the handlers that emit wait for it.
