@@ -111,10 +111,12 @@ def run_idle(
             os.kill(server.pid, signal.SIGUSR1)
         time.sleep(config.settle_seconds)
         workers.each(commands, {"op": "mark"}, "marked")
+        server.gc_stats()  # counts from here on
         cpu_begun, window_begun = cpu_seconds(server.pid), time.perf_counter()
         _sleep_with_progress(config.idle_seconds, progress)
         cpu = cpu_seconds(server.pid) - cpu_begun
         window = time.perf_counter() - window_begun
+        collector = server.gc_stats()
         rss_after = rss_bytes(server.pid)
         fds = open_fds(server.pid)
         reports = workers.each(commands, {"op": "report"}, "report")
@@ -141,6 +143,7 @@ def run_idle(
                 else math.nan,
                 "idle_cpu_seconds": cpu,
                 "idle_window": window,
+                "gc": collector,
                 "cpu_seconds_per_minute": cpu / window * 60,
                 "cpu_percent": cpu / window * 100,
                 "heartbeats": sum(reply["beats"] for reply in reports.values()),

@@ -43,6 +43,7 @@ def run_latency(
 
     def on_window(index: int, message: dict[str, Any]) -> None:
         window_cpu.append(cpu_seconds(server.pid))
+        server.gc_stats()  # counts from here on
 
     try:
         server.wait_ready()
@@ -68,6 +69,7 @@ def run_latency(
                 timeout = config.warmup + config.duration + 120
                 reply = workers.command({0: command}, "calls", on_window, timeout)[0]
                 server_cpu = cpu_seconds(server.pid) - window_cpu[0] if window_cpu else 0.0
+                collector = server.gc_stats()
                 window = reply["window"]
                 result.update(
                     {
@@ -78,6 +80,7 @@ def run_latency(
                         "window": window,
                         "server_cpu_percent": server_cpu / window * 100,
                         "load_cpu_percent": reply["load_cpu"] / window * 100,
+                        "gc": collector,
                     }
                 )
             except Exception as exc:

@@ -65,6 +65,8 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
         "RSS/session KB",
         "idle CPU s/min",
         "CPU % core",
+        "GC % core",
+        "full GCs",
         "beat p50 s",
         "beat max s",
         "server-closed",
@@ -87,12 +89,21 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
                 _fmt(r["rss_per_session"] / 1024),
                 _fmt(r["cpu_seconds_per_minute"], 2),
                 _fmt(r["cpu_percent"], 2),
+                *_collector(r, r["idle_window"]),
                 _fmt(beat["p50"], 2),
                 _fmt(beat["max"], 2),
                 f"{r['closed_by_server']:,}",
             ]
         )
     return _table(header, rows)
+
+
+def _collector(r: dict[str, Any], window: float) -> list[str]:
+    """The collector's share of a core over the window, and its full passes."""
+    stats = r.get("gc")
+    if not stats:
+        return ["?", "?"]
+    return [_fmt(sum(stats["seconds"]) / window * 100, 2), f"{stats['collections'][2]:,}"]
 
 
 def latency_table(latency: list[dict[str, Any]]) -> str:
@@ -106,6 +117,8 @@ def latency_table(latency: list[dict[str, Any]]) -> str:
         "p99 ms",
         "errors",
         "server CPU %",
+        "GC % core",
+        "full GCs",
         "load CPU %",
     ]
     rows = []
@@ -126,6 +139,7 @@ def latency_table(latency: list[dict[str, Any]]) -> str:
                 _fmt(lat["p99"] * 1000, 2),
                 str(sum(r["errors"].values())),
                 _fmt(r["server_cpu_percent"], 0),
+                *_collector(r, r["window"]),
                 _fmt(r["load_cpu_percent"], 0),
             ]
         )

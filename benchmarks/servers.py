@@ -8,6 +8,7 @@ runs on its own virtualenv's (see :mod:`.sdkenv`).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .proc import pin_to_core, raise_fd_limit
 
@@ -69,6 +71,7 @@ class ServerProcess:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")
+        self._gc_stats_path = log_path.with_suffix(".gc.json")
 
         def prepare() -> None:
             pin_to_core(core)
@@ -90,6 +93,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=prepare,
             cwd=SERVERS_DIR,
+            env={**os.environ, "BENCHMARK_GC_STATS": str(self._gc_stats_path)},
         )
 
     @property
@@ -110,6 +114,21 @@ class ServerProcess:
             except OSError:
                 time.sleep(0.05)
         raise ServerFailed(f"{self.system.name} did not listen within {timeout:g} s")
+
+    def gc_stats(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The collector's work since the last call (or since the server started):
+        ``{"collections": [gen0, gen1, gen2], "seconds": [...]}``, or None if the server
+        did not answer (see ``servers/_common.py``)."""
+        path = self._gc_stats_path
+        path.unlink(missing_ok=True)
+        os.kill(self.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists():
+                stats: dict[str, Any] = json.loads(path.read_text())
+                return stats
+            time.sleep(0.02)
+        return None
 
     def stop(self) -> None:
         if self.alive():

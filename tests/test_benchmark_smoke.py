@@ -56,6 +56,7 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         assert run["failed"] == 0 and run["closed_by_server"] == 0, where
         assert run["rss_after"] > 0 and run["idle_cpu_seconds"] >= 0, where
         assert run["heartbeats"] > 0, where  # the smoke run's heartbeat is short
+        assert len(run["gc"]["collections"]) == len(run["gc"]["seconds"]) == 3, where
     assert {(r["system"], r["transport"]) for r in results["latency"]} == {
         (r["system"], r["transport"]) for r in results["idle"]
     }
@@ -65,4 +66,5 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         assert run["errors"] == {}, where
         assert run["calls"] > 0 and run["calls_per_s"] > 0, where
         assert 0 < run["latency"]["p50"] <= run["latency"]["p99"], where
+        assert sum(run["gc"]["collections"]) > 0, where  # thousands of calls allocate
     assert plot.stat().st_size > 0

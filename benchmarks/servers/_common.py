@@ -1,4 +1,4 @@
-"""What every server under test shares: its command line, and a garbage-collection hook.
+"""What every server under test shares: its command line, and garbage-collection hooks.
 
 Standard library only: the SDK's server imports this from its own virtualenv.
 """
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import signal
+import time
 from types import FrameType
 
 #: The listen backlog of every server: a burst of connects must not be refused by one
@@ -24,18 +27,46 @@ def parse_args(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def collect_on_sigusr1() -> None:
-    """Run one full garbage collection when sent SIGUSR1.
+def install_gc_hooks() -> None:
+    """SIGUSR1 runs one full garbage collection; SIGUSR2 reports the collector's work.
 
-    The idle driver sends it to every server once its sessions are open, before the idle
-    window: CPython collects its oldest generation once the objects that survived since
-    the last full pass exceed a quarter of it, so the last few thousand sessions opened
-    trigger one pass (seconds long at 19,000 sessions) shortly after the ramp. Without
-    the hook that one-off pass lands in the idle window of some runs and not others;
-    with it, every server's window shows its steady state.
+    The idle driver sends SIGUSR1 to every server once its sessions are open, before the
+    idle window: CPython collects its oldest generation once the objects that survived
+    since the last full pass exceed a quarter of it, so the last few thousand sessions
+    opened trigger one pass (seconds long at 19,000 sessions) shortly after the ramp.
+    Without the hook that one-off pass lands in the idle window of some runs and not
+    others; with it, every server's window shows its steady state.
+
+    SIGUSR2 writes, as JSON to the file named by ``$BENCHMARK_GC_STATS``, how many
+    collections of each generation ran since the last SIGUSR2 and how long they took,
+    then counts afresh: the drivers send one when a window begins and one when it ends.
+    With thousands of sessions the collector can be most of a server's idle CPU.
     """
+    collections = [0, 0, 0]
+    seconds = [0.0, 0.0, 0.0]
+    started = [0.0]
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            generation = info["generation"]
+            collections[generation] += 1
+            seconds[generation] += time.perf_counter() - started[0]
 
     def collect(signum: int, frame: FrameType | None) -> None:
         gc.collect()
 
+    def report(signum: int, frame: FrameType | None) -> None:
+        path = os.environ.get("BENCHMARK_GC_STATS")
+        if path:
+            partial = path + ".partial"
+            with open(partial, "w") as out:
+                json.dump({"collections": collections, "seconds": seconds}, out)
+            os.replace(partial, path)  # the driver never reads half a file
+        collections[:] = [0, 0, 0]
+        seconds[:] = [0.0, 0.0, 0.0]
+
+    gc.callbacks.append(on_collection)
     signal.signal(signal.SIGUSR1, collect)
+    signal.signal(signal.SIGUSR2, report)

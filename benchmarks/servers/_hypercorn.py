@@ -10,14 +10,14 @@ import logging
 from typing import Any
 
 import trio
-from _common import BACKLOG, collect_on_sigusr1
+from _common import BACKLOG, install_gc_hooks
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
 
 def serve_app(app: Any, port: int) -> None:
     logging.basicConfig(level=logging.WARNING)
-    collect_on_sigusr1()
+    install_gc_hooks()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.backlog = BACKLOG

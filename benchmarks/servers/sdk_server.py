@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from _common import BACKLOG, collect_on_sigusr1, parse_args
+from _common import BACKLOG, install_gc_hooks, parse_args
 from mcp.server.mcpserver import MCPServer
 from sse_starlette import EventSourceResponse
 
@@ -31,7 +31,7 @@ def main() -> None:
     else:
         app = server.streamable_http_app(max_sessions=args.max_sessions)
     logging.basicConfig(level=logging.WARNING)
-    collect_on_sigusr1()
+    install_gc_hooks()
     uvicorn.run(
         app,
         host="127.0.0.1",
