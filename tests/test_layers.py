@@ -27,6 +27,7 @@ FORBIDDEN = {
     ),
     **dict.fromkeys(sorted(SESSIONS), HTTP),
     "_config": HTTP,
+    "_collector": HTTP | SESSIONS | {"trio"},
 }
 
 

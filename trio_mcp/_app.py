@@ -18,6 +18,7 @@ import trio
 from quart_trio import QuartTrio
 
 from ._auth import METADATA_PATH, PRINCIPAL_KEY
+from ._collector import tune_for_serving
 from ._config import Settings
 from ._http import (
     Receive,
@@ -93,6 +94,8 @@ class App(QuartTrio):
     async def _start_supervisor(self) -> None:
         # QuartTrio's lifespan nursery lives exactly as long as the app is served.
         await self.nursery.start(self.supervisor.run)
+        if self.settings.gc_young_threshold is not None:
+            tune_for_serving(self.settings.gc_young_threshold)
 
     async def _stop_supervisor(self) -> None:
         self.supervisor.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 def _names(values: Iterable[str]) -> frozenset[str]:
     # Host names and origins compare case-insensitively; an origin has no trailing slash.
     return frozenset(value.strip().lower().rstrip("/") for value in values)
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be None or > 0, not {value!r}")
 
 
 @attrs.frozen
@@ -56,6 +61,12 @@ class Settings:
             anyone who can reach the server.
         allowed_origins: browser origins (``https://app.example``, or ``*``) allowed
             besides the server's own; requests from any other get 403.
+        gc_young_threshold: when serving starts, the app collects once, freezes what
+            survives (it lives as long as the process) and has the garbage collector's
+            young generation collected every this many allocations instead of 700, so
+            that requests in flight are not promoted into costly full collections.
+            None leaves the collector as it is (for an app sharing its process with
+            others that tune it).
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
@@ -76,3 +87,4 @@ class Settings:
     allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     auth: BearerAuth | None = None
+    gc_young_threshold: int | None = attrs.field(default=10_000, validator=_positive_or_none)
