@@ -51,11 +51,11 @@ async def test_a_forgotten_entry_is_never_acted_on(autojump_clock: trio.testing.
     assert acted == ["b"]
 
 
-async def test_entries_due_soon_after_one_are_acted_on_with_it_early_never_late(
+async def test_entries_due_within_the_slack_are_acted_on_together_late_never_early(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     acted: list[tuple[str, float]] = []
-    queue = DelayQueue(10.0, lambda key: acted.append((key, trio.current_time())), early=1.0)
+    queue = DelayQueue(10.0, lambda key: acted.append((key, trio.current_time())), slack=1.0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(queue.run)
         queue.touch("a")
@@ -65,7 +65,7 @@ async def test_entries_due_soon_after_one_are_acted_on_with_it_early_never_late(
         queue.touch("c")
         await trio.sleep(20)
         nursery.cancel_scope.cancel()
-    assert acted == [("a", 10.0), ("b", 10.0), ("c", 12.0)]
+    assert acted == [("a", 11.0), ("b", 11.0), ("c", 13.0)]
 
 
 async def test_many_due_entries_are_acted_on_a_group_at_a_time() -> None:

@@ -29,8 +29,8 @@ class Settings:
     Attributes:
         heartbeat_interval: seconds of silence after which an SSE stream gets a comment
             line, so that proxies and clients do not time it out. A heartbeat may go out
-            up to 0.25 s (or a twentieth of the interval) early, so that many streams'
-            go out together; never late.
+            up to 0.25 s (at most a twentieth of the interval) late, so that many
+            streams' go out together: keep proxies' read timeouts a little longer.
         replay_events, replay_bytes: how much each stream keeps for a client that
             reconnects with ``Last-Event-ID``; also how far a writer may fall behind
             before the handlers that emit wait for it.

@@ -46,24 +46,26 @@ K = TypeVar("K")  # a dict key: hashable
 GROUP = 8
 _ROUNDS_PER_GROUP = 3
 
-#: How early a heartbeat may go out, so that those of many streams go out together:
+#: How late a heartbeat may go out, so that those of many streams go out together:
 #: with 10,000 streams beating every 15 s, each heartbeat alone cost 140 µs of CPU
 #: (10 % of a core), mostly the run loop's rounds; grouped within 0.25 s, 75 µs.
-HEARTBEAT_EARLY = 0.25
+#: (Sending them up to 0.25 s early instead measured 5.9 % of a core against 5.1 %.)
+HEARTBEAT_SLACK = 0.25
 
 
 class DelayQueue(Generic[K]):
     """Calls ``action(key)`` once ``delay`` seconds have passed since the key's last
     :meth:`touch`, unless it was forgotten first.
 
-    With ``early``, a key due within ``early`` seconds of one being acted on is acted on
-    in the same pass, up to ``early`` seconds before its time: keys touched at scattered
-    times share the run loop's rounds instead of each paying for its own wakeup.
+    With ``slack``, the queue waits ``slack`` seconds past the first key's due time and
+    acts on every key due by then in the same pass, up to ``slack`` seconds late: keys
+    touched at scattered times share the run loop's rounds instead of each paying for
+    its own wakeup.
     """
 
-    def __init__(self, delay: float, action: Callable[[K], None], *, early: float = 0.0) -> None:
+    def __init__(self, delay: float, action: Callable[[K], None], *, slack: float = 0.0) -> None:
         self.delay = delay
-        self.early = early
+        self.slack = slack
         self._action = action
         # Insertion order is the order of last touch: the first entry is due first.
         self._touched: dict[K, float] = {}
@@ -88,10 +90,10 @@ class DelayQueue(Generic[K]):
                 continue
             first = next(iter(touched.values()))
             now = trio.current_time()
-            if first + self.delay > now:
-                await trio.sleep_until(first + self.delay)
+            if first + self.delay + self.slack > now:
+                await trio.sleep_until(first + self.delay + self.slack)
                 continue  # the first key may have been touched or forgotten meanwhile
-            horizon = now - self.delay + self.early
+            horizon = now - self.delay
             due = []
             for key, when in touched.items():
                 if when > horizon:
@@ -115,8 +117,8 @@ _QUEUES: trio.lowlevel.RunVar[dict[tuple[object, ...], DelayQueue[Any]]] = trio.
 )
 
 
-def delay_queue(delay: float, action: Callable[[K], None], *, early: float = 0.0) -> DelayQueue[K]:
-    """This trio run's queue for ``delay``, ``action`` and ``early``, started on first use.
+def delay_queue(delay: float, action: Callable[[K], None], *, slack: float = 0.0) -> DelayQueue[K]:
+    """This trio run's queue for ``delay``, ``action`` and ``slack``, started on first use.
 
     ``action`` must not raise: it runs in a system task, where an exception ends the run.
     """
@@ -125,10 +127,10 @@ def delay_queue(delay: float, action: Callable[[K], None], *, early: float = 0.0
     except LookupError:
         queues = {}
         _QUEUES.set(queues)
-    key = (delay, action, early)
+    key = (delay, action, slack)
     queue: DelayQueue[Any] | None = queues.get(key)
     if queue is None:
-        queue = queues[key] = DelayQueue(delay, action, early=early)
+        queue = queues[key] = DelayQueue(delay, action, slack=slack)
         trio.lowlevel.spawn_system_task(queue.run, name=f"trio-mcp timers ({delay:g} s)")
     return queue
 
@@ -154,11 +156,10 @@ def _stalled(writer: Watched) -> None:
 def heartbeats(interval: float) -> DelayQueue[Watched]:
     """The queue that wakes writers silent for ``interval`` seconds.
 
-    A heartbeat may go out up to :data:`HEARTBEAT_EARLY` seconds (or a twentieth of the
-    interval) early, never late: a proxy timing out idle streams at the interval still
-    sees one in time, and the heartbeats of many streams go out in groups.
+    A heartbeat may go out up to :data:`HEARTBEAT_SLACK` seconds (or a twentieth of the
+    interval) late, so that the heartbeats of many streams go out in groups.
     """
-    return delay_queue(interval, _heartbeat_due, early=min(HEARTBEAT_EARLY, interval / 20))
+    return delay_queue(interval, _heartbeat_due, slack=min(HEARTBEAT_SLACK, interval / 20))
 
 
 def stall_watch(timeout: float) -> DelayQueue[Watched]:
