@@ -89,13 +89,18 @@ class App(QuartTrio):
                 self.settings.messages_path
             ]
         self.before_serving(self._start_supervisor)
+        if self.settings.gc_young_threshold is not None:
+            self.before_serving(self._tune_collector)
         self.after_serving(self._stop_supervisor)
 
     async def _start_supervisor(self) -> None:
         # QuartTrio's lifespan nursery lives exactly as long as the app is served.
         await self.nursery.start(self.supervisor.run)
-        if self.settings.gc_young_threshold is not None:
-            tune_for_serving(self.settings.gc_young_threshold)
+
+    async def _tune_collector(self) -> None:
+        # Registered only when the setting asks for it; once everything above is built.
+        assert self.settings.gc_young_threshold is not None
+        tune_for_serving(self.settings.gc_young_threshold)
 
     async def _stop_supervisor(self) -> None:
         self.supervisor.close()
