@@ -128,11 +128,11 @@ async def respond(
     content_type: bytes = b"text/plain; charset=utf-8",
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
-    response_headers: Headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
+    response_headers: Headers = [(b"content-length", str(len(body)).encode()), *headers]
+    if body:
+        # No body, no type: a bare 202 is the reply to most POSTs, and every header is
+        # validated twice on the way out (by hypercorn and by h11).
+        response_headers.append((b"content-type", content_type))
     await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

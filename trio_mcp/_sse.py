@@ -133,4 +133,6 @@ class SseTransport:
                 send, "the session's stream is full: read it before sending more", 1
             )
             return
-        await respond(send, 202, b"Accepted")
+        # No body: the replies travel on the stream, and an empty body spares the server
+        # one socket send per POST (hypercorn writes each body chunk on its own).
+        await respond(send, 202)

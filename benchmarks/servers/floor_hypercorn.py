@@ -41,7 +41,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 break
         query = parse_qs(scope["query_string"].decode())
         status = handle_post(query.get("session_id", [""])[0], body)
-        await _respond(send, status, b"Accepted" if status == 202 else b"")
+        await _respond(send, status, b"")
     else:
         await _respond(send, 404, b"")
 

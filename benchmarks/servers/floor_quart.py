@@ -43,7 +43,7 @@ async def stream() -> ResponseReturnValue:
 @app.post("/messages/")
 async def messages() -> ResponseReturnValue:
     status = handle_post(request.args.get("session_id"), await request.get_data())
-    return ("Accepted" if status == 202 else ""), status
+    return "", status
 
 
 def main() -> None:
