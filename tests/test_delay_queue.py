@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from itertools import pairwise
 
 import trio
 import trio.testing
 
-from trio_mcp._heartbeat import GROUP, DelayQueue
+from trio_mcp._heartbeat import DelayQueue, group_size
 
 
 async def test_an_entry_is_acted_on_one_delay_after_its_last_touch(
@@ -74,6 +75,7 @@ async def test_many_due_entries_are_acted_on_a_group_at_a_time() -> None:
     acted: list[int] = []
     seen_by_other_tasks: list[int] = []
     queue = DelayQueue(0.01, acted.append)
+    group = group_size()
 
     async def other_task() -> None:
         while True:
@@ -81,35 +83,49 @@ async def test_many_due_entries_are_acted_on_a_group_at_a_time() -> None:
             await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
-        for key in range(5 * GROUP):
+        for key in range(5 * group):
             queue.touch(key)
         nursery.start_soon(queue.run)
         nursery.start_soon(other_task)
-        while len(acted) < 5 * GROUP:
+        while len(acted) < 5 * group:
             await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    assert acted == list(range(5 * GROUP))
+    assert acted == list(range(5 * group))
     steps = [after - before for before, after in pairwise(seen_by_other_tasks)]
-    assert max(steps) == GROUP
+    assert max(steps) == group
 
 
 async def test_an_entry_forgotten_or_touched_while_its_group_waits_is_left_alone() -> None:
     acted: list[int] = []
     queue: DelayQueue[int] = DelayQueue(0.01, lambda key: on_due(key))
+    group = group_size()
 
     def on_due(key: int) -> None:
         acted.append(key)
         if key == 0:  # the first group's action changes two entries of a later group
-            queue.forget(GROUP + 1)
-            queue.touch(GROUP + 2)
+            queue.forget(group + 1)
+            queue.touch(group + 2)
 
     async with trio.open_nursery() as nursery:
-        for key in range(2 * GROUP):
+        for key in range(2 * group):
             queue.touch(key)
         nursery.start_soon(queue.run)
-        while len(acted) < 2 * GROUP - 1:
+        while len(acted) < 2 * group - 1:
             await trio.sleep(0.001)
         nursery.cancel_scope.cancel()
-    assert GROUP + 1 not in acted
-    assert acted[-1] == GROUP + 2  # acted on, but a whole delay after its second touch
-    assert acted[:-1] == [key for key in range(2 * GROUP) if key not in (GROUP + 1, GROUP + 2)]
+    assert group + 1 not in acted
+    assert acted[-1] == group + 2  # acted on, but a whole delay after its second touch
+    assert acted[:-1] == [key for key in range(2 * group) if key not in (group + 1, group + 2)]
+
+
+def test_groups_are_small_under_default_collector_thresholds_and_larger_when_tuned() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, saved[1], saved[2])  # CPython's default
+        assert group_size() == 8
+        gc.set_threshold(10_000, saved[1], saved[2])  # what a serving app sets
+        assert group_size() == 64
+        gc.set_threshold(1_000_000, saved[1], saved[2])
+        assert group_size() == 64  # a group's sends share one pass of the run loop
+    finally:
+        gc.set_threshold(*saved)
