@@ -215,7 +215,8 @@ class OutboundStream:
         :meth:`beat`); ``None`` once the stream is complete and everything was handed
         out. Waiting here has no deadline: the heartbeat clock provides the timing."""
         while True:
-            events = self.log.after(cursor)
+            # Caught up is the common case (every heartbeat): no need to ask for a slice.
+            events = self.log.after(cursor) if cursor != self.log.last_seq else []
             if events is None:
                 raise StreamGap
             if events:
