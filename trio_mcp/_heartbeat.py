@@ -117,16 +117,16 @@ class DelayQueue(Generic[K]):
                 due.append(key)
             group = group_size()
             for start in range(0, len(due), group):
-                if start:
-                    # Let the last group's sends finish (see the module docstring).
-                    for _ in range(_ROUNDS_PER_GROUP):
-                        await trio.lowlevel.checkpoint()
                 for key in due[start : start + group]:
                     last_touch = touched.get(key)
                     if last_touch is None or last_touch > horizon:
                         continue  # forgotten, or touched again, while the queue waited
                     del touched[key]
                     self._action(key)
+                # Let this group's sends finish before more writers wake, whether in this
+                # pass or the next (see the module docstring).
+                for _ in range(_ROUNDS_PER_GROUP):
+                    await trio.lowlevel.checkpoint()
 
 
 _QUEUES: trio.lowlevel.RunVar[dict[tuple[object, ...], DelayQueue[Any]]] = trio.lowlevel.RunVar(
