@@ -129,3 +129,19 @@ def test_groups_are_small_under_default_collector_thresholds_and_larger_when_tun
         assert group_size() == 64  # a group's sends share one pass of the run loop
     finally:
         gc.set_threshold(*saved)
+
+
+async def test_an_entry_is_acted_on_when_rounding_puts_its_due_time_a_hair_early(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Touched at 0.1 with a delay of 0.7: due at 0.1 + 0.7, which is a hair under 0.8,
+    and at that time, time minus delay is a hair under 0.1."""
+    acted: list[float] = []
+    queue: DelayQueue[str] = DelayQueue(0.7, lambda key: acted.append(trio.current_time()))
+    async with trio.open_nursery() as nursery:
+        await trio.sleep(0.1)
+        queue.touch("a")
+        nursery.start_soon(queue.run)
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert acted == [0.1 + 0.7]

@@ -62,7 +62,8 @@ HEARTBEAT_SLACK = 0.25
 
 def group_size() -> int:
     """How many due entries to act on at once: as many writers as keep their sends'
-    objects under two fifths of the young generation's threshold, from 8 to 64.
+    objects under two fifths of the young generation's threshold, but at least 8 (which
+    measured as well as 16 under the default threshold) and at most 64.
 
     Read at every pass, so it follows the collector's tuning (see :mod:`._collector`)."""
     fits = gc.get_threshold()[0] * 2 // (5 * _OBJECTS_PER_SEND)
@@ -109,7 +110,10 @@ class DelayQueue(Generic[K]):
             if first + self.delay + self.slack > now:
                 await trio.sleep_until(first + self.delay + self.slack)
                 continue  # the first key may have been touched or forgotten meanwhile
-            horizon = now - self.delay
+            # ``first`` is due: the sleep above says so, even where rounding would put
+            # ``now - delay`` a hair before it (and a pass that acts on nothing would
+            # spin without a checkpoint).
+            horizon = max(now - self.delay, first)
             due = []
             for key, when in touched.items():
                 if when > horizon:
