@@ -28,9 +28,18 @@ setup(
             # Drives Debian's chromium through its chromium-driver (tests/test_browser.py).
             "selenium>=4.20",
             "hypothesis>=6.100",
+            # Every host is tested: uvicorn on uvloop with httptools, and mounting in a
+            # Starlette app (tests/hosts.py, tests/test_hosting.py).
+            "uvicorn>=0.30",
+            "uvloop>=0.19",
+            "httptools>=0.6",
+            "starlette>=0.37",
             # The benchmark's smoke test draws its plot too, so that code cannot rot.
             "matplotlib>=3.7",
         ],
+        # The fastest host measured (benchmarks/RESULTS.md): trio as a guest on uvicorn's
+        # uvloop, with httptools parsing HTTP/1.1. python -m trio_mcp uses it when present.
+        "uvicorn": ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
         "bench": ["matplotlib>=3.7"],
         "lint": ["ruff>=0.6", "mypy>=1.10"],
     },

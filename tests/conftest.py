@@ -1,17 +1,14 @@
-"""Fixtures: a real hypercorn trio server on 127.0.0.1, port 0, per test."""
+"""Fixtures: a real server on 127.0.0.1, port 0, per test: hypercorn's trio worker, or
+under ``every_host`` each supported ASGI server in turn (tests/hosts.py)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
 import pytest
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
 import trio_mcp
@@ -19,22 +16,26 @@ import trio_mcp
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
+from hosts import HOSTS, serving
 
-@asynccontextmanager
-async def serving(app: ASGIFramework) -> AsyncIterator[str]:
-    """Serve ``app`` (an App, or a test's wrapper around one) on a free loopback port
-    for the duration; yields the base URL."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.5
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        try:
-            yield binds[0]
-        finally:
-            stop.set()
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "every_host: run the test under every ASGI server trio-mcp supports (tests/hosts.py)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "host" in metafunc.fixturenames and metafunc.definition.get_closest_marker("every_host"):
+        metafunc.parametrize("host", HOSTS, indirect=True)
+
+
+@pytest.fixture
+def host(request: pytest.FixtureRequest) -> str:
+    """The ASGI server the test's apps are served by: hypercorn's trio worker, unless the
+    test is marked ``every_host``."""
+    return getattr(request, "param", HOSTS[0])
 
 
 @pytest.fixture
@@ -45,19 +46,20 @@ def demo_app() -> trio_mcp.App:
 
 
 @pytest.fixture
-async def demo_url(demo_app: trio_mcp.App) -> AsyncIterator[str]:
-    async with serving(demo_app) as url:
+async def demo_url(demo_app: trio_mcp.App, host: str) -> AsyncIterator[str]:
+    async with serving(demo_app, host) as url:
         yield url
 
 
 @pytest.fixture
-async def everything_url() -> AsyncIterator[str]:
+async def everything_url(host: str) -> AsyncIterator[str]:
     import everything
 
-    async with serving(everything.server.asgi_app()) as url:
+    async with serving(everything.server.asgi_app(), host) as url:
         yield url
 
 
 @pytest.fixture
-def serve_app() -> Callable[[ASGIFramework], object]:
-    return serving
+def serve_app(host: str) -> Callable[[ASGIFramework], object]:
+    """``serve_app(app)``: an async context manager serving ``app`` under the test's host."""
+    return partial(serving, host=host)

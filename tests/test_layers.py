@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trio_mcp"
 
 HTTP = {"_app", "_http", "_sse", "_streamable", "_streaming", "_auth", "_security", "_run"}
 SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
+TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content"}
 
 #: module -> what it must not import at module level (imports that only serve type
 #: checking are not imports at run time, and are not counted).
@@ -22,12 +23,12 @@ FORBIDDEN = {
         HTTP | SESSIONS | {"trio"},
     ),
     "_uritemplate": HTTP | SESSIONS | {"trio"},
-    **dict.fromkeys(
-        ["_server", "_tools", "_resources", "_prompts", "_context", "_content"], HTTP | SESSIONS
-    ),
+    **dict.fromkeys(sorted(TOOLS), HTTP | SESSIONS),
     **dict.fromkeys(sorted(SESSIONS), HTTP),
     "_config": HTTP,
     "_collector": HTTP | SESSIONS | {"trio"},
+    # Hosting trio on another loop, and hearing the host's signals: no MCP at all.
+    **dict.fromkeys(["_guest", "_signals", "_lifespan"], HTTP | SESSIONS | TOOLS),
 }
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
+from hosts import in_server_run
 from sseclient import open_sse
 
 import trio_mcp
+
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
 
 
 def buggy_server() -> trio_mcp.Server:
@@ -129,20 +135,22 @@ async def test_list_changes_are_announced_only_for_declared_lists(serve_app: Any
         """The first tool."""
         return "1"
 
-    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+    app = server.asgi_app()
+    async with serve_app(app) as url, open_sse(url) as sse:
         await sse.initialize()
 
         async def hello() -> str:
             """A prompt added later."""
             return "hi"
 
-        server.add_prompt(hello)  # prompts were not declared at initialize
+        # prompts were not declared at initialize
+        await in_server_run(app, partial(server.add_prompt, hello))
 
         async def second() -> str:
             """A second tool."""
             return "2"
 
-        server.add_tool(second)
+        await in_server_run(app, partial(server.add_tool, second))
         changed = await sse.receive()
         assert changed["method"] == "notifications/tools/list_changed"
         assert not [
@@ -266,10 +274,15 @@ async def test_a_refusal_sent_before_the_body_was_read_closes_the_connection(
             demo_url + "/messages/?session_id=nope", json={"jsonrpc": "2.0", "method": "ping"}
         )
         no_such_route = await http.patch(demo_url + "/elsewhere", content=b"[1, 2, 3]")
+        # Quart's own 404 may or may not have read the body first (its reader races the
+        # route, and under an asyncio host the body is read at once): either way the
+        # same client's next request must be answered, not sent into a dead connection.
+        with trio.fail_after(5):
+            after = await http.patch(demo_url + "/elsewhere", content=b"[1]")
     assert unknown_session.status_code == 404
     assert unknown_session.headers["connection"] == "close"
     assert no_such_route.status_code == 404
-    assert no_such_route.headers["connection"] == "close"
+    assert after.status_code == 404
 
 
 async def test_a_request_whose_body_was_read_keeps_its_connection(demo_url: str) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
+
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
 
 
 async def test_official_client_initializes_and_lists_the_demo_tools(demo_url: str) -> None:

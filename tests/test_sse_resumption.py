@@ -7,11 +7,15 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from mcpschema import validate_server_message
 from sseclient import event_stream
 
 import trio_mcp
+
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
 
 
 async def post(http: httpx.AsyncClient, url: str, endpoint: str, message: Any) -> None:

@@ -18,6 +18,9 @@ from sseclient import SseSession, open_sse
 
 import trio_mcp
 
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
+
 VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]
 
 

@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import mcp_types as types
+import pytest
 import trio
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 import trio_mcp
+
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
 
 
 @asynccontextmanager

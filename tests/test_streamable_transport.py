@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from hosts import in_server_run
 from streamclient import BOTH, McpClient, messages, open_client
 
 import trio_mcp
+
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -295,7 +300,8 @@ async def test_server_notifications_go_to_the_standalone_stream(serve_app: Any) 
         """The first tool."""
         return "1"
 
-    async with serve_app(server.asgi_app()) as url, open_client(url) as mcp:
+    app = server.asgi_app()
+    async with serve_app(app) as url, open_client(url) as mcp:
         await mcp.initialize()
         async with mcp.get_stream() as (response, events):
             assert response.headers["content-type"] == "text/event-stream"
@@ -306,7 +312,7 @@ async def test_server_notifications_go_to_the_standalone_stream(serve_app: Any) 
                 """A second tool."""
                 return "2"
 
-            server.add_tool(two)
+            await in_server_run(app, partial(server.add_tool, two))
             with trio.fail_after(5):
                 event = await events.__anext__()
     assert mcp.check(event.json())["method"] == "notifications/tools/list_changed"

@@ -9,8 +9,11 @@ lifespan (which owns the session supervisor) and routing for anything else a use
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import sniffio
@@ -20,6 +23,7 @@ from quart_trio import QuartTrio
 from ._auth import METADATA_PATH, PRINCIPAL_KEY
 from ._collector import tune_for_serving
 from ._config import Settings
+from ._guest import GuestHost
 from ._http import (
     Receive,
     Scope,
@@ -32,9 +36,11 @@ from ._http import (
     respond_unavailable,
 )
 from ._jsonrpc import INVALID_REQUEST
+from ._lifespan import run_lifespan
 from ._registry import SessionStore
 from ._security import host_allowed, origin_allowed
 from ._server import Server
+from ._signals import drain_on_signals
 from ._sse import SseTransport
 from ._streamable import StreamableHttpTransport
 from ._supervisor import SessionSupervisor
@@ -43,9 +49,10 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("trio_mcp")
 
-WRONG_WORKER = (
-    "trio-mcp runs on trio, but this ASGI server runs {library}. Start hypercorn with its "
-    "trio worker: hypercorn -k trio trio_mcp.app  (or run: python -m trio_mcp)"
+UNSUPPORTED_LIBRARY = (
+    "trio-mcp runs on trio, natively or as a guest on asyncio, but this ASGI server runs "
+    "{library}. Serve it with hypercorn or uvicorn: hypercorn trio_mcp.app  (or run: "
+    "python -m trio_mcp)"
 )
 
 
@@ -62,6 +69,8 @@ class App(QuartTrio):
         """``store`` is where live sessions are registered (in memory by default); a
         shared store is the seam for sessions that span worker processes."""
         super().__init__(server.identity.name)
+        #: Set on the first call from an asyncio server: trio then runs as its guest.
+        self._guest: GuestHost | None = None
         self.mcp_server = server
         self.settings = settings or Settings()
         self.supervisor = SessionSupervisor(server, self.settings, store)
@@ -105,20 +114,46 @@ class App(QuartTrio):
     async def _stop_supervisor(self) -> None:
         self.supervisor.close()
 
-    async def shutdown(self, timeout: float = 10.0) -> None:
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """The app's lifespan, for a parent app that mounts this one and does not pass
+        its own on (Starlette and FastAPI do not): start it from the parent's, as in
+        ``Starlette(routes=[Mount("/tools", app=mcp_app)], lifespan=lambda _:
+        mcp_app.lifespan())``. On asyncio or on trio, whichever the parent runs on."""
+        return run_lifespan(self)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
         """Shut down gracefully within ``timeout`` seconds: refuse new sessions and
         requests, let running requests finish until shortly before the deadline, then
         end every session and its streams cleanly. ``trio_mcp.run`` calls it on SIGTERM
         or SIGINT; call it yourself when you drive hypercorn's ``serve``."""
+        if timeout is None:
+            timeout = self.settings.shutdown_timeout
         # Keep a tenth of the time (at most a second) for the streams to end.
         margin = min(1.0, timeout / 10)
         await self.supervisor.drain(trio.current_time() + timeout - margin)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._guest is not None:
+            await self._guest(scope, receive, send)
+            return
+        library = _running_library()
+        if library == "trio":
+            await self._serve(scope, receive, send)
+        elif library == "asyncio":
+            # From now on every call goes through the guest run: the server is asyncio.
+            self._guest = GuestHost(self._serve, companion=self._guest_companion)
+            await self._guest(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _refuse_lifespan(library, receive, send)
+        else:
+            raise RuntimeError(UNSUPPORTED_LIBRARY.format(library=library))
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one ASGI call; runs in trio (natively, or as a guest on asyncio)."""
         if scope["type"] == "http":
             if has_body(scope):
                 receive, send = close_if_body_unread(receive, send)
-            route = self._routes.get(scope["path"])
+            route = self._routes.get(_route_path(scope))
             if route is not None:
                 # Admission, then the handler from this frame: a held stream's task keeps
                 # one coroutine frame fewer for as long as it lives.
@@ -134,10 +169,16 @@ class App(QuartTrio):
                         )
                         raise
                 return
-        elif scope["type"] == "lifespan" and _running_library() != "trio":
-            await _refuse_lifespan(receive, send)
-            return
+        elif scope["type"] == "lifespan" and self._guest is None:
+            log.info("trio-mcp: serving on trio")
         await super().__call__(scope, receive, send)
+
+    async def _guest_companion(self) -> None:
+        """Runs beside the calls for as long as trio is a guest on an asyncio server."""
+        loop = asyncio.get_running_loop()
+        kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        log.info("trio-mcp: serving on trio as a guest on this server's %s loop", kind)
+        await drain_on_signals(partial(self.shutdown, self.settings.shutdown_timeout))
 
     async def _admit(self, route: dict[str, Handler], scope: Scope, send: Send) -> Handler | None:
         """The handler for an MCP request, or None once the request has been refused
@@ -191,9 +232,18 @@ def _running_library() -> str:
         return "no async library"
 
 
-async def _refuse_lifespan(receive: Receive, send: Send) -> None:
+def _route_path(scope: Scope) -> str:
+    """The request's path below where the app is mounted (ASGI's ``root_path``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+async def _refuse_lifespan(library: str, receive: Receive, send: Send) -> None:
     """Fail startup with a message that says how to start the server correctly."""
-    message = WRONG_WORKER.format(library=_running_library())
+    message = UNSUPPORTED_LIBRARY.format(library=library)
     while True:
         event = await receive()
         if event["type"] == "lifespan.startup":

@@ -61,6 +61,9 @@ class Settings:
             anyone who can reach the server.
         allowed_origins: browser origins (``https://app.example``, or ``*``) allowed
             besides the server's own; requests from any other get 403.
+        shutdown_timeout: seconds a graceful shutdown (SIGTERM, Ctrl+C, or
+            :meth:`App.shutdown`) gives running calls to finish before every session and
+            stream is ended.
         gc_young_threshold: when serving starts, the app collects once, freezes what
             survives (it lives as long as the process) and has the garbage collector's
             young generation collected every this many allocations instead of 700, so
@@ -87,4 +90,5 @@ class Settings:
     allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     auth: BearerAuth | None = None
+    shutdown_timeout: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
     gc_young_threshold: int | None = attrs.field(default=10_000, validator=_positive_or_none)

@@ -1,0 +1,165 @@
+"""Hosting trio-mcp: as a trio guest on asyncio servers, mounted inside an asyncio app,
+and how a failure or a disconnect on one side reaches the other."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from hosts import serving
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from sseclient import open_sse
+
+import trio_mcp
+
+ASYNCIO_HOSTS = ["hypercorn-asyncio", "uvicorn"]
+
+#: Set by an asyncio middleware around the app; a tool reads it.
+REQUEST_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("request_tag", default="")
+
+
+def mounted(mcp_app: trio_mcp.App) -> Any:
+    """A Starlette app serving its own route, with trio-mcp mounted under /tools."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def hello(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello from starlette")
+
+    return Starlette(
+        routes=[Route("/hello", hello), Mount("/tools", app=mcp_app)],
+        lifespan=lambda _: mcp_app.lifespan(),
+    )
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_mounted_in_starlette_serves_sse_under_the_prefix(host: str) -> None:
+    from trio_mcp._demo import demo
+
+    async with serving(mounted(demo.asgi_app()), host) as url:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url + "/hello")).text == "hello from starlette"
+        async with (
+            sse_client(url + "/tools/sse") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            added = await session.call_tool("add", {"a": 2, "b": 40})
+    assert added.structured_content == {"result": 42}
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_mounted_in_starlette_serves_streamable_http_under_the_prefix(host: str) -> None:
+    from trio_mcp._demo import demo
+
+    async with serving(mounted(demo.asgi_app()), host) as url:
+        async with (
+            streamable_http_client(url + "/tools/mcp") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            echoed = await session.call_tool("echo", {"text": "mounted"})
+    assert echoed.content[0].text == "mounted"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_the_endpoint_event_names_the_mounted_messages_path(host: str) -> None:
+    from trio_mcp._demo import demo
+
+    async with serving(mounted(demo.asgi_app()), host) as url, open_sse(url + "/tools") as sse:
+        assert sse.endpoint.startswith("/tools/messages/?session_id=")
+
+
+def tagging(app: Any) -> Any:
+    """An asyncio ASGI middleware that sets a context variable for the request."""
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            REQUEST_TAG.set("tagged-by-asyncio")
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def tag_server() -> trio_mcp.Server:
+    server = trio_mcp.Server("tags", "1.0.0")
+
+    @server.tool()
+    async def tag() -> str:
+        """The request's tag."""
+        return REQUEST_TAG.get()
+
+    return server
+
+
+@asynccontextmanager
+async def sse_session(url: str) -> AsyncIterator[ClientSession]:
+    async with sse_client(url + "/sse") as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_context_set_on_the_asyncio_side_reaches_the_tool(host: str) -> None:
+    # Over Streamable HTTP a call runs in the task of the POST that carried it.
+    async with serving(tagging(tag_server().asgi_app()), host) as url:
+        async with (
+            streamable_http_client(url + "/mcp") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("tag", {})
+    assert result.content[0].text == "tagged-by-asyncio"  # type: ignore[union-attr]
+
+
+def failing_app() -> Any:
+    app = tag_server().asgi_app()
+
+    @app.route("/boom")
+    async def boom() -> str:
+        raise RuntimeError("a bug on the trio side")
+
+    return app
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_a_trio_side_failure_is_a_500_and_the_server_lives_on(host: str) -> None:
+    async with serving(failing_app(), host) as url, httpx.AsyncClient() as http:
+        with trio.fail_after(10):
+            response = await http.get(url + "/boom")
+            assert response.status_code == 500
+            assert "a bug on the trio side" not in response.text
+        async with sse_session(url) as session:
+            assert (await session.call_tool("tag", {})).is_error is False
+
+
+def raw_failing_app() -> Any:
+    """An app whose trio side raises before answering at all."""
+    app = tag_server().asgi_app()
+    serve = app._serve
+
+    async def failing_serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/raw-boom":
+            raise RuntimeError("raised before any response")
+        await serve(scope, receive, send)
+
+    app._serve = failing_serve  # type: ignore[method-assign]
+    return app
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_an_exception_before_any_response_fails_the_request_not_hangs(host: str) -> None:
+    async with serving(raw_failing_app(), host) as url, httpx.AsyncClient() as http:
+        with trio.fail_after(10):
+            response = await http.get(url + "/raw-boom")
+        assert response.status_code == 500
+        async with sse_session(url) as session:
+            assert (await session.call_tool("tag", {})).is_error is False

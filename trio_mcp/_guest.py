@@ -1,0 +1,343 @@
+"""Serving a trio app from an asyncio ASGI server: trio runs as a guest on its loop.
+
+Under ``hypercorn -k trio`` the app's coroutines run in trio natively. Under an asyncio
+server (hypercorn's default worker, uvicorn on asyncio or uvloop) they cannot: trio's
+nurseries, cancel scopes and sockets only work inside a trio run. So the first ASGI call
+(normally the lifespan's) starts one trio run as a *guest* on the server's loop
+(:func:`trio.lowlevel.start_guest_run`): trio's tasks then run on the loop's own thread,
+between the loop's callbacks, and only its wait for I/O runs in a helper thread.
+
+Each ASGI call becomes a task in the guest's root nursery, running the app's native trio
+code with ``receive`` and ``send`` that drive the server's asyncio callables. The
+asyncio task of the call waits for that trio task and has its outcome: an exception goes
+back to the server (which logs it and answers 500) and never reaches the shared nursery,
+and a server that cancels the call (a client gone under some servers, shutdown under
+all) cancels the trio task and waits until it has unwound.
+
+Calling into asyncio from trio costs the most when each call needs an asyncio task and
+two hops between the loops; most ``send`` calls and many ``receive`` calls complete
+without suspending (a write into the transport's buffer, a body already read), so the
+first step of each is run in place and only one that suspends is handed to an asyncio
+task. The pitfalls this module avoids (signal wakeup fd, SIGINT, shutdown order,
+context variables) are written up in the project's design notes on guest mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+import outcome
+import trio
+
+log = logging.getLogger("trio_mcp")
+
+Message = dict[str, Any]
+AsgiReceive = Callable[[], Awaitable[Message]]
+AsgiSend = Callable[[Message], Awaitable[None]]
+TrioApp = Callable[[dict[str, Any], AsgiReceive, AsgiSend], Awaitable[None]]
+
+
+class GuestHost:
+    """Runs ``trio_app`` (an ASGI app written for trio) for an asyncio ASGI server.
+
+    One instance serves one app for one loop; the guest run starts on the first call and
+    ends when the lifespan ends (or, for a server that never runs the lifespan, when
+    :meth:`stop` is called or the loop shuts down).
+    """
+
+    def __init__(
+        self, trio_app: TrioApp, companion: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """``companion``, if given, runs in trio beside the calls for as long as the
+        guest run lasts, and is cancelled when it ends."""
+        self._trio_app = trio_app
+        self._companion = companion
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        #: Resolved once the guest's root nursery is open (or the run failed to start).
+        self._ready: asyncio.Future[None] | None = None
+        #: Resolved with the guest run's outcome when it has ended.
+        self._finished: asyncio.Future[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._nursery is not None
+
+    async def __call__(self, scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
+        """Serve one ASGI call (asyncio side) in a task of the guest run."""
+        await self._start()
+        loop = self._loop
+        assert loop is not None and self._token is not None
+        done: asyncio.Future[None] = loop.create_future()
+        call = _Call(self._trio_app, scope, _trio_receive(receive), _trio_send(send), done)
+        if scope["type"] == "lifespan":
+            call.send = _ending_lifespan(call.send, call)
+        # The trio task runs in a copy of this task's context: what the server or an outer
+        # asyncio middleware set (a principal, a request id) reaches the tool.
+        context = contextvars.copy_context()
+        self._token.run_sync_soon(context.run, self._spawn, call)
+        try:
+            await asyncio.wait((done,))
+        except asyncio.CancelledError:
+            # The server gave up on this call: cancel the trio side and wait until it has
+            # unwound (its finally blocks may still send or release), then go on cancelling.
+            self._token.run_sync_soon(call.cancel)
+            while not done.done():
+                try:
+                    await asyncio.wait((done,))
+                except asyncio.CancelledError:
+                    pass
+            raise
+        finally:
+            if scope["type"] == "lifespan":
+                await self.stop()
+        done.result()
+        if call.last_message is not None:
+            # Only now, with trio's side wound up: the server may cancel the lifespan's
+            # task as soon as it sees this.
+            await send(call.last_message)
+
+    def _spawn(self, call: _Call) -> None:
+        # Runs in trio (through the token), in the caller's context.
+        if self._nursery is None:
+            call.done.set_exception(RuntimeError("trio-mcp's trio side has stopped"))
+            return
+        self._nursery.start_soon(call.run, name=f"asgi {call.scope['type']}")
+
+    async def _start(self) -> None:
+        if self._ready is None:
+            self._loop = asyncio.get_running_loop()
+            self._ready = self._loop.create_future()
+            self._finished = self._loop.create_future()
+            _start_guest(self._loop, self._main, self._on_done)
+        await asyncio.shield(self._ready)
+
+    async def stop(self) -> None:
+        """End the guest run (cancelling whatever still runs in it) and wait for it."""
+        if self._finished is None:
+            return
+        if self._token is not None and self._nursery is not None:
+            self._token.run_sync_soon(self._nursery.cancel_scope.cancel)
+        await asyncio.shield(self._finished)
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                assert self._ready is not None
+                self._ready.set_result(None)
+                if self._companion is not None:
+                    nursery.start_soon(self._companion)
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    def _on_done(self, result: outcome.Outcome[None]) -> None:
+        assert self._ready is not None and self._finished is not None
+        error = result.error if isinstance(result, outcome.Error) else None
+        if error is not None and not isinstance(error, trio.Cancelled):
+            log.error("trio-mcp's trio side failed", exc_info=error)
+        for future in (self._ready, self._finished):
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(RuntimeError(f"trio-mcp's trio side failed: {error!r}"))
+        # A later call (a server that runs a second lifespan) starts a fresh run.
+        self._ready = self._finished = None
+        self._token = None
+
+
+class _Call:
+    """One ASGI call's trio side, and the future its asyncio side waits on."""
+
+    __slots__ = ("app", "cancel_scope", "done", "last_message", "receive", "scope", "send")
+
+    def __init__(
+        self,
+        app: TrioApp,
+        scope: dict[str, Any],
+        receive: AsgiReceive,
+        send: AsgiSend,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.done = done
+        self.cancel_scope = trio.CancelScope()
+        #: A message the asyncio side sends after the call (see _ending_lifespan).
+        self.last_message: Message | None = None
+
+    def cancel(self) -> None:
+        self.cancel_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            with self.cancel_scope:
+                await self.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            # Never into the shared nursery: one failed request must not end the others.
+            # Cancelled (the server cancelled the call, or the run is ending) ends the
+            # call on the asyncio side as finished.
+            if not self.done.done():
+                if isinstance(exc, trio.Cancelled):
+                    self.done.set_result(None)
+                else:
+                    self.done.set_exception(exc)
+            if isinstance(exc, trio.Cancelled | KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            if not self.done.done():
+                self.done.set_result(None)
+
+
+def _start_guest(
+    loop: asyncio.AbstractEventLoop,
+    main: Callable[[], Awaitable[None]],
+    on_done: Callable[[outcome.Outcome[None]], object],
+) -> None:
+    # Trio takes over Ctrl+C when SIGINT still has Python's default handler as it
+    # starts; the server's handler (or asyncio's) must keep it, so hold a placeholder
+    # in place while trio looks.
+    restore = None
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            restore = signal.signal(signal.SIGINT, _ignore_signal)
+    except ValueError:
+        pass  # not the main thread: trio leaves signals alone there anyway
+    try:
+        trio.lowlevel.start_guest_run(
+            main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
+            done_callback=on_done,
+            # The host owns the wakeup fd (loop.add_signal_handler): without this, trio
+            # takes it and the server's SIGTERM handler is never called.
+            host_uses_signal_set_wakeup_fd=True,
+        )
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    pass
+
+
+_LIFESPAN_ENDS = frozenset(
+    ("lifespan.startup.failed", "lifespan.shutdown.complete", "lifespan.shutdown.failed")
+)
+
+
+def _ending_lifespan(send: AsgiSend, call: _Call) -> AsgiSend:
+    """``send`` for the lifespan's call, which ends the call once the lifespan is over.
+
+    A trio app's lifespan task may hold tasks of its own open after it has answered
+    ``shutdown`` (Quart-Trio's nursery does, until its server cancels it); the asyncio
+    server has nothing to cancel, so the call is ended here, and with it the run. The
+    final message is kept for the asyncio side to send once the run has ended: a server
+    may cancel the lifespan as soon as it has it (hypercorn does), and the guest run
+    must not be cut short.
+    """
+
+    async def lifespan_send(message: Message) -> None:
+        if message["type"] in _LIFESPAN_ENDS:
+            call.last_message = message
+            call.cancel()
+        else:
+            await send(message)
+
+    return lifespan_send
+
+
+def _trio_receive(receive: AsgiReceive) -> AsgiReceive:
+    async def trio_receive() -> Message:
+        message: Message = await call_asyncio(receive())
+        return message
+
+    return trio_receive
+
+
+def _trio_send(send: AsgiSend) -> AsgiSend:
+    async def trio_send(message: Message) -> None:
+        await call_asyncio(send(message))
+
+    return trio_send
+
+
+async def call_asyncio(coroutine: Awaitable[Any]) -> Any:
+    """Await an asyncio coroutine from a trio task of the guest run.
+
+    Its first step runs here and now: when it completes without suspending (the common
+    case for an ASGI ``send``), that is all. Otherwise the rest runs as an asyncio task
+    and this trio task sleeps until it is done. Cancelling the trio task cancels the
+    asyncio task and waits until it has unwound, then raises :class:`trio.Cancelled`.
+    """
+    assert isinstance(coroutine, Coroutine)
+    try:
+        suspended_on = coroutine.send(None)
+    except StopIteration as stop:
+        # Complete without suspending; still a checkpoint, as every trio call must be
+        # able to be: the caller may loop on sends that never suspend.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return stop.value
+    task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
+    trio_task = trio.lowlevel.current_task()
+    token = trio.lowlevel.current_trio_token()
+    aborted = False
+
+    def wake(finished: asyncio.Task[Any]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, trio_task, outcome.capture(finished.result))
+
+    def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+        nonlocal aborted
+        aborted = True
+        task.cancel()
+        # Not aborted yet: wake() reschedules this task once the asyncio task has unwound.
+        return trio.lowlevel.Abort.FAILED
+
+    task.add_done_callback(wake)
+    try:
+        result = await trio.lowlevel.wait_task_rescheduled(abort)
+    finally:
+        if aborted:
+            # The cancellation that aborted the wait is still in force: raise it here,
+            # as Cancelled, whatever the asyncio task ended with.
+            await trio.lowlevel.checkpoint()
+    return result
+
+
+async def _resume(coroutine: Coroutine[Any, Any, Any], suspended_on: Any) -> Any:
+    return await _Resumed(coroutine, suspended_on)
+
+
+class _Resumed:
+    """Awaitable that goes on with a coroutine already suspended on ``suspended_on``."""
+
+    __slots__ = ("_coroutine", "_suspended_on")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], suspended_on: Any) -> None:
+        self._coroutine = coroutine
+        self._suspended_on = suspended_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        yielded = self._suspended_on
+        while True:
+            try:
+                try:
+                    sent = yield yielded
+                except BaseException as exc:
+                    yielded = self._coroutine.throw(exc)
+                else:
+                    yielded = self._coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
