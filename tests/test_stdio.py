@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -312,6 +313,19 @@ async def test_a_host_that_closes_stdout_ends_the_server(log: Path) -> None:
     assert status == 0
     assert "stdout closed" in peer.stderr
     assert "Traceback" not in peer.stderr
+
+
+async def test_a_server_started_without_stdout_says_so_and_exits_1() -> None:
+    # The shell closes fd 1 (>&-) before it becomes the server.
+    command = ["sh", "-c", 'exec "$0" -m trio_mcp --stdio >&-', sys.executable]
+    with trio.fail_after(10):
+        result = await trio.run_process(
+            command, env=child_env(), stdin=subprocess.DEVNULL, capture_stderr=True, check=False
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        "python -m trio_mcp --stdio: stdout is not open: there is nowhere to serve MCP to"
+    )
 
 
 # -- signals --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ._config import Settings
 from ._run import run
 from ._run_stdio import run_stdio
 from ._server import Server
+from ._stdfds import StdoutClosed
 
 
 def load_target(spec: str) -> Server | App:
@@ -79,10 +80,13 @@ def serve_stdio(spec: str | None, shutdown_timeout: float) -> None:
         from ._demo import demo
 
         target = demo
-    if isinstance(target, App):
-        run_stdio(target.mcp_server, settings=target.settings, shutdown_timeout=shutdown_timeout)
-    else:
-        run_stdio(target, shutdown_timeout=shutdown_timeout)
+    server, settings = (
+        (target.mcp_server, target.settings) if isinstance(target, App) else (target, None)
+    )
+    try:
+        run_stdio(server, settings=settings, shutdown_timeout=shutdown_timeout)
+    except StdoutClosed as exc:
+        raise SystemExit(f"python -m trio_mcp --stdio: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def run_stdio(
     Logs go to stderr (a logging configuration made beforehand is kept). While it runs,
     fd 1 points at stderr and fd 0 at the null device (see :mod:`._stdfds`), so that a
     stray ``print`` cannot corrupt the host's stream. Call it from the main thread, as
-    it handles SIGTERM and SIGINT. POSIX only.
+    it handles SIGTERM and SIGINT. POSIX only. Raises RuntimeError (``StdoutClosed``)
+    when the process has no stdout to serve on.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(

@@ -23,22 +23,29 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 
+class StdoutClosed(RuntimeError):
+    """The process was started with stdout closed: there is nowhere to serve to."""
+
+
 @contextmanager
 def claimed_standard_streams() -> Iterator[tuple[int, int]]:
     """Divert fds 0 and 1 for the duration; yields private descriptors of stdin and
     stdout (owned here: duplicate them to hand them over).
 
-    Raises OSError when stdout is not open: there is nowhere to serve to. A closed stdin
-    reads as empty, so the session ends at once.
+    Raises :class:`StdoutClosed` when stdout is not open. A closed stdin reads as empty,
+    so the session ends at once.
     """
-    sys.stdout.flush()
+    _flush_stdout()
     with ExitStack() as undo:
         try:
             wire_in = _private(0, os.O_RDONLY)
         except OSError:
             wire_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         undo.callback(os.close, wire_in)
-        wire_out = _private(1, os.O_WRONLY)
+        try:
+            wire_out = _private(1, os.O_WRONLY)
+        except OSError:
+            raise StdoutClosed("stdout is not open: there is nowhere to serve MCP to") from None
         undo.callback(os.close, wire_out)
         _divert(0, os.open(os.devnull, os.O_RDONLY), undo)
         try:
@@ -47,8 +54,14 @@ def claimed_standard_streams() -> Iterator[tuple[int, int]]:
             stderr = os.open(os.devnull, os.O_WRONLY)
         _divert(1, stderr, undo)
         # Flushed before fd 1 points back at the wire, so that late prints reach stderr.
-        undo.callback(sys.stdout.flush)
+        undo.callback(_flush_stdout)
         yield wire_in, wire_out
+
+
+def _flush_stdout() -> None:
+    # None when the process started without a stdout.
+    if sys.stdout is not None:
+        sys.stdout.flush()
 
 
 def _private(fd: int, flags: int) -> int:
