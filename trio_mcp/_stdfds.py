@@ -40,18 +40,18 @@ def claimed_standard_streams() -> Iterator[tuple[int, int]]:
         try:
             wire_in = _private(0, os.O_RDONLY)
         except OSError:
-            wire_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            wire_in = _devnull(os.O_RDONLY)
         undo.callback(os.close, wire_in)
         try:
             wire_out = _private(1, os.O_WRONLY)
         except OSError:
             raise StdoutClosed("stdout is not open: there is nowhere to serve MCP to") from None
         undo.callback(os.close, wire_out)
-        _divert(0, os.open(os.devnull, os.O_RDONLY), undo)
+        _divert(0, _devnull(os.O_RDONLY), undo)
         try:
             stderr = _above_standard(2)
         except OSError:
-            stderr = os.open(os.devnull, os.O_WRONLY)
+            stderr = _devnull(os.O_WRONLY)
         _divert(1, stderr, undo)
         # Flushed before fd 1 points back at the wire, so that late prints reach stderr.
         undo.callback(_flush_stdout)
@@ -68,15 +68,30 @@ def _private(fd: int, flags: int) -> int:
     """A descriptor of ``fd``'s file above the standard three, closed on exec."""
     if os.isatty(fd):
         try:
-            return os.open(os.ttyname(fd), flags | os.O_NOCTTY | os.O_CLOEXEC)
+            return _lifted(os.open(os.ttyname(fd), flags | os.O_NOCTTY | os.O_CLOEXEC))
         except OSError:
             pass  # a terminal that cannot be opened by name: share its description
     return _above_standard(fd)
 
 
+def _devnull(flags: int) -> int:
+    return _lifted(os.open(os.devnull, flags | os.O_CLOEXEC))
+
+
 def _above_standard(fd: int) -> int:
-    # Not os.dup: with a standard descriptor closed, the copy could land on it.
+    """A copy of ``fd`` above the standard three, closed on exec. (Not os.dup: with a
+    standard descriptor closed, the copy would land on it, and later be taken for it.)"""
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
+def _lifted(fd: int) -> int:
+    """``fd``, moved above the standard three if it was opened on a closed one."""
+    if fd > 2:
+        return fd
+    try:
+        return _above_standard(fd)
+    finally:
+        os.close(fd)
 
 
 def _divert(fd: int, replacement: int, undo: ExitStack) -> None:
