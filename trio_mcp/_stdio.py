@@ -172,7 +172,7 @@ class StdioTransport:
         invalid = [item for item in body.items if isinstance(item, InvalidMessage)]
         if invalid:
             # As over HTTP, a batch is taken whole or refused whole. Each error is a line
-            # of its own: an array of errors is a message in no revision's schema.
+            # of its own: of the revisions, only 2025-03-26 has arrays of responses.
             for item in invalid:
                 await _send(session.main, error_message(item.id, item.error))
             return
