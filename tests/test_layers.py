@@ -1,6 +1,7 @@
 """The layers import only downwards: the protocol core is sans-io, the session core
-knows no HTTP, the tools know no transport. Checked on the source, so a stray import
-fails here rather than in a design review."""
+knows no HTTP and no stdio, the tools know no transport, and the two kinds of transport
+know nothing of each other. Checked on the source, so a stray import fails here rather
+than in a design review."""
 
 from __future__ import annotations
 
@@ -12,23 +13,33 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "trio_mcp"
 
 HTTP = {"_app", "_http", "_sse", "_streamable", "_streaming", "_auth", "_security", "_run"}
+STDIO = {"_stdio", "_stdfds", "_run_stdio"}
 SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content"}
+TRANSPORTS = HTTP | STDIO
+#: What only the HTTP side may import: a stdio server never loads it.
+HTTP_LIBRARIES = {"hypercorn", "quart", "quart_trio"}
 
 #: module -> what it must not import at module level (imports that only serve type
 #: checking are not imports at run time, and are not counted).
 FORBIDDEN = {
     **dict.fromkeys(
         ["_jsonrpc", "_protocol", "_eventstream", "_eventlog", "_schema", "_converter"],
-        HTTP | SESSIONS | {"trio"},
+        TRANSPORTS | SESSIONS | {"trio"},
     ),
-    "_uritemplate": HTTP | SESSIONS | {"trio"},
-    **dict.fromkeys(sorted(TOOLS), HTTP | SESSIONS),
-    **dict.fromkeys(sorted(SESSIONS), HTTP),
-    "_config": HTTP,
-    "_collector": HTTP | SESSIONS | {"trio"},
+    "_uritemplate": TRANSPORTS | SESSIONS | {"trio"},
+    **dict.fromkeys(sorted(TOOLS), TRANSPORTS | SESSIONS),
+    **dict.fromkeys(sorted(SESSIONS), TRANSPORTS),
+    "_config": TRANSPORTS,
+    "_collector": TRANSPORTS | SESSIONS | {"trio"},
+    # The stdio transport serves sessions: it knows neither HTTP nor what is registered.
+    **dict.fromkeys(
+        sorted(STDIO), HTTP | HTTP_LIBRARIES | {"_tools", "_resources", "_prompts", "_demo"}
+    ),
+    "_stdfds": (TRANSPORTS - {"_stdfds"}) | SESSIONS | HTTP_LIBRARIES | {"trio"},
+    **dict.fromkeys(sorted(HTTP), STDIO),
     # Hosting trio on another loop, and hearing the host's signals: no MCP at all.
-    **dict.fromkeys(["_guest", "_signals", "_lifespan"], HTTP | SESSIONS | TOOLS),
+    **dict.fromkeys(["_guest", "_signals", "_lifespan"], TRANSPORTS | SESSIONS | TOOLS),
 }
 
 
@@ -62,5 +73,5 @@ def test_a_layer_imports_nothing_above_it(module: str) -> None:
 
 def test_every_private_module_has_its_place_in_the_layers() -> None:
     modules = {path.stem for path in PACKAGE.glob("_*.py") if path.stem != "__init__"}
-    placed = set(FORBIDDEN) | HTTP | {"__main__", "_demo"}
+    placed = set(FORBIDDEN) | {"__main__", "_demo"}
     assert modules - placed == set(), "add the new module to a layer in this test"

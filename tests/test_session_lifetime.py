@@ -1,6 +1,7 @@
 """When a session ends, on trio's MockClock and without sockets: an HTTP+SSE session
 lives while its stream does and for the resume grace after; a Streamable HTTP session
-lives until it has been idle too long; either ends at once when closed."""
+lives until it has been idle too long; a stdio session lives until it is closed; any
+ends at once when closed."""
 
 from __future__ import annotations
 
@@ -102,6 +103,20 @@ async def test_an_open_stream_keeps_a_streamable_session_alive(
         detach(session, writer)
         await trio.sleep(61)
     assert ended == [560]
+
+
+async def test_a_stdio_session_lives_until_it_is_closed_however_idle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Tighter limits than any other kind would survive: none of them applies.
+    session = make("stdio", session_idle_timeout=1, resume_grace=1)
+    ended: list[float] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_until_end, session, ended)
+        await trio.sleep(10_000)
+        assert ended == []
+        session.close()
+    assert ended == [10_000]
 
 
 async def test_closing_a_session_cancels_its_handlers_and_closes_its_streams(

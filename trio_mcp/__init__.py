@@ -1,4 +1,4 @@
-"""trio-mcp: serve the Model Context Protocol over HTTP with trio.
+"""trio-mcp: serve the Model Context Protocol over HTTP (or stdio) with trio.
 
 The public API is what this module exports; everything in ``trio_mcp._*`` is private.
 """
@@ -31,6 +31,7 @@ from ._protocol import LATEST_VERSION, SUPPORTED_VERSIONS
 from ._registry import InMemorySessionStore, SessionStore
 from ._resources import Resource, ResourceTemplate
 from ._run import run
+from ._run_stdio import run_stdio
 from ._server import Server
 from ._tools import Icon, Tool, ToolAnnotations, ToolError
 
@@ -73,4 +74,5 @@ __all__ = [
     "ToolAnnotations",
     "ToolError",
     "run",
+    "run_stdio",
 ]

@@ -1,18 +1,23 @@
 """``python -m trio_mcp [--host H] [--port P] [module:server]``: serve a server in-process.
 
-Without a target it serves the built-in demo on 127.0.0.1:8000.
+Without a target it serves the built-in demo on 127.0.0.1:8000. With ``--stdio`` it
+serves one session over stdin and stdout instead, for a host that starts it as a child
+process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
 from ._app import App
 from ._config import Settings
 from ._run import run
+from ._run_stdio import run_stdio
 from ._server import Server
+from ._stdfds import StdoutClosed
 
 
 def load_target(spec: str) -> Server | App:
@@ -31,6 +36,11 @@ def load_target(spec: str) -> Server | App:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m trio_mcp", description=__doc__)
     parser.add_argument("target", nargs="?", help="module:server to serve (default: the demo)")
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="serve over stdin and stdout (logs on stderr) instead of HTTP",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     parser.add_argument(
@@ -46,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default 10)",
     )
     args = parser.parse_args(argv)
+    if args.stdio:
+        serve_stdio(args.target, args.shutdown_timeout)
+        return
     settings = Settings(heartbeat_interval=args.heartbeat)
     if args.target:
         target = load_target(args.target)
@@ -55,6 +68,25 @@ def main(argv: list[str] | None = None) -> None:
 
         app = demo.asgi_app(settings)
     run(app, host=args.host, port=args.port, shutdown_timeout=args.shutdown_timeout)
+
+
+def serve_stdio(spec: str | None, shutdown_timeout: float) -> None:
+    """``--stdio``: serve the target (an App's server, with its settings) or the demo."""
+    if spec:
+        # Whatever the target's module prints when imported must not reach the host.
+        with contextlib.redirect_stdout(sys.stderr):
+            target = load_target(spec)
+    else:
+        from ._demo import demo
+
+        target = demo
+    server, settings = (
+        (target.mcp_server, target.settings) if isinstance(target, App) else (target, None)
+    )
+    try:
+        run_stdio(server, settings=settings, shutdown_timeout=shutdown_timeout)
+    except StdoutClosed as exc:
+        raise SystemExit(f"python -m trio_mcp --stdio: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Settings of the HTTP side of a server, in one immutable object."""
+"""Settings of how a server serves sessions (over HTTP, and over stdio where said), in
+one immutable object."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: 
 class Settings:
     """How the app serves sessions. Every field has a default fit for production.
 
+    Under stdio (:func:`~trio_mcp.run_stdio`) only ``replay_events``/``replay_bytes``,
+    ``stalled_client_timeout``, ``max_requests_in_flight``, ``max_body_bytes`` and
+    ``client_request_timeout`` apply, as said below; the rest is HTTP's.
+
     Attributes:
         heartbeat_interval: seconds of silence after which an SSE stream gets a comment
             line, so that proxies and clients do not time it out. A heartbeat may go out
@@ -33,7 +38,9 @@ class Settings:
             streams' go out together: keep proxies' read timeouts a little longer.
         replay_events, replay_bytes: how much each stream keeps for a client that
             reconnects with ``Last-Event-ID``; also how far a writer may fall behind
-            before the handlers that emit wait for it.
+            before the handlers that emit wait for it. Under stdio, how much may wait
+            for stdout before the handlers wait, and stdin is no longer read, until the
+            host reads.
         resume_grace: seconds an HTTP+SSE session (and its running calls) outlives its
             dropped stream, waiting for the client to reconnect with ``Last-Event-ID``.
         session_idle_timeout: seconds a Streamable HTTP session may go without a
@@ -44,12 +51,17 @@ class Settings:
             answered as an event stream, which carries heartbeats and can be resumed.
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
-            kept for when it resumes, and no other session ever waits on it.
+            kept for when it resumes, and no other session ever waits on it. Under
+            stdio, how long the messages still queued when the session ends (stdin
+            closed, or a signal) may take to reach the host before the process exits
+            without them.
         max_sessions: sessions served at once; past it a new one gets 503 with
             ``Retry-After``.
         max_requests_in_flight: requests a session may have running at once; past it a
             request gets a JSON-RPC error (-32000) at once.
-        max_body_bytes: the largest POST body accepted.
+        max_body_bytes: the largest POST body accepted; under stdio, the longest line
+            (one message or batch) read from stdin: a longer one is skipped to its end
+            and answered with a -32600 error, and the session goes on.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
         sse_path, messages_path: where the HTTP+SSE transport is mounted.

@@ -5,7 +5,8 @@ Lifetimes, made visible:
 * :meth:`Session.run` owns the session's nursery and decides when the session ends:
   when :meth:`Session.close` is called, when an HTTP+SSE session's stream has been gone
   longer than the resume grace period, or when a Streamable HTTP session has been idle
-  too long. Every handler task lives in that nursery, so nothing outlives the session.
+  too long. A stdio session ends only when closed: its transport closes it when stdin
+  does. Every handler task lives in that nursery, so nothing outlives the session.
 * Inbound messages arrive through :meth:`Session.deliver`, called by a transport from
   its own task (a POST handler). Pure lifecycle decisions are made by the sans-io
   :class:`~trio_mcp._protocol.ProtocolState`; a request that needs the server runs as
@@ -65,7 +66,7 @@ _CANCEL_NOTICE_TIMEOUT = 1.0
 #: Finished request streams kept for a late resumption, per session.
 KEPT_REQUEST_STREAMS = 16
 
-TransportKind = Literal["sse", "streamable"]
+TransportKind = Literal["sse", "streamable", "stdio"]
 
 
 _INTERNAL = JSONRPCError(
@@ -184,7 +185,12 @@ class Session:
     async def _live(self) -> None:
         """Return when the session should end."""
         while not self.closed:
-            if self.kind == "sse":
+            if self.kind == "stdio":
+                # One client for the process's life, and no way back once it has gone:
+                # the transport closes the session when stdin closes, and nothing else
+                # ends it.
+                limit = math.inf
+            elif self.kind == "sse":
                 # An HTTP+SSE session exists for its stream; it may come back within the
                 # grace period (same session, same endpoint), else the session ends.
                 waiting = self.main.attached or not self.main.ever_attached

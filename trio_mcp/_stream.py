@@ -156,6 +156,19 @@ class OutboundStream:
         self._push(data, response)
         return True
 
+    async def wait_for_room(self) -> None:
+        """Return once :meth:`append` would not wait (at once for a stream that drops
+        its oldest events instead), or once the stream is closed.
+
+        For a transport that reads its client's messages itself (stdio): waiting here
+        before each message stops the reading while the client leaves the replies
+        unread, so an immediate reply (a ping's) always has room."""
+        while not self.closed and not self.drop_when_full:
+            self._trim()
+            if self._has_room():
+                return
+            await self._changed.park()
+
     def _has_room(self) -> bool:
         events, size = self.log.size
         return events < self._max_events and size < self._max_bytes
