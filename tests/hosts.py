@@ -11,10 +11,12 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from hypercorn.config import Config
+
+T = TypeVar("T")
 
 #: Every host, in the order reports list them; the first is the native one.
 HOSTS = ("hypercorn-trio", "hypercorn-asyncio", "uvicorn")
@@ -136,13 +138,38 @@ class _ThreadedServer:
         await serve(self._app, config, shutdown_trigger=stopping.wait)
 
 
-async def in_server_run(app: Any, fn: Callable[[], object]) -> None:
+async def in_server_run(app: Any, fn: Callable[[], T]) -> T:
     """Call ``fn()`` inside the trio run that serves ``app``: the test's own, or, under an
     asyncio host, the guest run in the server's thread (trio objects belong to one run,
     so changing a served Server from the test's run would wake the wrong one)."""
     guest = app._guest
     if guest is None:
-        fn()
-        return
+        return fn()
     token = guest._token
-    await trio.to_thread.run_sync(partial(trio.from_thread.run_sync, fn, trio_token=token))
+    return await trio.to_thread.run_sync(partial(trio.from_thread.run_sync, fn, trio_token=token))
+
+
+def count_trio_tasks() -> int:
+    """Every task of the current trio run."""
+
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(child) for n in task.child_nurseries for child in n.child_tasks)
+
+    return walk(trio.lowlevel.current_root_task())
+
+
+async def count_server_tasks(app: Any) -> tuple[int, int]:
+    """(trio tasks, asyncio tasks) of the runs serving ``app``: the trio run that serves
+    it (under hypercorn's trio worker, the test's own), and the asyncio server's loop
+    (0 without one)."""
+    trio_tasks = await in_server_run(app, count_trio_tasks)
+    guest = app._guest
+    if guest is None:
+        return trio_tasks, 0
+    loop = guest._loop
+
+    async def count() -> int:
+        return len(asyncio.all_tasks())
+
+    future = asyncio.run_coroutine_threadsafe(count(), loop)
+    return trio_tasks, await trio.to_thread.run_sync(future.result)

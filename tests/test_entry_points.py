@@ -1,4 +1,5 @@
-"""How users start the server: python -m trio_mcp, and hypercorn with and without -k trio."""
+"""How users start the server: python -m trio_mcp, hypercorn with and without -k trio, and
+uvicorn, each exactly as typed."""
 
 from __future__ import annotations
 
@@ -98,12 +99,32 @@ def test_hypercorn_with_the_trio_worker_serves_the_demo_app() -> None:
         assert first_event(f"http://127.0.0.1:{port}/sse").startswith("data: /messages/")
 
 
-def test_plain_hypercorn_fails_at_startup_naming_the_trio_worker() -> None:
+def test_plain_hypercorn_serves_the_demo_app_as_typed() -> None:
+    # hypercorn's default worker is asyncio: the app runs trio as its guest.
     port = free_port()
-    with running(
-        sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", "trio_mcp.app"
-    ) as process:
-        output, _ = process.communicate(timeout=30)
-    assert "-k trio" in output
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{port}/sse", timeout=1)
+    with running(sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", "trio_mcp.app"):
+        assert first_event(f"http://127.0.0.1:{port}/sse").startswith("data: /messages/")
+
+
+def test_uvicorn_serves_the_demo_app_as_typed() -> None:
+    port = free_port()
+    with running(sys.executable, "-m", "uvicorn", "--port", str(port), "trio_mcp.app:app"):
+        assert first_event(f"http://127.0.0.1:{port}/sse").startswith("data: /messages/")
+
+
+def test_an_async_library_other_than_trio_or_asyncio_fails_startup_saying_which() -> None:
+    import trio
+
+    from trio_mcp._app import _refuse_lifespan
+
+    sent: list[dict[str, str]] = []
+
+    async def receive() -> dict[str, str]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append(message)
+
+    trio.run(_refuse_lifespan, "curio", receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "curio" in sent[0]["message"] and "uvicorn" in sent[0]["message"]

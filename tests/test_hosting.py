@@ -163,3 +163,49 @@ async def test_an_exception_before_any_response_fails_the_request_not_hangs(host
         assert response.status_code == 500
         async with sse_session(url) as session:
             assert (await session.call_tool("tag", {})).is_error is False
+
+
+def watched_server() -> tuple[trio_mcp.Server, dict[str, bool]]:
+    """A server whose ``wait`` tool records whether its trio task was cancelled."""
+    server = trio_mcp.Server("watched", "1.0.0")
+    seen = {"started": False, "cancelled": False}
+
+    @server.tool()
+    async def wait() -> str:
+        """Wait until cancelled."""
+        seen["started"] = True
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            seen["cancelled"] = True
+            raise
+        return "never"
+
+    return server, seen
+
+
+@pytest.mark.every_host
+async def test_a_client_gone_mid_call_cancels_the_tools_trio_task(serve_app: Any) -> None:
+    from rawhttp import open_sse_stream, post
+
+    server, seen = watched_server()
+    # No grace period: the session, and its calls, end as soon as the stream drops.
+    app = server.asgi_app(trio_mcp.Settings(resume_grace=0))
+    async with serve_app(app) as url:
+        stream, endpoint = await open_sse_stream(url)
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {}},
+        }
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wait"}}
+        assert await post(url, endpoint, initialize) == 202
+        assert await post(url, endpoint, call) == 202
+        with trio.fail_after(5):
+            while not seen["started"]:
+                await trio.sleep(0.01)
+        await stream.aclose()
+        with trio.fail_after(5):
+            while not seen["cancelled"]:
+                await trio.sleep(0.01)

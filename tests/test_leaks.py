@@ -1,24 +1,23 @@
-"""Abandoned sessions leave nothing behind: no task, no socket, no registry entry."""
+"""Abandoned sessions leave nothing behind: no trio or asyncio task, no socket, no registry
+entry, under every host."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import pytest
 import trio
+from hosts import count_server_tasks
 from rawhttp import open_sse_stream, post
 
 import trio_mcp
 
+#: Each test runs under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
+
 SESSIONS = 1000
 AT_ONCE = 100
-
-
-def count_tasks() -> int:
-    def walk(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(walk(child) for n in task.child_nurseries for child in n.child_tasks)
-
-    return walk(trio.lowlevel.current_root_task())
 
 
 def open_fds() -> int:
@@ -52,11 +51,18 @@ async def _abandon_one(url: str, index: int) -> None:
     await stream.aclose()
 
 
-async def _settle(app: trio_mcp.App, tasks: int, fds: int) -> tuple[int, int, int]:
+async def _snapshot(app: trio_mcp.App) -> tuple[int, tuple[int, int], int]:
+    """(sessions, (trio tasks, asyncio tasks), open file descriptors)."""
+    return len(app.supervisor.store), await count_server_tasks(app), open_fds()
+
+
+async def _settle(
+    app: trio_mcp.App, expected: tuple[int, tuple[int, int], int]
+) -> tuple[int, tuple[int, int], int]:
     with trio.move_on_after(10):
-        while (len(app.supervisor.store), count_tasks(), open_fds()) != (0, tasks, fds):
+        while await _snapshot(app) != expected:
             await trio.sleep(0.05)
-    return len(app.supervisor.store), count_tasks(), open_fds()
+    return await _snapshot(app)
 
 
 async def test_a_thousand_abandoned_sessions_leave_no_task_socket_or_registry_entry(
@@ -73,11 +79,12 @@ async def test_a_thousand_abandoned_sessions_leave_no_task_socket_or_registry_en
             while len(demo_app.supervisor.store):
                 await trio.sleep(0.05)
         await trio.sleep(0.2)
-        tasks, fds = count_tasks(), open_fds()
+        before = await _snapshot(demo_app)
 
         for start in range(0, SESSIONS, AT_ONCE):
             async with trio.open_nursery() as nursery:
                 for index in range(start, start + AT_ONCE):
                     nursery.start_soon(_abandon_one, url, index)
 
-        assert await _settle(demo_app, tasks, fds) == (0, tasks, fds)
+        assert before[0] == 0
+        assert await _settle(demo_app, before) == before
