@@ -25,6 +25,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT = 300
 RUN_TIMEOUT = 240
 
+#: The suite passes under every ASGI server trio-mcp supports (tests/hosts.py).
+pytestmark = pytest.mark.every_host
+
 
 @pytest.fixture(scope="module")
 def conformance() -> list[str]:
