@@ -18,14 +18,18 @@ Calling into asyncio from trio costs the most when each call needs an asyncio ta
 two hops between the loops; most ``send`` calls and many ``receive`` calls complete
 without suspending (a write into the transport's buffer, a body already read), so the
 first step of each is run in place and only one that suspends is handed to an asyncio
-task. The pitfalls this module avoids (signal wakeup fd, SIGINT, shutdown order,
+task. And the asyncio side acts on trio directly, not through trio's thread-safe entry
+queue: it starts a call's task with ``Nursery.start_soon`` and wakes a trio task with
+``trio.lowlevel.reschedule``. Both are safe here because every asyncio callback runs on
+the thread that owns the trio run, between two guest ticks (never inside one), and
+because trio, as a guest, asks for a tick itself whenever a task becomes runnable while
+its run queue is empty. The pitfalls this module avoids (signal wakeup fd, SIGINT, shutdown order,
 context variables) are written up in the project's design notes on guest mode.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -78,16 +82,17 @@ class GuestHost:
         call = _Call(self._trio_app, scope, _trio_receive(receive), _trio_send(send), done)
         if scope["type"] == "lifespan":
             call.send = _ending_lifespan(call.send, call)
-        # The trio task runs in a copy of this task's context: what the server or an outer
-        # asyncio middleware set (a principal, a request id) reaches the tool.
-        context = contextvars.copy_context()
-        self._token.run_sync_soon(context.run, self._spawn, call)
+        # Spawned from here, on the loop's thread between two guest ticks (see the
+        # module's docstring): the trio task's context is a copy of this asyncio task's,
+        # so what the server or an outer asyncio middleware set (a principal, a request
+        # id) reaches the tool.
+        self._spawn(call)
         try:
             await asyncio.wait((done,))
         except asyncio.CancelledError:
             # The server gave up on this call: cancel the trio side and wait until it has
             # unwound (its finally blocks may still send or release), then go on cancelling.
-            self._token.run_sync_soon(call.cancel)
+            call.cancel()
             while not done.done():
                 try:
                     await asyncio.wait((done,))
@@ -104,7 +109,6 @@ class GuestHost:
             await send(call.last_message)
 
     def _spawn(self, call: _Call) -> None:
-        # Runs in trio (through the token), in the caller's context.
         if self._nursery is None:
             call.done.set_exception(RuntimeError("trio-mcp's trio side has stopped"))
             return
@@ -292,11 +296,11 @@ async def call_asyncio(coroutine: Awaitable[Any]) -> Any:
         return stop.value
     task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
     trio_task = trio.lowlevel.current_task()
-    token = trio.lowlevel.current_trio_token()
     aborted = False
 
     def wake(finished: asyncio.Task[Any]) -> None:
-        token.run_sync_soon(trio.lowlevel.reschedule, trio_task, outcome.capture(finished.result))
+        # On the loop's thread, between guest ticks: trio wakes itself up for this.
+        trio.lowlevel.reschedule(trio_task, outcome.capture(finished.result))
 
     def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
         nonlocal aborted
