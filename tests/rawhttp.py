@@ -44,3 +44,73 @@ async def post(url: str, path: str, payload: Any) -> int:
         while chunk := await stream.receive_some(65536):
             response += chunk
     return int(response.split(b" ", 2)[1])
+
+
+async def trickle_post(
+    url: str,
+    path: str,
+    body: bytes,
+    *,
+    interval: float,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes, float, float]:
+    """POST ``body`` on a fresh connection a byte every ``interval`` seconds, reading the
+    answer meanwhile, until the server closes the connection.
+
+    Returns (status, headers, body, seconds until the answer had all arrived, seconds
+    until the server closed), both counted from the request's headers being sent."""
+    host, port = host_port(url)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    async with await trio.open_tcp_stream(host, port) as stream:
+        await stream.send_all(head)
+        start = trio.current_time()
+
+        async def drip() -> None:
+            for byte in body:
+                await trio.sleep(interval)
+                try:
+                    await stream.send_all(bytes([byte]))
+                except trio.BrokenResourceError:
+                    return  # the server gave up on us
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drip)
+            received = b""
+            answered = None
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    chunk = b""  # reset: closed all the same
+                if not chunk:
+                    break
+                received += chunk
+                if answered is None and _complete(received):
+                    answered = trio.current_time() - start
+            closed = trio.current_time() - start
+            nursery.cancel_scope.cancel()
+    status, response_headers, response_body = _parse(received)
+    return status, response_headers, response_body, answered or closed, closed
+
+
+def _complete(response: bytes) -> bool:
+    head, sep, rest = response.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = _parse(head + sep)[1].get("content-length")
+    return length is not None and len(rest) >= int(length)
+
+
+def _parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, rest = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+    return (
+        int(lines[0].split(" ", 2)[1]),
+        {name.strip().lower(): value.strip() for name, value in fields.items()},
+        rest,
+    )

@@ -50,6 +50,12 @@ class Settings:
         max_requests_in_flight: requests a session may have running at once; past it a
             request gets a JSON-RPC error (-32000) at once.
         max_body_bytes: the largest POST body accepted.
+        body_timeout: seconds a POST's body may take to arrive, from when the server
+            starts reading it; past it the request gets 408 (with a JSON-RPC error) and
+            its connection is closed. Without it a body trickled in a byte at a time
+            holds a task, a connection and what arrived for as long as its client likes.
+            30 s lets the largest body (``max_body_bytes``, 4 MiB) through at 140 KB/s,
+            about 1.1 Mbit/s; MCP messages are mostly a few KB.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
         sse_path, messages_path: where the HTTP+SSE transport is mounted.
@@ -80,6 +86,7 @@ class Settings:
     max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
+    body_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"
     messages_path: str = "/messages/"

@@ -107,7 +107,10 @@ class StreamableHttpTransport:
                 "accept application/json and text/event-stream to receive replies",
             )
             return
-        body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
+        settings = self._settings
+        body = await read_jsonrpc_body(
+            scope, receive, send, settings.max_body_bytes, settings.body_timeout
+        )
         if body is None:
             return
         requests = [item for item in body.messages if isinstance(item, Request)]

@@ -1,0 +1,93 @@
+"""Clients that are slow or stop part-way hold neither the server's tasks nor its
+connections past their bounds: a body trickled in, a stream nobody reads, a burst of
+connections. Each bound is measured over real sockets on loopback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import trio
+from rawhttp import open_sse_stream, trickle_post
+
+import trio_mcp
+from trio_mcp._demo import demo
+
+PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+BOTH = {"accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "slow-clients-test", "version": "1"},
+    },
+}
+
+#: How late past its bound a refusal may come on this shared 2-core machine.
+MARGIN = 1.0
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+async def test_a_body_trickled_to_mcp_past_body_timeout_gets_408_and_the_connection_closes(
+    serve_app: Any,
+) -> None:
+    timeout = 1.0
+    async with serve_app(demo.asgi_app(trio_mcp.Settings(body_timeout=timeout))) as url:
+        status, headers, body, answered, closed = await trickle_post(
+            url, "/mcp", PING, interval=0.2, headers=BOTH
+        )
+    assert status == 408
+    assert json.loads(body)["error"]["code"] == -32600
+    assert headers["connection"] == "close"
+    assert timeout <= answered < timeout + MARGIN, answered
+    assert closed - answered < MARGIN, (answered, closed)
+
+
+async def test_a_body_trickled_to_messages_past_body_timeout_gets_408_and_the_connection_closes(
+    serve_app: Any,
+) -> None:
+    timeout = 1.0
+    async with serve_app(demo.asgi_app(trio_mcp.Settings(body_timeout=timeout))) as url:
+        stream, endpoint = await open_sse_stream(url)
+        async with stream:
+            status, headers, body, answered, closed = await trickle_post(
+                url, endpoint, PING, interval=0.2
+            )
+    assert status == 408
+    assert json.loads(body)["error"]["code"] == -32600
+    assert headers["connection"] == "close"
+    assert timeout <= answered < timeout + MARGIN, answered
+    assert closed - answered < MARGIN, (answered, closed)
+
+
+async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
+    serve_app: Any,
+) -> None:
+    timeout = 2.0
+    answers: list[tuple[int, float]] = []
+
+    async def trickle(url: str) -> None:
+        status, _, _, answered, _ = await trickle_post(
+            url, "/mcp", PING, interval=0.5, headers=BOTH
+        )
+        answers.append((status, answered))
+
+    async with serve_app(demo.asgi_app(trio_mcp.Settings(body_timeout=timeout))) as url:
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(trickle, url)
+            async with httpx.AsyncClient() as http:
+                start = trio.current_time()
+                response = await http.post(url + "/mcp", json=INITIALIZE, headers=BOTH)
+                took = trio.current_time() - start
+    assert response.status_code == 200
+    assert took < timeout / 2, took
+    assert len(answers) == 20
+    assert {status for status, _ in answers} == {408}
+    assert all(timeout <= answered < timeout + MARGIN for _, answered in answers), answers
