@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
+import trio.testing
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -114,3 +117,44 @@ def _parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
         {name.strip().lower(): value.strip() for name, value in fields.items()},
         rest,
     )
+
+
+#: Where ``tcpi_total_retrans`` sits in Linux's ``struct tcp_info``.
+_TOTAL_RETRANS = 100
+
+
+def retransmissions(sock: trio.socket.SocketType) -> int:
+    """Segments this connection sent more than once, SYNs included (Linux): a handshake
+    or a request the server's kernel dropped shows here, even when it got through later."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TOTAL_RETRANS + 4)
+    return int(struct.unpack_from("I", info, _TOTAL_RETRANS)[0])
+
+
+async def burst(url: str, connections: int, path: str) -> list[tuple[int | str, int]]:
+    """Connect ``connections`` times at once, each sending ``GET path`` and reading the
+    answer to its end; returns (status or error, retransmissions) per connection."""
+    host, port = host_port(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    go = trio.Event()
+    outcomes: list[tuple[int | str, int]] = []
+
+    async def one() -> None:
+        with trio.socket.socket() as sock:
+            await go.wait()
+            try:
+                await sock.connect((host, port))
+                await sock.send(request.encode())
+                response = b""
+                while chunk := await sock.recv(65536):
+                    response += chunk
+            except OSError as exc:
+                outcomes.append((repr(exc), retransmissions(sock)))
+            else:
+                outcomes.append((int(response.split(b" ", 2)[1]), retransmissions(sock)))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(connections):
+            nursery.start_soon(one)
+        await trio.testing.wait_all_tasks_blocked()
+        go.set()
+    return outcomes

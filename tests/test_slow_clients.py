@@ -5,11 +5,14 @@ connections. Each bound is measured over real sockets on loopback."""
 from __future__ import annotations
 
 import json
+import sys
+from collections import Counter
 from typing import Any
 
 import httpx
 import trio
-from rawhttp import open_sse_stream, trickle_post
+from rawhttp import burst, open_sse_stream, trickle_post
+from test_entry_points import first_event, free_port, running
 
 import trio_mcp
 from trio_mcp._demo import demo
@@ -91,3 +94,19 @@ async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
     assert len(answers) == 20
     assert {status for status, _ in answers} == {408}
     assert all(timeout <= answered < timeout + MARGIN for _, answered in answers), answers
+
+
+# -- bursts of connections ---------------------------------------------------------------
+
+
+async def test_python_dash_m_takes_a_burst_of_a_thousand_connects_without_a_drop() -> None:
+    # Hypercorn's default backlog (100) dropped handshakes in such a burst: connections
+    # got through only after the kernel's retransmissions, seconds later.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(sys.executable, "-m", "trio_mcp", "--port", str(port)):
+        await trio.to_thread.run_sync(first_event, url + "/sse")
+        with trio.fail_after(60):
+            outcomes = await burst(url, 1000, "/mcp")
+    assert Counter(status for status, _ in outcomes) == {400: 1000}  # no session: refused
+    assert sum(retransmitted for _, retransmitted in outcomes) == 0

@@ -11,7 +11,7 @@ import sys
 
 from ._app import App
 from ._config import Settings
-from ._run import run
+from ._run import DEFAULT_BACKLOG, run
 from ._server import Server
 
 
@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
         default=10.0,
         help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default 10)",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=DEFAULT_BACKLOG,
+        help=f"connections the kernel queues before they are accepted (default "
+        f"{DEFAULT_BACKLOG}; Linux caps it at net.core.somaxconn)",
+    )
     args = parser.parse_args(argv)
     settings = Settings(heartbeat_interval=args.heartbeat)
     if args.target:
@@ -54,7 +61,13 @@ def main(argv: list[str] | None = None) -> None:
         from ._demo import demo
 
         app = demo.asgi_app(settings)
-    run(app, host=args.host, port=args.port, shutdown_timeout=args.shutdown_timeout)
+    run(
+        app,
+        host=args.host,
+        port=args.port,
+        shutdown_timeout=args.shutdown_timeout,
+        backlog=args.backlog,
+    )
 
 
 if __name__ == "__main__":
