@@ -5,6 +5,7 @@ connections. Each bound is measured over real sockets on loopback."""
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections import Counter
 from typing import Any
@@ -16,6 +17,7 @@ from test_entry_points import first_event, free_port, running
 
 import trio_mcp
 from trio_mcp._demo import demo
+from trio_mcp._run import listening_socket
 
 PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
 BOTH = {"accept": "application/json, text/event-stream"}
@@ -94,6 +96,18 @@ async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
     assert len(answers) == 20
     assert {status for status, _ in answers} == {408}
     assert all(timeout <= answered < timeout + MARGIN for _, answered in answers), answers
+
+
+# -- clients that stop reading ------------------------------------------------------------
+
+
+def test_run_gives_every_connection_the_stall_timeout_as_tcp_user_timeout() -> None:
+    # The kernel then aborts a connection whose peer takes nothing for that long, with
+    # or without the app's help; accepted sockets inherit it from the listener.
+    with listening_socket("127.0.0.1", 0, 2.5) as listener:
+        listener.listen()
+        with socket.create_connection(listener.getsockname()), listener.accept()[0] as accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 2500
 
 
 # -- bursts of connections ---------------------------------------------------------------

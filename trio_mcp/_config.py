@@ -45,6 +45,9 @@ class Settings:
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
             kept for when it resumes, and no other session ever waits on it.
+            ``python -m trio_mcp`` also gives every connection this as
+            ``TCP_USER_TIMEOUT``: the kernel aborts one whose peer acknowledges nothing
+            for that long, a peer that vanished included.
         max_sessions: sessions served at once; past it a new one gets 503 with
             ``Retry-After``.
         max_requests_in_flight: requests a session may have running at once; past it a
