@@ -19,10 +19,21 @@ def host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def open_sse_stream(url: str) -> tuple[trio.SocketStream, str]:
-    """Open GET /sse; returns the stream and the endpoint path from its first event."""
+async def open_sse_stream(
+    url: str, *, receive_buffer: int | None = None
+) -> tuple[trio.SocketStream, str]:
+    """Open GET /sse; returns the stream and the endpoint path from its first event.
+
+    ``receive_buffer`` sets the socket's SO_RCVBUF before it connects (the window the
+    client offers): small, a client that stops reading shuts its window soon."""
     host, port = host_port(url)
-    stream = await trio.open_tcp_stream(host, port)
+    if receive_buffer is None:
+        stream = await trio.open_tcp_stream(host, port)
+    else:
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        await sock.connect((host, port))
+        stream = trio.SocketStream(sock)
     await stream.send_all(f"GET /sse HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
     received = b""
     while (match := re.search(rb"data: (\S+)\r?\n\r?\n", received)) is None:
@@ -31,6 +42,39 @@ async def open_sse_stream(url: str) -> tuple[trio.SocketStream, str]:
             raise ConnectionError(f"stream closed before the endpoint event: {received!r}")
         received += chunk
     return stream, match.group(1).decode()
+
+
+async def receive_until(stream: trio.SocketStream, marker: bytes) -> bytes:
+    """Read from ``stream`` until ``marker`` has come; returns all that was read."""
+    received = b""
+    while marker not in received:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before {marker!r} came: {received[-500:]!r}")
+        received += chunk
+    return received
+
+
+#: TCP states in /proc/net/tcp: TIME_WAIT (06) holds no buffers and no descriptor.
+_TIME_WAIT = 0x06
+
+
+def server_holds(server_port: int, client_port: int) -> bool:
+    """Whether the kernel still holds the server's side of a loopback connection, in
+    any state but TIME_WAIT (Linux, IPv4): a dropped connection is gone from the table,
+    whoever dropped it (the app's host or the kernel)."""
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], int(fields[3], 16)
+            if (
+                int(local.rpartition(":")[2], 16) == server_port
+                and int(remote.rpartition(":")[2], 16) == client_port
+                and state != _TIME_WAIT
+            ):
+                return True
+    return False
 
 
 async def post(url: str, path: str, payload: Any) -> int:

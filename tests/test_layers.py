@@ -11,7 +11,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "trio_mcp"
 
-HTTP = {"_app", "_http", "_sse", "_streamable", "_streaming", "_auth", "_security", "_run"}
+HTTP = {
+    "_app",
+    "_http",
+    "_sse",
+    "_streamable",
+    "_streaming",
+    "_cutoff",
+    "_auth",
+    "_security",
+    "_run",
+}
 SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
 
 #: module -> what it must not import at module level (imports that only serve type

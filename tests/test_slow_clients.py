@@ -5,14 +5,30 @@ connections. Each bound is measured over real sockets on loopback."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import bigreplies
 import httpx
+import pytest
 import trio
-from rawhttp import burst, open_sse_stream, trickle_post
+from rawhttp import (
+    burst,
+    host_port,
+    open_sse_stream,
+    post,
+    receive_until,
+    server_holds,
+    trickle_post,
+)
+from sseclient import open_sse
 from test_entry_points import first_event, free_port, running
 
 import trio_mcp
@@ -99,6 +115,126 @@ async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
 
 
 # -- clients that stop reading ------------------------------------------------------------
+
+#: Far more than the two sockets' buffers hold together (Linux lets the server's send
+#: buffer grow to 4 MiB by default; the client's is a few KB).
+BIG = 8_000_000
+NOTIFICATION = {"jsonrpc": "2.0", "method": "notifications/ping"}
+
+
+@asynccontextmanager
+async def a_client_that_stopped_reading(url: str) -> AsyncIterator[tuple[str, Callable[[], bool]]]:
+    """An initialized /sse session whose client, with a small receive buffer, asked for
+    a reply far larger than the buffers and reads no more. Yields its endpoint, and a
+    function saying whether the server still holds its connection."""
+    stream, endpoint = await open_sse_stream(url, receive_buffer=4096)
+    async with stream:
+        assert await post(url, endpoint, INITIALIZE) == 202
+        await receive_until(stream, b'"protocolVersion"')
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert await post(url, endpoint, initialized) == 202
+        call = {"name": "big", "arguments": {"size": BIG}}
+        request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}
+        assert await post(url, endpoint, request) == 202
+        ports = host_port(url)[1], stream.socket.getsockname()[1]
+        yield endpoint, lambda: server_holds(*ports)
+
+
+async def seconds_until(condition: Callable[[], bool], limit: float = 10) -> float:
+    """How long until ``condition()`` holds, looking every 50 ms; ``limit`` if never."""
+    start = trio.current_time()
+    while not condition() and trio.current_time() - start < limit:
+        await trio.sleep(0.05)
+    return trio.current_time() - start
+
+
+def on_the_path_of_servers_started(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put the tests' directory on the path of the servers the test starts (for
+    ``bigreplies``); returns it."""
+    tests = Path(__file__).parent
+    path = os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    return tests
+
+
+async def test_a_client_that_stops_reading_is_cut_off_within_the_stall_timeout(
+    serve_app: Any,
+) -> None:
+    # Hypercorn sends in a shielded scope: cancelling the writer alone left this
+    # connection established for good.
+    settings = trio_mcp.Settings(stalled_client_timeout=bigreplies.STALL)
+    async with serve_app(bigreplies.server.asgi_app(settings)) as url:
+        async with a_client_that_stopped_reading(url) as (_, held):
+            dropped_after = await seconds_until(lambda: not held())
+    assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
+
+
+async def test_python_dash_m_cuts_off_a_client_that_stops_reading_within_the_stall_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_the_path_of_servers_started(monkeypatch)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(sys.executable, "-m", "trio_mcp", "--port", str(port), "bigreplies:app"):
+        await trio.to_thread.run_sync(first_event, url + "/sse")
+        async with a_client_that_stopped_reading(url) as (_, held):
+            dropped_after = await seconds_until(lambda: not held())
+    assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
+
+
+async def test_cutting_off_a_client_that_stopped_reading_leaves_the_others_alone(
+    serve_app: Any,
+) -> None:
+    settings = trio_mcp.Settings(stalled_client_timeout=bigreplies.STALL)
+    async with serve_app(bigreplies.server.asgi_app(settings)) as url, open_sse(url) as other:
+        await other.initialize()
+        async with a_client_that_stopped_reading(url) as (_, held):
+            await seconds_until(lambda: not held())
+            assert not held()
+        reply = await other.call("tools/call", {"name": "big", "arguments": {"size": 10}})
+        assert not other.closed.is_set()
+    assert reply["result"]["content"] == [{"type": "text", "text": "x" * 10}]
+
+
+async def test_where_the_connection_cannot_be_found_the_stalled_session_ends_after_resume_grace(
+    serve_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    grace = 1.0
+    settings = trio_mcp.Settings(stalled_client_timeout=bigreplies.STALL, resume_grace=grace)
+    app = bigreplies.server.asgi_app(settings)
+    async with serve_app(bigreplies.behind_a_proxy(app)) as url:
+        async with a_client_that_stopped_reading(url) as (endpoint, held):
+            # Watched from inside: a POST would count as a sign of life.
+            session_id = endpoint.partition("session_id=")[2]
+            ended_after = await seconds_until(lambda: app.supervisor.get(session_id, None) is None)
+            assert await post(url, endpoint, NOTIFICATION) == 404
+            # Only the host can let go of the connection: it is still held.
+            assert held()
+    assert ended_after < bigreplies.STALL + grace + MARGIN, ended_after
+    assert "could not find the connection" in caplog.text
+
+
+async def test_hypercorn_with_the_example_config_has_the_kernel_cut_off_what_the_app_cannot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tests = Path(__file__).parent
+    port = free_port()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.setenv("TRIO_MCP_PORT", str(port))
+    monkeypatch.setenv("TRIO_MCP_STALLED_CLIENT_TIMEOUT", str(bigreplies.STALL))
+    config = tests.parent / "examples" / "hypercorn_conf.py"
+    url = f"http://127.0.0.1:{port}"
+    hypercorn = [sys.executable, "-m", "hypercorn", "-k", "trio", "-c", f"file:{config}"]
+    with running(*hypercorn, "bigreplies:proxied") as server:
+        await trio.to_thread.run_sync(first_event, url + "/sse")
+        async with a_client_that_stopped_reading(url) as (_, held):
+            dropped_after = await seconds_until(lambda: not held())
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=10)
+    assert "could not find the connection" in output  # the app could not: the kernel did
+    assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
 
 
 def test_run_gives_every_connection_the_stall_timeout_as_tcp_user_timeout() -> None:

@@ -44,7 +44,9 @@ class Settings:
             answered as an event stream, which carries heartbeats and can be resumed.
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
-            kept for when it resumes, and no other session ever waits on it.
+            kept for when it resumes, and no other session ever waits on it. The app
+            resets the connection itself, since a host may not let the send be
+            cancelled (hypercorn's trio worker does not; README, Limits, says how).
             ``python -m trio_mcp`` also gives every connection this as
             ``TCP_USER_TIMEOUT``: the kernel aborts one whose peer acknowledges nothing
             for that long, a peer that vanished included.

@@ -79,6 +79,7 @@ class SseTransport:
             cursor=cursor,
             preamble=preamble,
             take_over=True,
+            scope=scope,
         )
 
     def _resumable(
