@@ -163,7 +163,15 @@ class _Writer:
             self._stalls.forget(self)
 
     async def chunk(self, data: bytes) -> None:
-        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+        """Send a body chunk as :meth:`send` does, inlined: every event and heartbeat
+        passes here, and a coroutine frame more per send is held across its awaits."""
+        self._stalls.touch(self)
+        self.sending = True
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            self.sending = False
+            self._stalls.forget(self)
         self.quiet_from_now()
 
     def still_sending(self) -> bool:
