@@ -12,7 +12,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "trio_mcp"
 
-HTTP = {"_app", "_http", "_sse", "_streamable", "_streaming", "_auth", "_security", "_run"}
+HTTP = {
+    "_app",
+    "_http",
+    "_sse",
+    "_streamable",
+    "_streaming",
+    "_cutoff",
+    "_auth",
+    "_security",
+    "_run",
+    "_run_uvicorn",
+}
 STDIO = {"_stdio", "_stdfds", "_run_stdio"}
 SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content"}

@@ -14,7 +14,7 @@ import sys
 
 from ._app import App
 from ._config import Settings
-from ._run import run
+from ._run import DEFAULT_BACKLOG, SERVERS, run
 from ._run_stdio import run_stdio
 from ._server import Server
 from ._stdfds import StdoutClosed
@@ -55,11 +55,25 @@ def main(argv: list[str] | None = None) -> None:
         default=10.0,
         help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default 10)",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=DEFAULT_BACKLOG,
+        help=f"connections the kernel queues before they are accepted (default "
+        f"{DEFAULT_BACKLOG}; Linux caps it at net.core.somaxconn)",
+    )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="auto",
+        help="the ASGI server: uvicorn (uvloop, httptools; trio as a guest), hypercorn "
+        "(its trio worker), or auto: uvicorn when trio-mcp[uvicorn] is installed",
+    )
     args = parser.parse_args(argv)
     if args.stdio:
         serve_stdio(args.target, args.shutdown_timeout)
         return
-    settings = Settings(heartbeat_interval=args.heartbeat)
+    settings = Settings(heartbeat_interval=args.heartbeat, shutdown_timeout=args.shutdown_timeout)
     if args.target:
         target = load_target(args.target)
         app = target.asgi_app(settings) if isinstance(target, Server) else target
@@ -67,7 +81,14 @@ def main(argv: list[str] | None = None) -> None:
         from ._demo import demo
 
         app = demo.asgi_app(settings)
-    run(app, host=args.host, port=args.port, shutdown_timeout=args.shutdown_timeout)
+    run(
+        app,
+        host=args.host,
+        port=args.port,
+        shutdown_timeout=args.shutdown_timeout,
+        backlog=args.backlog,
+        server=args.server,
+    )
 
 
 def serve_stdio(spec: str | None, shutdown_timeout: float) -> None:

@@ -51,10 +51,14 @@ class Settings:
             answered as an event stream, which carries heartbeats and can be resumed.
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
-            kept for when it resumes, and no other session ever waits on it. Under
-            stdio, how long the messages still queued when the session ends (stdin
-            closed, or a signal) may take to reach the host before the process exits
-            without them.
+            kept for when it resumes, and no other session ever waits on it. The app
+            resets the connection itself, since a host may not let the send be
+            cancelled (hypercorn's trio worker does not; README, Limits, says how).
+            ``python -m trio_mcp`` also gives every connection this as
+            ``TCP_USER_TIMEOUT``: the kernel aborts one whose peer acknowledges nothing
+            for that long, a peer that vanished included. Under stdio, how long the
+            messages still queued when the session ends (stdin closed, or a signal) may
+            take to reach the host before the process exits without them.
         max_sessions: sessions served at once; past it a new one gets 503 with
             ``Retry-After``.
         max_requests_in_flight: requests a session may have running at once; past it a
@@ -62,6 +66,12 @@ class Settings:
         max_body_bytes: the largest POST body accepted; under stdio, the longest line
             (one message or batch) read from stdin: a longer one is skipped to its end
             and answered with a -32600 error, and the session goes on.
+        body_timeout: seconds a POST's body may take to arrive, from when the server
+            starts reading it; past it the request gets 408 (with a JSON-RPC error) and
+            its connection is closed. Without it a body trickled in a byte at a time
+            holds a task, a connection and what arrived for as long as its client likes.
+            30 s lets the largest body (``max_body_bytes``, 4 MiB) through at 140 KB/s,
+            about 1.1 Mbit/s; MCP messages are mostly a few KB.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
         sse_path, messages_path: where the HTTP+SSE transport is mounted.
@@ -95,6 +105,7 @@ class Settings:
     max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
+    body_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"
     messages_path: str = "/messages/"

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_plus
 
+import trio
+
 from ._jsonrpc import (
     INVALID_REQUEST,
     JSON,
@@ -31,6 +33,10 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected while we were reading its request."""
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive in time: the client sends it too slowly, or not at all."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -100,24 +106,32 @@ def close_if_body_unread(receive: Receive, send: Send) -> tuple[Receive, Send]:
     return tracking_receive, closing_send
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing more than ``limit`` bytes without reading it all."""
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes without reading it all,
+    and one that has not all arrived ``timeout`` seconds after reading began.
+
+    Cancellation: the deadline is a cancel scope around the reads (the first one too: a
+    client may send its headers and then nothing), so past it the read is cancelled and
+    whatever arrived is dropped; a cancellation from outside passes through unchanged.
+    """
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    with trio.move_on_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+    raise BodyTimeout
 
 
 async def respond(
@@ -151,13 +165,17 @@ async def respond_error(
     await respond_json(send, status, error_message(None, JSONRPCError(code, message)), headers)
 
 
-async def read_jsonrpc_body(scope: Scope, receive: Receive, send: Send, limit: int) -> Body | None:
+async def read_jsonrpc_body(
+    scope: Scope, receive: Receive, send: Send, limit: int, timeout: float
+) -> Body | None:
     """Read and parse a POSTed JSON-RPC body, or answer the error and return None.
 
     415 for a body that is not declared JSON, 413 past ``limit`` (without reading the
-    rest), 400 with -32700 for bytes that are not JSON, and 400 with -32600 errors when any
-    message is invalid: a body is accepted whole or refused whole, so the client never
-    has to guess which parts of a batch were acted on.
+    rest), 408 for one not all arrived within ``timeout`` seconds, 400 with -32700 for
+    bytes that are not JSON, and 400 with -32600 errors when any message is invalid: a
+    body is accepted whole or refused whole, so the client never has to guess which
+    parts of a batch were acted on. A refusal before the end of the body closes the
+    connection (:func:`close_if_body_unread`).
     """
     if media_type(scope) != "application/json":
         await respond_error(
@@ -168,9 +186,14 @@ async def read_jsonrpc_body(scope: Scope, receive: Receive, send: Send, limit: i
         )
         return None
     try:
-        raw = await read_body(scope, receive, limit)
+        raw = await read_body(scope, receive, limit, timeout)
     except BodyTooLarge:
         await respond_error(send, 413, INVALID_REQUEST, f"the body exceeds {limit} bytes")
+        return None
+    except BodyTimeout:
+        await respond_error(
+            send, 408, INVALID_REQUEST, f"the body did not arrive within {timeout:g} s"
+        )
         return None
     except ClientGone:
         return None

@@ -79,6 +79,7 @@ class SseTransport:
             cursor=cursor,
             preamble=preamble,
             take_over=True,
+            scope=scope,
         )
 
     def _resumable(
@@ -116,7 +117,10 @@ class SseTransport:
                 send, 404, INVALID_REQUEST, "unknown or ended session: open a new one with GET /sse"
             )
             return
-        body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
+        settings = self._settings
+        body = await read_jsonrpc_body(
+            scope, receive, send, settings.max_body_bytes, settings.body_timeout
+        )
         if body is None:
             return
         refusal = session.protocol.refuse_batch(body.messages) if body.is_batch else None

@@ -107,7 +107,10 @@ class StreamableHttpTransport:
                 "accept application/json and text/event-stream to receive replies",
             )
             return
-        body = await read_jsonrpc_body(scope, receive, send, self._settings.max_body_bytes)
+        settings = self._settings
+        body = await read_jsonrpc_body(
+            scope, receive, send, settings.max_body_bytes, settings.body_timeout
+        )
         if body is None:
             return
         requests = [item for item in body.messages if isinstance(item, Request)]
@@ -194,6 +197,7 @@ class StreamableHttpTransport:
             preamble=self._priming(session, stream, 0),
             headers=STREAM_HEADERS + session_header,
             take_over=False,
+            scope=scope,
         )
 
     def _priming(self, session: Session, stream: OutboundStream, cursor: int) -> bytes:
@@ -220,7 +224,7 @@ class StreamableHttpTransport:
             return
         last_event_id = header(scope, b"last-event-id")
         if last_event_id:
-            await self._resume(session, last_event_id, receive, send)
+            await self._resume(session, last_event_id, scope, receive, send)
             return
         stream = session.main
         cursor = stream.written
@@ -234,6 +238,7 @@ class StreamableHttpTransport:
                 cursor=cursor,
                 preamble=self._priming(session, stream, cursor),
                 take_over=False,
+                scope=scope,
             )
         except StreamBusy:
             await respond_error(
@@ -244,7 +249,7 @@ class StreamableHttpTransport:
             )
 
     async def _resume(
-        self, session: Session, last_event_id: str, receive: Receive, send: Send
+        self, session: Session, last_event_id: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         parsed = parse_event_id(last_event_id)
         stream = session.find_stream(parsed[0]) if parsed is not None else None
@@ -271,6 +276,7 @@ class StreamableHttpTransport:
             self._settings,
             cursor=cursor,
             take_over=True,
+            scope=scope,
         )
 
     # -- DELETE -----------------------------------------------------------------------------

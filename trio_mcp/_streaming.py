@@ -15,9 +15,10 @@ from typing import Any, Final
 import trio
 
 from ._config import Settings
+from ._cutoff import connection_of, cut_off
 from ._eventstream import HEARTBEAT, encode_event
 from ._heartbeat import heartbeats, stall_watch
-from ._http import Receive, Send
+from ._http import Receive, Scope, Send
 from ._session import Session
 from ._stream import OutboundStream
 
@@ -46,6 +47,7 @@ async def serve_stream(
     preamble: bytes = b"",
     headers: list[tuple[bytes, bytes]] = STREAM_HEADERS,
     take_over: bool,
+    scope: Scope | None = None,
 ) -> None:
     """Attach to ``stream`` and send it as an SSE response from ``cursor`` on.
 
@@ -53,12 +55,15 @@ async def serve_stream(
     writer holds the stream and ``take_over`` is false. A send that the client does not
     take within ``settings.stalled_client_timeout`` ends the response there, without
     ending it cleanly (which would wait on the same client): the client has stopped
-    reading, and its events stay in the stream's log for when it resumes.
+    reading, and its events stay in the stream's log for when it resumes. The writer
+    leaves the stream at once and, when ``scope`` (the request's) names a TCP connection,
+    has that connection cut off (:mod:`._cutoff`): a host may not let the send be
+    cancelled, as hypercorn's trio worker does not.
     """
-    writer = _Writer(stream, send, settings)
+    writer = _Writer(session, stream, send, settings, scope)
     stream.attach(writer, take_over=take_over)
     session.touch()
-    sender = _DeadlineSend(send, settings.stalled_client_timeout)
+    sender = _DeadlineSend(writer, settings.stalled_client_timeout)
     client_left = False
     try:
         # Before the writer's scope exists: a response once begun is always ended below,
@@ -102,16 +107,39 @@ class _Writer:
     timers (heartbeat due, client stalled) act on. The timers key on this rather than on
     the stream, so that a writer that was taken over cannot unregister its successor."""
 
-    __slots__ = ("_heartbeats", "_send", "_stalls", "cancelled", "scope", "stalled", "stream")
+    __slots__ = (
+        "_heartbeats",
+        "_request",
+        "_send",
+        "_session",
+        "_stalls",
+        "cancelled",
+        "scope",
+        "sending",
+        "stalled",
+        "stream",
+    )
 
-    def __init__(self, stream: OutboundStream, send: Send, settings: Settings) -> None:
+    def __init__(
+        self,
+        session: Session,
+        stream: OutboundStream,
+        send: Send,
+        settings: Settings,
+        request: Scope | None,
+    ) -> None:
+        self._session = session
         self.stream = stream
         self._send = send
+        # The request's scope, read only if the client stalls: which connection to cut.
+        self._request = request
         self._heartbeats = heartbeats(settings.heartbeat_interval)
         self._stalls = stall_watch(settings.stalled_client_timeout)
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
         self.stalled = False
+        #: A send is under way: the host has not taken the message yet.
+        self.sending = False
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -123,14 +151,31 @@ class _Writer:
         self.stream.heartbeat_due = False
         self._heartbeats.touch(self)
 
-    async def chunk(self, data: bytes) -> None:
-        """Send a chunk; a client that takes none for the stall timeout is dropped."""
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a message; a client that takes none of it for the stall timeout is
+        dropped (:meth:`on_stalled`)."""
         self._stalls.touch(self)
+        self.sending = True
+        try:
+            await self._send(message)
+        finally:
+            self.sending = False
+            self._stalls.forget(self)
+
+    async def chunk(self, data: bytes) -> None:
+        """Send a body chunk as :meth:`send` does, inlined: every event and heartbeat
+        passes here, and a coroutine frame more per send is held across its awaits."""
+        self._stalls.touch(self)
+        self.sending = True
         try:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
         finally:
+            self.sending = False
             self._stalls.forget(self)
         self.quiet_from_now()
+
+    def still_sending(self) -> bool:
+        return self.sending
 
     def forget(self) -> None:
         self._heartbeats.forget(self)
@@ -142,24 +187,35 @@ class _Writer:
     def on_stalled(self) -> None:
         self.stalled = True
         self.cancel()
+        # The send may go on long after this (a host may shield it from cancellation):
+        # leave the stream now, so that the session counts its client as gone (an
+        # HTTP+SSE session's resume_grace starts) and a client that comes back finds the
+        # stream free.
+        self._heartbeats.forget(self)
+        self.stream.detach(self)
+        self._session.touch()
+        connection = connection_of(self._request) if self._request is not None else None
+        if connection is not None:
+            cut_off(connection, self.still_sending)
 
 
 class _DeadlineSend:
-    """``send`` with a deadline per message, for the few messages sent outside the
-    writer's scope (the response's start, its preamble and its end): a client that takes
-    nothing for that long has stopped reading, and waiting on it would hold its stream's
-    writer forever."""
+    """The writer's send with a deadline per message, for the few messages sent outside
+    the writer's scope (the response's start, its preamble and its end): a client that
+    takes nothing for that long has stopped reading, and waiting on it would hold its
+    stream's writer forever. The writer's stall timer watches these sends too, for a
+    host that does not let them be cancelled."""
 
-    __slots__ = ("_send", "_timeout")
+    __slots__ = ("_timeout", "_writer")
 
-    def __init__(self, send: Send, timeout: float) -> None:
-        self._send = send
+    def __init__(self, writer: _Writer, timeout: float) -> None:
+        self._writer = writer
         self._timeout = timeout
 
     async def __call__(self, message: dict[str, Any]) -> None:
         with trio.move_on_after(self._timeout) as deadline:
-            await self._send(message)
-        if deadline.cancelled_caught:
+            await self._writer.send(message)
+        if deadline.cancelled_caught or self._writer.stalled:
             raise _ClientStalled
 
     async def chunk(self, data: bytes) -> None:
