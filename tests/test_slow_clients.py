@@ -55,6 +55,7 @@ MARGIN = 1.0
 # -- request bodies ----------------------------------------------------------------------
 
 
+@pytest.mark.every_host
 async def test_a_body_trickled_to_mcp_past_body_timeout_gets_408_and_the_connection_closes(
     serve_app: Any,
 ) -> None:
@@ -70,6 +71,7 @@ async def test_a_body_trickled_to_mcp_past_body_timeout_gets_408_and_the_connect
     assert closed - answered < MARGIN, (answered, closed)
 
 
+@pytest.mark.every_host
 async def test_a_body_trickled_to_messages_past_body_timeout_gets_408_and_the_connection_closes(
     serve_app: Any,
 ) -> None:
@@ -87,6 +89,7 @@ async def test_a_body_trickled_to_messages_past_body_timeout_gets_408_and_the_co
     assert closed - answered < MARGIN, (answered, closed)
 
 
+@pytest.mark.every_host
 async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
     serve_app: Any,
 ) -> None:
@@ -157,6 +160,7 @@ def on_the_path_of_servers_started(monkeypatch: pytest.MonkeyPatch) -> Path:
     return tests
 
 
+@pytest.mark.every_host
 async def test_a_client_that_stops_reading_is_cut_off_within_the_stall_timeout(
     serve_app: Any,
 ) -> None:
@@ -169,19 +173,22 @@ async def test_a_client_that_stops_reading_is_cut_off_within_the_stall_timeout(
     assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
 
 
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
 async def test_python_dash_m_cuts_off_a_client_that_stops_reading_within_the_stall_timeout(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, server: str
 ) -> None:
     on_the_path_of_servers_started(monkeypatch)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(sys.executable, "-m", "trio_mcp", "--port", str(port), "bigreplies:app"):
+    python_m = [sys.executable, "-m", "trio_mcp", "--port", str(port), "--server", server]
+    with running(*python_m, "bigreplies:app"):
         await trio.to_thread.run_sync(first_event, url + "/sse")
         async with a_client_that_stopped_reading(url) as (_, held):
             dropped_after = await seconds_until(lambda: not held())
     assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
 
 
+@pytest.mark.every_host
 async def test_cutting_off_a_client_that_stopped_reading_leaves_the_others_alone(
     serve_app: Any,
 ) -> None:
@@ -196,6 +203,7 @@ async def test_cutting_off_a_client_that_stopped_reading_leaves_the_others_alone
     assert reply["result"]["content"] == [{"type": "text", "text": "x" * 10}]
 
 
+@pytest.mark.every_host
 async def test_where_the_connection_cannot_be_found_the_stalled_session_ends_after_resume_grace(
     serve_app: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -249,12 +257,15 @@ def test_run_gives_every_connection_the_stall_timeout_as_tcp_user_timeout() -> N
 # -- bursts of connections ---------------------------------------------------------------
 
 
-async def test_python_dash_m_takes_a_burst_of_a_thousand_connects_without_a_drop() -> None:
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
+async def test_python_dash_m_takes_a_burst_of_a_thousand_connects_without_a_drop(
+    server: str,
+) -> None:
     # Hypercorn's default backlog (100) dropped handshakes in such a burst: connections
     # got through only after the kernel's retransmissions, seconds later.
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(sys.executable, "-m", "trio_mcp", "--port", str(port)):
+    with running(sys.executable, "-m", "trio_mcp", "--port", str(port), "--server", server):
         await trio.to_thread.run_sync(first_event, url + "/sse")
         with trio.fail_after(60):
             outcomes = await burst(url, 1000, "/mcp")

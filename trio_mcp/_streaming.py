@@ -32,6 +32,11 @@ STREAM_HEADERS: Final = [
 ]
 
 
+#: Chunks larger than asyncio's default high-water mark of a transport's write buffer
+#: (64 KiB) are followed by an empty one, which waits until the client has taken them.
+FLUSH_ABOVE = 64 * 1024
+
+
 class _ClientStalled(Exception):
     """The client took nothing for ``stalled_client_timeout``: it stopped reading."""
 
@@ -169,6 +174,13 @@ class _Writer:
         self.sending = True
         try:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
+            if len(data) > FLUSH_ABOVE:
+                # An asyncio server takes a whole chunk into its transport's buffer and
+                # only makes the *next* send wait for the client (uvicorn does): an empty
+                # one waits until the buffer has drained below its mark, so the stall
+                # timer sees a client that stopped reading now, not one heartbeat later,
+                # and each such client holds at most one chunk in the server's memory.
+                await self._send({"type": "http.response.body", "body": b"", "more_body": True})
         finally:
             self.sending = False
             self._stalls.forget(self)
