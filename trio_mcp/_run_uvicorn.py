@@ -35,6 +35,9 @@ def serve_uvicorn(
         lifespan="on",
         backlog=backlog,
         access_log=False,
+        # The scope's client must stay the socket's peer: that is how a stalled client's
+        # connection is found and cut off (trio_mcp._cutoff).
+        proxy_headers=False,
         # Logging is the caller's (trio_mcp.run configures it once, for every host).
         log_config=None,
         # The app ends every stream within shutdown_timeout; this only catches a
