@@ -18,8 +18,6 @@ RSS per session is (RSS after - RSS before) / sessions established.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -64,19 +62,20 @@ def run_idle(
     system: System,
     transport: str,
     count: int,
-    python: str | None,
+    server_command: list[str],
     progress: Progress,
 ) -> dict[str, Any]:
     server = ServerProcess(
         system,
         transport,
-        python=python,
+        command=server_command,
         heartbeat=config.heartbeat,
         core=config.server_core,
         log_path=Path(config.out_dir) / "logs" / f"{system.name}-{transport}-idle-{count}.log",
     )
     result: dict[str, Any] = {
         "system": system.name,
+        "host": system.host,
         "transport": transport,
         "n": count,
         "heartbeat": config.heartbeat,
@@ -108,7 +107,7 @@ def run_idle(
         progress.update(count, count, "sessions")
 
         if config.collect:
-            os.kill(server.pid, signal.SIGUSR1)
+            server.collect()
         time.sleep(config.settle_seconds)
         workers.each(commands, {"op": "mark"}, "marked")
         server.gc_stats()  # counts from here on

@@ -9,7 +9,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ["trio-mcp", "trio", "hypercorn", "quart", "quart-trio", "h11", "attrs", "cattrs"]
+PACKAGES = [
+    "trio-mcp",
+    "trio",
+    "hypercorn",
+    "quart",
+    "quart-trio",
+    "h11",
+    "attrs",
+    "cattrs",
+    # The asyncio hosts trio-mcp is measured under.
+    "uvicorn",
+    "uvloop",
+    "httptools",
+]
 
 
 def _cpu_model() -> str:

@@ -57,6 +57,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def idle_table(idle: list[dict[str, Any]]) -> str:
     header = [
         "system",
+        "host",
         "transport",
         "N",
         "established",
@@ -74,13 +75,16 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
     rows = []
     for r in idle:
         if "error" in r and "established" not in r:
-            rows.append([r["system"], "/" + r["transport"], f"{r['n']:,}", r["error"][:60]])
+            rows.append(
+                [r["system"], _host(r), "/" + r["transport"], f"{r['n']:,}", r["error"][:60]]
+            )
             rows[-1] += [""] * (len(header) - len(rows[-1]))
             continue
         beat = r["heartbeat_interval"]
         rows.append(
             [
                 r["system"],
+                _host(r),
                 "/" + r["transport"],
                 f"{r['n']:,}",
                 f"{r['established']:,}",
@@ -98,6 +102,11 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def _host(r: dict[str, Any]) -> str:
+    # "?" for results saved before the host was recorded (--json files of older runs).
+    return str(r.get("host", "?"))
+
+
 def _collector(r: dict[str, Any], window: float) -> list[str]:
     """The collector's share of a core over the window, and its full passes."""
     stats = r.get("gc")
@@ -109,6 +118,7 @@ def _collector(r: dict[str, Any], window: float) -> list[str]:
 def latency_table(latency: list[dict[str, Any]]) -> str:
     header = [
         "system",
+        "host",
         "transport",
         "sessions",
         "calls/s",
@@ -124,13 +134,22 @@ def latency_table(latency: list[dict[str, Any]]) -> str:
     rows = []
     for r in latency:
         if "calls_per_s" not in r:
-            rows.append([r["system"], "/" + r["transport"], str(r.get("sessions", "")), r["error"]])
+            rows.append(
+                [
+                    r["system"],
+                    _host(r),
+                    "/" + r["transport"],
+                    str(r.get("sessions", "")),
+                    r["error"],
+                ]
+            )
             rows[-1] += [""] * (len(header) - len(rows[-1]))
             continue
         lat = r["latency"]
         rows.append(
             [
                 r["system"],
+                _host(r),
                 "/" + r["transport"],
                 str(r["sessions"]),
                 _fmt(r["calls_per_s"], 0),

@@ -1,7 +1,8 @@
 """The benchmark's smoke mode, end to end, so that the benchmark never rots.
 
 It runs ``python -m benchmarks --smoke`` as a user would: every system (trio-mcp on both
-transports, the official SDK in its own virtualenv, both floors) with a few dozen idle
+transports under each host: hypercorn's trio worker, hypercorn's asyncio worker and
+uvicorn; the official SDK in its own virtualenv; both floors) with a few dozen idle
 sessions and two short echo runs, then checks that the figures are whole. Outside CI a
 machine that cannot build the SDK's virtualenv measures the rest; in CI (``CI=true``)
 the SDK is required, so the comparison is never silently dropped.
@@ -43,11 +44,22 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
     results = json.loads(raw.read_text())
 
     measured = {r["system"] for r in results["idle"]}
-    expected = {"trio-mcp", "floor-hypercorn", "floor-quart", "sdk"}
+    expected = {
+        "trio-mcp",
+        "trio-mcp@hypercorn-asyncio",
+        "trio-mcp@uvicorn",
+        "floor-hypercorn",
+        "floor-quart",
+        "sdk",
+    }
     if not in_ci and "sdk" not in measured:
         warnings.warn("the SDK's virtualenv could not be made; it was not measured", stacklevel=1)
         expected.discard("sdk")
     assert measured == expected
+    hosts = {r["system"]: r["host"] for r in results["idle"] + results["latency"]}
+    assert hosts["trio-mcp"] == "hypercorn -k trio"
+    assert hosts["trio-mcp@hypercorn-asyncio"] == "hypercorn (asyncio worker)"
+    assert hosts["trio-mcp@uvicorn"] == "uvicorn (uvloop, httptools)"
 
     for run in results["idle"]:
         where = f"{run['system']} /{run['transport']}"
