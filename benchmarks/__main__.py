@@ -3,7 +3,8 @@
 Every run measures, on this machine and in the same run: trio-mcp (``/sse`` and
 ``/mcp``) under each host (hypercorn's trio worker, hypercorn's asyncio worker, uvicorn
 with uvloop and httptools), the official Python SDK on uvicorn (installed into
-``benchmarks/.venv-sdk``), and two floors (a bare ASGI SSE app and a bare quart-trio SSE
+``benchmarks/.venv-sdk``), the official TypeScript SDK on express (installed into
+``benchmarks/.node-sdk``), and two floors (a bare ASGI SSE app and a bare quart-trio SSE
 route, both on hypercorn's trio worker). Servers run on one core, the load generator on
 another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
 the idle sweep.
@@ -19,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import report, sdkenv
+from . import nodeenv, report, sdkenv
 from .config import RunConfig
 from .idle import run_idle
 from .latency import run_latency
 from .machine import describe
 from .proc import fd_limit, pin_to_core, raise_fd_limit
 from .progress import Progress
-from .servers import PROJECT, PROJECT_LAUNCHER, PYTHON_SDK, SYSTEM_NAMES, SYSTEMS, Launcher
+from .servers import NODE, PROJECT, PROJECT_LAUNCHER, PYTHON_SDK, SYSTEM_NAMES, SYSTEMS, Launcher
 from .workers import LoadWorkers
 
 SYSTEMS_BY_NAME = {system.name: system for system in SYSTEMS}
@@ -77,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["auto", "require", "skip"],
         default="auto",
         help="auto: measure the Python SDK if its venv can be made; require: fail if not",
+    )
+    parser.add_argument(
+        "--ts-sdk",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="the same for the TypeScript SDK (node and npm)",
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
@@ -133,9 +140,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the Python SDK is required but unavailable: {exc}", file=sys.stderr)
                 return 2
             notes.append(f"SDK not measured: {exc}".splitlines()[0])
+    node_versions: dict[str, str] | None = None
+    if "ts-sdk" in config.systems and args.ts_sdk != "skip":
+        try:
+            node = nodeenv.ensure()
+            launchers[NODE] = Launcher(node, nodeenv.ENV)
+            node_versions = nodeenv.versions(node)
+        except nodeenv.TsSdkUnavailable as exc:
+            if args.ts_sdk == "require":
+                print(f"the TypeScript SDK is required but unavailable: {exc}", file=sys.stderr)
+                return 2
+            notes.append(f"TypeScript SDK not measured: {exc}".splitlines()[0])
     # A system whose runtime could not be made is left out (and the notes say why).
     config.systems = [name for name in config.systems if SYSTEMS_BY_NAME[name].runtime in launchers]
-    machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None)
+    machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None, node_versions)
 
     plan = [
         (system, transport)

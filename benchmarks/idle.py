@@ -6,10 +6,11 @@ One measurement is one fresh server process:
    first session fills are not charged to the N that follow; then read its RSS;
 2. open N sessions from several load processes, each session initialized
    (``initialize`` answered, ``notifications/initialized`` sent) and its stream held;
-3. ask the server for one full garbage collection (see ``servers/_common.py``), let it
-   settle, then measure an idle window: server CPU time over the window
-   (heartbeats are all the server does), the heartbeat intervals each stream observed,
-   streams the server ended, and the server's RSS at the end;
+3. ask the server for one full garbage collection (see ``servers/_common.py``; not
+   Node, whose collector runs on its own schedule), let it settle, then measure an idle
+   window: server CPU time over the window (heartbeats are all the server does), the
+   heartbeat intervals each stream observed, streams the server ended, and the server's
+   RSS at the end;
 4. close everything and stop the server.
 
 RSS per session is (RSS after - RSS before) / sessions established.
@@ -80,7 +81,7 @@ def run_idle(
         "n": count,
         "heartbeat": config.heartbeat,
         "idle_seconds": config.idle_seconds,
-        "collected_before_window": config.collect,
+        "collected_before_window": config.collect and system.gc_hooks,
     }
     try:
         server.wait_ready()
@@ -143,6 +144,7 @@ def run_idle(
                 "idle_cpu_seconds": cpu,
                 "idle_window": window,
                 "gc": collector,
+                "gc_measured": system.gc_hooks,
                 "cpu_seconds_per_minute": cpu / window * 60,
                 "cpu_percent": cpu / window * 100,
                 "heartbeats": sum(reply["beats"] for reply in reports.values()),

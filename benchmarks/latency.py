@@ -82,6 +82,7 @@ def run_latency(
                         "server_cpu_percent": server_cpu / window * 100,
                         "load_cpu_percent": reply["load_cpu"] / window * 100,
                         "gc": collector,
+                        "gc_measured": system.gc_hooks,
                     }
                 )
             except Exception as exc:

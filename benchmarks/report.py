@@ -108,7 +108,10 @@ def _host(r: dict[str, Any]) -> str:
 
 
 def _collector(r: dict[str, Any], window: float) -> list[str]:
-    """The collector's share of a core over the window, and its full passes."""
+    """The collector's share of a core over the window, and its full passes: n/a for a
+    server whose runtime is not CPython (see servers.System.gc_hooks)."""
+    if r.get("gc_measured") is False:
+        return ["n/a", "n/a"]
     stats = r.get("gc")
     if not stats:
         return ["?", "?"]
@@ -320,7 +323,9 @@ def render(results: dict[str, Any]) -> str:
         parts += [
             "",
             f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s"
-            + ("; one full GC asked of each server before it)" if config["collect"] else ")"),
+            + (
+                "; one full GC asked of each Python server before it)" if config["collect"] else ")"
+            ),
             idle_table(results["idle"]),
         ]
     if results["latency"]:

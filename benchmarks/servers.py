@@ -3,7 +3,8 @@
 Every server is its own process, started fresh for each measurement so that one run's
 memory never flatters or burdens the next, pinned to the server core with the same fd
 limit, and stopped by its pid. trio-mcp and the floors run on this interpreter; the
-Python SDK runs on its own virtualenv's (see :mod:`.sdkenv`).
+Python SDK runs on its own virtualenv's (see :mod:`.sdkenv`), the TypeScript SDK on the
+machine's Node.js from its own environment (see :mod:`.nodeenv`).
 
 trio-mcp is measured under each ASGI server it runs on (the *host*): hypercorn's trio
 worker natively, and hypercorn's asyncio worker and uvicorn (uvloop, httptools) with
@@ -29,8 +30,9 @@ from .proc import pin_to_core, raise_fd_limit
 SERVERS_DIR = Path(__file__).parent / "servers"
 
 
-#: Where a system's server script runs: this interpreter, or the Python SDK's virtualenv.
-PROJECT, PYTHON_SDK = "project", "python-sdk"
+#: Where a system's server script runs: this interpreter, the Python SDK's virtualenv,
+#: or Node.js with the TypeScript SDK's environment.
+PROJECT, PYTHON_SDK, NODE = "project", "python-sdk", "node"
 
 HYPERCORN_TRIO = "hypercorn -k trio"
 
@@ -46,6 +48,12 @@ class System:
     #: Arguments for the script beyond the ones every server takes.
     args: tuple[str, ...] = ()
     floor: bool = False
+
+    @property
+    def gc_hooks(self) -> bool:
+        """Whether the server answers SIGUSR1/SIGUSR2 (servers/_common.py): Python ones
+        do; Node reserves SIGUSR1 for its inspector, and V8's collector is not CPython's."""
+        return self.runtime != NODE
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -71,6 +79,7 @@ SYSTEMS: tuple[System, ...] = (
         args=("--server", "uvicorn"),
     ),
     System("sdk", "sdk_server.py", ("sse", "mcp"), "uvicorn (asyncio, h11)", PYTHON_SDK),
+    System("ts-sdk", "ts_sdk_server.mjs", ("sse", "mcp"), "node, express", NODE),
     System("floor-hypercorn", "floor_hypercorn.py", ("sse",), HYPERCORN_TRIO, floor=True),
     System("floor-quart", "floor_quart.py", ("sse",), HYPERCORN_TRIO, floor=True),
 )
@@ -86,7 +95,8 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Launcher:
-    """What runs a runtime's scripts: its program, and where the scripts are."""
+    """What runs a runtime's scripts: its program, and where its copies of the scripts
+    are (servers/ for Python; the TS SDK's environment for Node, see :mod:`.nodeenv`)."""
 
     program: str
     scripts: Path = SERVERS_DIR
@@ -173,7 +183,9 @@ class ServerProcess:
     def gc_stats(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """The collector's work since the last call (or since the server started):
         ``{"collections": [gen0, gen1, gen2], "seconds": [...]}``, or None if the server
-        did not answer (see ``servers/_common.py``)."""
+        did not answer or does not count (see ``servers/_common.py``)."""
+        if not self.system.gc_hooks:
+            return None
         path = self._gc_stats_path
         path.unlink(missing_ok=True)
         os.kill(self.pid, signal.SIGUSR2)
@@ -186,8 +198,9 @@ class ServerProcess:
         return None
 
     def collect(self) -> None:
-        """Ask the server for one full garbage collection."""
-        os.kill(self.pid, signal.SIGUSR1)
+        """Ask the server for one full garbage collection, where it has that hook."""
+        if self.system.gc_hooks:
+            os.kill(self.pid, signal.SIGUSR1)
 
     def stop(self) -> None:
         if self.alive():
