@@ -34,7 +34,8 @@ SYSTEMS_BY_NAME = {system.name: system for system in SYSTEMS}
 
 SMOKE = {
     "sizes": "40",
-    "concurrency": "1,16",
+    # 64: the level the targets are judged at, so that every target is computed.
+    "concurrency": "1,64",
     "heartbeat": 0.5,
     "idle_seconds": 1.2,
     "settle_seconds": 0.2,

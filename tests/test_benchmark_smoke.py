@@ -87,6 +87,23 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         _assert_collector(run, where)
     assert plot.stat().st_size > 0
 
+    # Every target is judged from these figures (the smoke run's echo has 64 sessions).
+    issue_12 = {t["name"] for t in results["targets"] if t["group"].startswith("issue 12")}
+    wanted = {
+        "calls/s at 64 sessions vs trio-mcp (/sse)",
+        "calls/s at 64 sessions vs ts-sdk (/sse)",
+        "p99 at 64 sessions vs sdk (/sse)",
+        "RSS per idle session vs trio-mcp (N=40, /sse)",
+        "idle sessions held by one process (N=40, /sse)",
+        "idle CPU with 40 sessions, heartbeat 0.5 s (/sse)",
+    }
+    if "ts-sdk" not in measured:
+        wanted.discard("calls/s at 64 sessions vs ts-sdk (/sse)")
+    if "sdk" not in measured:
+        wanted.discard("p99 at 64 sessions vs sdk (/sse)")
+    assert issue_12 == wanted
+    assert "Targets of issue 12" in done.stdout
+
 
 def _assert_collector(run: dict[str, Any], where: str) -> None:
     """CPython servers report their collector's work; Node's is not CPython's: n/a."""
