@@ -1,10 +1,13 @@
 """``python -m benchmarks``: idle capacity and latency of trio-mcp beside the official SDK.
 
 Every run measures, on this machine and in the same run: trio-mcp (``/sse`` and
-``/mcp``), the official Python SDK on uvicorn (installed into ``benchmarks/.venv-sdk``),
-and two floors (a bare ASGI SSE app and a bare quart-trio SSE route, both on hypercorn's
-trio worker). Servers run on one core, the load generator on another. The report goes to
-stdout; ``--json`` keeps every raw figure, ``--plot`` draws the idle sweep.
+``/mcp``) under each host (hypercorn's trio worker, hypercorn's asyncio worker, uvicorn
+with uvloop and httptools), the official Python SDK on uvicorn (installed into
+``benchmarks/.venv-sdk``), the official TypeScript SDK on express (installed into
+``benchmarks/.node-sdk``), and two floors (a bare ASGI SSE app and a bare quart-trio SSE
+route, both on hypercorn's trio worker). Servers run on one core, the load generator on
+another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
+the idle sweep.
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import report, sdkenv
+from . import nodeenv, report, sdkenv
 from .config import RunConfig
 from .idle import run_idle
 from .latency import run_latency
 from .machine import describe
 from .proc import fd_limit, pin_to_core, raise_fd_limit
 from .progress import Progress
-from .servers import SYSTEM_NAMES, SYSTEMS
+from .servers import NODE, PROJECT, PROJECT_LAUNCHER, PYTHON_SDK, SYSTEM_NAMES, SYSTEMS, Launcher
 from .workers import LoadWorkers
+
+SYSTEMS_BY_NAME = {system.name: system for system in SYSTEMS}
 
 SMOKE = {
     "sizes": "40",
-    "concurrency": "1,16",
+    # 64: the level the targets are judged at, so that every target is computed.
+    "concurrency": "1,64",
     "heartbeat": 0.5,
     "idle_seconds": 1.2,
     "settle_seconds": 0.2,
@@ -72,7 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sdk",
         choices=["auto", "require", "skip"],
         default="auto",
-        help="auto: measure the SDK if its venv can be made; require: fail if not",
+        help="auto: measure the Python SDK if its venv can be made; require: fail if not",
+    )
+    parser.add_argument(
+        "--ts-sdk",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="the same for the TypeScript SDK (node and npm)",
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
@@ -118,18 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     pin_to_core(config.load_core)
     notes = [f"fd limit per process: {fd_limit():,}"]
 
+    launchers: dict[str, Launcher] = {PROJECT: PROJECT_LAUNCHER}
     sdk_python: str | None = None
     if "sdk" in config.systems and args.sdk != "skip":
         try:
             sdk_python = str(sdkenv.ensure())
+            launchers[PYTHON_SDK] = Launcher(sdk_python)
         except sdkenv.SdkUnavailable as exc:
             if args.sdk == "require":
-                print(f"the SDK is required but unavailable: {exc}", file=sys.stderr)
+                print(f"the Python SDK is required but unavailable: {exc}", file=sys.stderr)
                 return 2
             notes.append(f"SDK not measured: {exc}".splitlines()[0])
-    if sdk_python is None and "sdk" in config.systems:
-        config.systems.remove("sdk")
-    machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None)
+    node_versions: dict[str, str] | None = None
+    if "ts-sdk" in config.systems and args.ts_sdk != "skip":
+        try:
+            node = nodeenv.ensure()
+            launchers[NODE] = Launcher(node, nodeenv.ENV)
+            node_versions = nodeenv.versions(node)
+        except nodeenv.TsSdkUnavailable as exc:
+            if args.ts_sdk == "require":
+                print(f"the TypeScript SDK is required but unavailable: {exc}", file=sys.stderr)
+                return 2
+            notes.append(f"TypeScript SDK not measured: {exc}".splitlines()[0])
+    # A system whose runtime could not be made is left out (and the notes say why).
+    config.systems = [name for name in config.systems if SYSTEMS_BY_NAME[name].runtime in launchers]
+    machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None, node_versions)
 
     plan = [
         (system, transport)
@@ -154,17 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     workers = LoadWorkers(config.workers, config.load_core)
     try:
         for system, transport in plan:
-            python = sdk_python if system.sdk else None
+            server_command = launchers[system.runtime].command(system)
             if not args.no_latency:
                 progress.begin(f"{system.name} /{transport} echo")
                 results["latency"] += run_latency(
-                    config, workers, system, transport, python, progress
+                    config, workers, system, transport, server_command, progress
                 )
             if not args.no_idle:
                 for size in config.sizes:
                     progress.begin(f"{system.name} /{transport} idle N={size:,}")
                     results["idle"].append(
-                        run_idle(config, workers, system, transport, size, python, progress)
+                        run_idle(config, workers, system, transport, size, server_command, progress)
                     )
     finally:
         progress.finish()

@@ -6,10 +6,11 @@ One measurement is one fresh server process:
    first session fills are not charged to the N that follow; then read its RSS;
 2. open N sessions from several load processes, each session initialized
    (``initialize`` answered, ``notifications/initialized`` sent) and its stream held;
-3. ask the server for one full garbage collection (see ``servers/_common.py``), let it
-   settle, then measure an idle window: server CPU time over the window
-   (heartbeats are all the server does), the heartbeat intervals each stream observed,
-   streams the server ended, and the server's RSS at the end;
+3. ask the server for one full garbage collection (see ``servers/_common.py``; not
+   Node, whose collector runs on its own schedule), let it settle, then measure an idle
+   window: server CPU time over the window (heartbeats are all the server does), the
+   heartbeat intervals each stream observed, streams the server ended, and the server's
+   RSS at the end;
 4. close everything and stop the server.
 
 RSS per session is (RSS after - RSS before) / sessions established.
@@ -18,8 +19,6 @@ RSS per session is (RSS after - RSS before) / sessions established.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -64,24 +63,25 @@ def run_idle(
     system: System,
     transport: str,
     count: int,
-    python: str | None,
+    server_command: list[str],
     progress: Progress,
 ) -> dict[str, Any]:
     server = ServerProcess(
         system,
         transport,
-        python=python,
+        command=server_command,
         heartbeat=config.heartbeat,
         core=config.server_core,
         log_path=Path(config.out_dir) / "logs" / f"{system.name}-{transport}-idle-{count}.log",
     )
     result: dict[str, Any] = {
         "system": system.name,
+        "host": system.host,
         "transport": transport,
         "n": count,
         "heartbeat": config.heartbeat,
         "idle_seconds": config.idle_seconds,
-        "collected_before_window": config.collect,
+        "collected_before_window": config.collect and system.gc_hooks,
     }
     try:
         server.wait_ready()
@@ -108,7 +108,7 @@ def run_idle(
         progress.update(count, count, "sessions")
 
         if config.collect:
-            os.kill(server.pid, signal.SIGUSR1)
+            server.collect()
         time.sleep(config.settle_seconds)
         workers.each(commands, {"op": "mark"}, "marked")
         server.gc_stats()  # counts from here on
@@ -144,6 +144,7 @@ def run_idle(
                 "idle_cpu_seconds": cpu,
                 "idle_window": window,
                 "gc": collector,
+                "gc_measured": system.gc_hooks,
                 "cpu_seconds_per_minute": cpu / window * 60,
                 "cpu_percent": cpu / window * 100,
                 "heartbeats": sum(reply["beats"] for reply in reports.values()),

@@ -27,13 +27,13 @@ def run_latency(
     workers: LoadWorkers,
     system: System,
     transport: str,
-    python: str | None,
+    server_command: list[str],
     progress: Progress,
 ) -> list[dict[str, Any]]:
     server = ServerProcess(
         system,
         transport,
-        python=python,
+        command=server_command,
         heartbeat=config.heartbeat,
         core=config.server_core,
         log_path=Path(config.out_dir) / "logs" / f"{system.name}-{transport}-latency.log",
@@ -51,6 +51,7 @@ def run_latency(
             progress.update(level, len(config.concurrency), f"{sessions} sessions")
             result: dict[str, Any] = {
                 "system": system.name,
+                "host": system.host,
                 "transport": transport,
                 "sessions": sessions,
             }
@@ -81,6 +82,7 @@ def run_latency(
                         "server_cpu_percent": server_cpu / window * 100,
                         "load_cpu_percent": reply["load_cpu"] / window * 100,
                         "gc": collector,
+                        "gc_measured": system.gc_hooks,
                     }
                 )
             except Exception as exc:
@@ -90,7 +92,12 @@ def run_latency(
         progress.update(len(config.concurrency), len(config.concurrency), "done")
     except Exception as exc:
         results.append(
-            {"system": system.name, "transport": transport, "error": f"{type(exc).__name__}: {exc}"}
+            {
+                "system": system.name,
+                "host": system.host,
+                "transport": transport,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
         )
     finally:
         server.stop()

@@ -9,7 +9,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ["trio-mcp", "trio", "hypercorn", "quart", "quart-trio", "h11", "attrs", "cattrs"]
+PACKAGES = [
+    "trio-mcp",
+    "trio",
+    "hypercorn",
+    "quart",
+    "quart-trio",
+    "h11",
+    "attrs",
+    "cattrs",
+    # The asyncio hosts trio-mcp is measured under.
+    "uvicorn",
+    "uvloop",
+    "httptools",
+]
 
 
 def _cpu_model() -> str:
@@ -44,7 +57,9 @@ def _git_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def describe(sdk_versions: dict[str, str] | None) -> dict[str, Any]:
+def describe(
+    sdk_versions: dict[str, str] | None, ts_sdk_versions: dict[str, str] | None = None
+) -> dict[str, Any]:
     packages = {}
     for name in PACKAGES:
         try:
@@ -62,12 +77,17 @@ def describe(sdk_versions: dict[str, str] | None) -> dict[str, Any]:
         "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
         "packages": packages,
         "sdk_packages": sdk_versions or {},
+        "ts_sdk_packages": ts_sdk_versions or {},
     }
 
 
 def format_machine(machine: dict[str, Any]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     sdk = ", ".join(f"{k} {v}" for k, v in machine["sdk_packages"].items()) or "not measured"
+    ts_sdk = (
+        ", ".join(f"{k} {v}" for k, v in machine.get("ts_sdk_packages", {}).items())
+        or "not measured"
+    )
     return "\n".join(
         [
             f"Machine: {machine['cpu']}, {machine['cores']} cores, "
@@ -75,5 +95,6 @@ def format_machine(machine: dict[str, Any]) -> str:
             f"load average at start {' '.join(map(str, machine['load_average_at_start']))}",
             f"trio-mcp side: {packages} (commit {machine['trio_mcp_commit']})",
             f"SDK side: {sdk}",
+            f"TypeScript SDK side: {ts_sdk}",
         ]
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .machine import format_machine
+from .servers import HOSTS, HYPERCORN_TRIO
 
 #: The targets (see benchmarks/README.md): bounds on trio-mcp's figures.
 CAPACITY_TARGET = 19_000
@@ -23,6 +24,16 @@ THROUGHPUT_SESSIONS = 64
 THROUGHPUT_VS_FLOOR = 0.85
 P99_VS_SDK = 0.5
 
+#: Issue 12's targets: trio-mcp as a guest on uvicorn (uvloop, httptools), against
+#: itself natively under hypercorn's trio worker and against both SDKs.
+NATIVE = "trio-mcp"
+GUEST = "trio-mcp@uvicorn"
+GUEST_CALLS_VS_NATIVE = 3.0
+GUEST_CALLS_VS_TS_SDK = 1.0
+GUEST_P99_VS_SDK = 0.5
+GUEST_RSS_VS_NATIVE = 1.0
+ISSUE_12 = "issue 12: trio-mcp@uvicorn"
+
 
 @dataclass
 class Target:
@@ -31,6 +42,8 @@ class Target:
     bound: str
     ratio: float
     met: bool | None  # None: not measured in this run, or informational only
+    #: Which set of targets it belongs to: "" for the project's own, else the issue's.
+    group: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +52,7 @@ class Target:
             "bound": self.bound,
             "ratio": self.ratio,
             "met": self.met,
+            "group": self.group,
         }
 
 
@@ -57,6 +71,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def idle_table(idle: list[dict[str, Any]]) -> str:
     header = [
         "system",
+        "host",
         "transport",
         "N",
         "established",
@@ -74,13 +89,16 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
     rows = []
     for r in idle:
         if "error" in r and "established" not in r:
-            rows.append([r["system"], "/" + r["transport"], f"{r['n']:,}", r["error"][:60]])
+            rows.append(
+                [r["system"], _host(r), "/" + r["transport"], f"{r['n']:,}", r["error"][:60]]
+            )
             rows[-1] += [""] * (len(header) - len(rows[-1]))
             continue
         beat = r["heartbeat_interval"]
         rows.append(
             [
                 r["system"],
+                _host(r),
                 "/" + r["transport"],
                 f"{r['n']:,}",
                 f"{r['established']:,}",
@@ -98,8 +116,16 @@ def idle_table(idle: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def _host(r: dict[str, Any]) -> str:
+    # "?" for results saved before the host was recorded (--json files of older runs).
+    return str(r.get("host", "?"))
+
+
 def _collector(r: dict[str, Any], window: float) -> list[str]:
-    """The collector's share of a core over the window, and its full passes."""
+    """The collector's share of a core over the window, and its full passes: n/a for a
+    server whose runtime is not CPython (see servers.System.gc_hooks)."""
+    if r.get("gc_measured") is False:
+        return ["n/a", "n/a"]
     stats = r.get("gc")
     if not stats:
         return ["?", "?"]
@@ -109,6 +135,7 @@ def _collector(r: dict[str, Any], window: float) -> list[str]:
 def latency_table(latency: list[dict[str, Any]]) -> str:
     header = [
         "system",
+        "host",
         "transport",
         "sessions",
         "calls/s",
@@ -124,13 +151,22 @@ def latency_table(latency: list[dict[str, Any]]) -> str:
     rows = []
     for r in latency:
         if "calls_per_s" not in r:
-            rows.append([r["system"], "/" + r["transport"], str(r.get("sessions", "")), r["error"]])
+            rows.append(
+                [
+                    r["system"],
+                    _host(r),
+                    "/" + r["transport"],
+                    str(r.get("sessions", "")),
+                    r["error"],
+                ]
+            )
             rows[-1] += [""] * (len(header) - len(rows[-1]))
             continue
         lat = r["latency"]
         rows.append(
             [
                 r["system"],
+                _host(r),
                 "/" + r["transport"],
                 str(r["sessions"]),
                 _fmt(r["calls_per_s"], 0),
@@ -170,62 +206,87 @@ def _full(r: dict[str, Any]) -> bool:
     return bool(r["established"] == r["n"] and r["failed"] == 0)
 
 
+def _capacity(ours: dict[int, dict[str, Any]], group: str = "") -> list[Target]:
+    """Sessions held at the largest N measured, against 19,000."""
+    if not ours:
+        return []
+    top = ours[max(ours)]
+    held = top["established"] - top["closed_by_server"]
+    return [
+        Target(
+            f"idle sessions held by one process (N={top['n']:,}, /sse)",
+            f"{held:,}",
+            f">= {CAPACITY_TARGET:,}",
+            held / CAPACITY_TARGET,
+            held >= CAPACITY_TARGET,
+            group,
+        )
+    ]
+
+
+def _memory(
+    ours: dict[int, dict[str, Any]],
+    theirs: dict[int, dict[str, Any]],
+    other: str,
+    bound: float,
+    text: str,
+    group: str = "",
+) -> list[Target]:
+    """RSS per idle session against another system's, at the largest N both held in full."""
+    common = [n for n in ours if n in theirs and _full(ours[n]) and _full(theirs[n])]
+    if not common:
+        return []
+    n = max(common)
+    ratio = ours[n]["rss_per_session"] / theirs[n]["rss_per_session"]
+    return [
+        Target(
+            f"RSS per idle session vs {other} (N={n:,}, /sse)",
+            f"{ours[n]['rss_per_session'] / 1024:.1f} KB vs "
+            f"{theirs[n]['rss_per_session'] / 1024:.1f} KB",
+            text,
+            ratio,
+            ratio <= bound,
+            group,
+        )
+    ]
+
+
+def _heartbeat_cpu(ours: dict[int, dict[str, Any]], group: str = "") -> list[Target]:
+    """Idle CPU at the N nearest 10,000; judged only at N = 10,000 and a 15 s interval."""
+    if not ours:
+        return []
+    n = min(ours, key=lambda size: abs(size - HEARTBEAT_TARGET_N))
+    r = ours[n]
+    comparable = r["heartbeat"] == HEARTBEAT_TARGET_INTERVAL and n == HEARTBEAT_TARGET_N
+    return [
+        Target(
+            f"idle CPU with {n:,} sessions, heartbeat {r['heartbeat']:g} s (/sse)",
+            f"{r['cpu_percent']:.2f} % of a core",
+            f"<= {HEARTBEAT_CPU_PERCENT:g} % (10,000 at 15 s)",
+            r["cpu_percent"] / HEARTBEAT_CPU_PERCENT,
+            r["cpu_percent"] <= HEARTBEAT_CPU_PERCENT if comparable else None,
+            group,
+        )
+    ]
+
+
 def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
+    """The project's targets for trio-mcp under hypercorn's trio worker, then issue 12's."""
     found: list[Target] = []
-    ours = _idle(idle, "trio-mcp", "sse")
-
-    # Capacity: the largest N measured, against 19,000 sessions held.
-    if ours:
-        top = ours[max(ours)]
-        held = top["established"] - top["closed_by_server"]
-        found.append(
-            Target(
-                f"idle sessions held by one process (N={top['n']:,}, /sse)",
-                f"{held:,}",
-                f">= {CAPACITY_TARGET:,}",
-                held / CAPACITY_TARGET,
-                held >= CAPACITY_TARGET,
-            )
-        )
-
-    # Memory: at the largest N both held in full.
-    for other, bound, text in (
-        ("floor-hypercorn", RSS_VS_FLOOR, f"<= {RSS_VS_FLOOR:.2f}x floor"),
-        ("sdk", RSS_VS_SDK, "<= 0.33x SDK"),
-    ):
-        theirs = _idle(idle, other, "sse")
-        common = [n for n in ours if n in theirs and _full(ours[n]) and _full(theirs[n])]
-        if common:
-            n = max(common)
-            ratio = ours[n]["rss_per_session"] / theirs[n]["rss_per_session"]
-            found.append(
-                Target(
-                    f"RSS per idle session vs {other} (N={n:,}, /sse)",
-                    f"{ours[n]['rss_per_session'] / 1024:.1f} KB vs "
-                    f"{theirs[n]['rss_per_session'] / 1024:.1f} KB",
-                    text,
-                    ratio,
-                    ratio <= bound,
-                )
-            )
-
-    # Heartbeat CPU: at the N nearest 10,000, only meaningful at a 15 s interval.
-    if ours:
-        n = min(ours, key=lambda size: abs(size - HEARTBEAT_TARGET_N))
-        r = ours[n]
-        comparable = r["heartbeat"] == HEARTBEAT_TARGET_INTERVAL and n == HEARTBEAT_TARGET_N
-        found.append(
-            Target(
-                f"idle CPU with {n:,} sessions, heartbeat {r['heartbeat']:g} s (/sse)",
-                f"{r['cpu_percent']:.2f} % of a core",
-                f"<= {HEARTBEAT_CPU_PERCENT:g} % (10,000 at 15 s)",
-                r["cpu_percent"] / HEARTBEAT_CPU_PERCENT,
-                r["cpu_percent"] <= HEARTBEAT_CPU_PERCENT if comparable else None,
-            )
-        )
+    ours = _idle(idle, NATIVE, "sse")
+    found += _capacity(ours)
+    found += _memory(
+        ours,
+        _idle(idle, "floor-hypercorn", "sse"),
+        "floor-hypercorn",
+        RSS_VS_FLOOR,
+        f"<= {RSS_VS_FLOOR:.2f}x floor",
+    )
+    found += _memory(ours, _idle(idle, "sdk", "sse"), "sdk", RSS_VS_SDK, "<= 0.33x SDK")
+    found += _heartbeat_cpu(ours)
 
     # Throughput and tail latency at 64 sessions, /sse against both peers.
-    mine = _calls(latency, "trio-mcp", "sse")
+    mine = _calls(latency, NATIVE, "sse")
     floor = _calls(latency, "floor-hypercorn", "sse")
     sdk = _calls(latency, "sdk", "sse")
     if mine and floor:
@@ -240,16 +301,7 @@ def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[T
             )
         )
     if mine and sdk:
-        ratio = mine["latency"]["p99"] / sdk["latency"]["p99"]
-        found.append(
-            Target(
-                "p99 at 64 sessions vs sdk (/sse)",
-                f"{mine['latency']['p99'] * 1000:.1f} ms vs {sdk['latency']['p99'] * 1000:.1f} ms",
-                f"<= {P99_VS_SDK:.2f}x SDK",
-                ratio,
-                ratio <= P99_VS_SDK,
-            )
-        )
+        found += _p99(mine, sdk, "sdk", "sse", P99_VS_SDK)
         found.append(
             Target(
                 "calls/s at 64 sessions vs sdk (/sse)",
@@ -259,7 +311,7 @@ def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[T
                 None,
             )
         )
-    mine_mcp, sdk_mcp = _calls(latency, "trio-mcp", "mcp"), _calls(latency, "sdk", "mcp")
+    mine_mcp, sdk_mcp = _calls(latency, NATIVE, "mcp"), _calls(latency, "sdk", "mcp")
     if mine_mcp and sdk_mcp:
         found.append(
             Target(
@@ -280,13 +332,71 @@ def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[T
                 None,
             )
         )
+    return found + issue_12_targets(idle, latency)
+
+
+def issue_12_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
+    """Issue 12's: trio-mcp as a guest on uvicorn (uvloop, httptools), /sse at 64
+    sessions against itself under hypercorn's trio worker and against both SDKs; its
+    idle memory against the native host's; its capacity and heartbeat CPU."""
+    found: list[Target] = []
+    guest = _calls(latency, GUEST, "sse")
+    for other, bound in ((NATIVE, GUEST_CALLS_VS_NATIVE), ("ts-sdk", GUEST_CALLS_VS_TS_SDK)):
+        theirs = _calls(latency, other, "sse")
+        if guest and theirs:
+            ratio = guest["calls_per_s"] / theirs["calls_per_s"]
+            found.append(
+                Target(
+                    f"calls/s at 64 sessions vs {other} (/sse)",
+                    f"{guest['calls_per_s']:,.0f} vs {theirs['calls_per_s']:,.0f}",
+                    f">= {bound:.2f}x {other}",
+                    ratio,
+                    ratio >= bound,
+                    ISSUE_12,
+                )
+            )
+    sdk = _calls(latency, "sdk", "sse")
+    if guest and sdk:
+        found += _p99(guest, sdk, "sdk", "sse", GUEST_P99_VS_SDK, ISSUE_12)
+    ours = _idle(idle, GUEST, "sse")
+    found += _memory(
+        ours,
+        _idle(idle, NATIVE, "sse"),
+        NATIVE,
+        GUEST_RSS_VS_NATIVE,
+        f"<= {GUEST_RSS_VS_NATIVE:.2f}x {NATIVE}",
+        ISSUE_12,
+    )
+    found += _capacity(ours, ISSUE_12)
+    found += _heartbeat_cpu(ours, ISSUE_12)
     return found
 
 
-def targets_table(found: list[Target]) -> str:
+def _p99(
+    mine: dict[str, Any],
+    theirs: dict[str, Any],
+    other: str,
+    transport: str,
+    bound: float,
+    group: str = "",
+) -> list[Target]:
+    ratio = mine["latency"]["p99"] / theirs["latency"]["p99"]
+    return [
+        Target(
+            f"p99 at 64 sessions vs {other} (/{transport})",
+            f"{mine['latency']['p99'] * 1000:.1f} ms vs {theirs['latency']['p99'] * 1000:.1f} ms",
+            f"<= {bound:.2f}x {other}",
+            ratio,
+            ratio <= bound,
+            group,
+        )
+    ]
+
+
+def targets_table(found: list[Target], subject: str = "trio-mcp") -> str:
     verdict = {True: "met", False: "MISSED", None: "-"}
     rows = [[t.name, t.measured, t.bound, f"{t.ratio:.2f}", verdict[t.met]] for t in found]
-    return _table(["target (trio-mcp)", "measured", "bound", "ratio", "verdict"], rows)
+    return _table([f"target ({subject})", "measured", "bound", "ratio", "verdict"], rows)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -301,7 +411,9 @@ def render(results: dict[str, Any]) -> str:
         parts += [
             "",
             f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s"
-            + ("; one full GC asked of each server before it)" if config["collect"] else ")"),
+            + (
+                "; one full GC asked of each Python server before it)" if config["collect"] else ")"
+            ),
             idle_table(results["idle"]),
         ]
     if results["latency"]:
@@ -311,8 +423,17 @@ def render(results: dict[str, Any]) -> str:
             f"{config['warmup']:g} s warm-up)",
             latency_table(results["latency"]),
         ]
-    if results["targets"]:
-        parts += ["", "Targets", targets_table([Target(**t) for t in results["targets"]])]
+    found = [Target(**t) for t in results["targets"]]
+    own = [t for t in found if not t.group]
+    if own:
+        parts += ["", f"Targets (trio-mcp under {HYPERCORN_TRIO})", targets_table(own)]
+    issue_12 = [t for t in found if t.group == ISSUE_12]
+    if issue_12:
+        parts += [
+            "",
+            f"Targets of issue 12 (trio-mcp as a guest on {HOSTS[GUEST]})",
+            targets_table(issue_12, GUEST),
+        ]
     if results.get("notes"):
         parts += ["", *results["notes"]]
     return "\n".join(parts)

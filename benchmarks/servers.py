@@ -2,8 +2,14 @@
 
 Every server is its own process, started fresh for each measurement so that one run's
 memory never flatters or burdens the next, pinned to the server core with the same fd
-limit, and stopped by its pid. trio-mcp and the floors run on this interpreter; the SDK
-runs on its own virtualenv's (see :mod:`.sdkenv`).
+limit, and stopped by its pid. trio-mcp and the floors run on this interpreter; the
+Python SDK runs on its own virtualenv's (see :mod:`.sdkenv`), the TypeScript SDK on the
+machine's Node.js from its own environment (see :mod:`.nodeenv`).
+
+trio-mcp is measured under each ASGI server it runs on (the *host*): hypercorn's trio
+worker natively, and hypercorn's asyncio worker and uvicorn (uvloop, httptools) with
+trio as a guest on their loop. Each host is a system of its own, named
+``trio-mcp@<host>``, except the native one, which keeps the name ``trio-mcp``.
 """
 
 from __future__ import annotations
@@ -24,22 +30,61 @@ from .proc import pin_to_core, raise_fd_limit
 SERVERS_DIR = Path(__file__).parent / "servers"
 
 
+#: Where a system's server script runs: this interpreter, the Python SDK's virtualenv,
+#: or Node.js with the TypeScript SDK's environment.
+PROJECT, PYTHON_SDK, NODE = "project", "python-sdk", "node"
+
+HYPERCORN_TRIO = "hypercorn -k trio"
+
+
 @dataclass(frozen=True)
 class System:
     name: str
     script: str
     transports: tuple[str, ...]
-    sdk: bool = False
+    #: The server that serves it, as the report shows it.
+    host: str
+    runtime: str = PROJECT
+    #: Arguments for the script beyond the ones every server takes.
+    args: tuple[str, ...] = ()
     floor: bool = False
+
+    @property
+    def gc_hooks(self) -> bool:
+        """Whether the server answers SIGUSR1/SIGUSR2 (servers/_common.py): Python ones
+        do; Node reserves SIGUSR1 for its inspector, and V8's collector is not CPython's."""
+        return self.runtime != NODE
 
 
 SYSTEMS: tuple[System, ...] = (
-    System("trio-mcp", "trio_mcp_server.py", ("sse", "mcp")),
-    System("sdk", "sdk_server.py", ("sse", "mcp"), sdk=True),
-    System("floor-hypercorn", "floor_hypercorn.py", ("sse",), floor=True),
-    System("floor-quart", "floor_quart.py", ("sse",), floor=True),
+    System(
+        "trio-mcp",
+        "trio_mcp_server.py",
+        ("sse", "mcp"),
+        HYPERCORN_TRIO,
+        args=("--server", "hypercorn-trio"),
+    ),
+    System(
+        "trio-mcp@hypercorn-asyncio",
+        "trio_mcp_server.py",
+        ("sse", "mcp"),
+        "hypercorn (asyncio worker)",
+        args=("--server", "hypercorn-asyncio"),
+    ),
+    System(
+        "trio-mcp@uvicorn",
+        "trio_mcp_server.py",
+        ("sse", "mcp"),
+        "uvicorn (uvloop, httptools)",
+        args=("--server", "uvicorn"),
+    ),
+    System("sdk", "sdk_server.py", ("sse", "mcp"), "uvicorn (asyncio, h11)", PYTHON_SDK),
+    System("ts-sdk", "ts_sdk_server.mjs", ("sse", "mcp"), "node, express", NODE),
+    System("floor-hypercorn", "floor_hypercorn.py", ("sse",), HYPERCORN_TRIO, floor=True),
+    System("floor-quart", "floor_quart.py", ("sse",), HYPERCORN_TRIO, floor=True),
 )
 SYSTEM_NAMES = tuple(system.name for system in SYSTEMS)
+HOSTS = {system.name: system.host for system in SYSTEMS}
 
 
 def free_port() -> int:
@@ -48,19 +93,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Launcher:
+    """What runs a runtime's scripts: its program, and where its copies of the scripts
+    are (servers/ for Python; the TS SDK's environment for Node, see :mod:`.nodeenv`)."""
+
+    program: str
+    scripts: Path = SERVERS_DIR
+
+    def command(self, system: System) -> list[str]:
+        return [self.program, str(self.scripts / system.script)]
+
+
+#: This interpreter, for trio-mcp and the floors.
+PROJECT_LAUNCHER = Launcher(sys.executable)
+
+
 class ServerFailed(RuntimeError):
     pass
 
 
 class ServerProcess:
-    """One server under test, listening on a fresh port on 127.0.0.1."""
+    """One server under test, listening on a fresh port on 127.0.0.1.
+
+    ``command`` starts the system's script (its interpreter and the script's path); the
+    arguments every server takes follow it.
+    """
 
     def __init__(
         self,
         system: System,
         transport: str,
         *,
-        python: str | None,
+        command: list[str],
         heartbeat: float,
         core: int | None,
         log_path: Path,
@@ -79,8 +144,8 @@ class ServerProcess:
 
         self._process = subprocess.Popen(
             [
-                python or sys.executable,
-                str(SERVERS_DIR / system.script),
+                *command,
+                *system.args,
                 "--port",
                 str(self.port),
                 "--heartbeat",
@@ -118,7 +183,9 @@ class ServerProcess:
     def gc_stats(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """The collector's work since the last call (or since the server started):
         ``{"collections": [gen0, gen1, gen2], "seconds": [...]}``, or None if the server
-        did not answer (see ``servers/_common.py``)."""
+        did not answer or does not count (see ``servers/_common.py``)."""
+        if not self.system.gc_hooks:
+            return None
         path = self._gc_stats_path
         path.unlink(missing_ok=True)
         os.kill(self.pid, signal.SIGUSR2)
@@ -129,6 +196,11 @@ class ServerProcess:
                 return stats
             time.sleep(0.02)
         return None
+
+    def collect(self) -> None:
+        """Ask the server for one full garbage collection, where it has that hook."""
+        if self.system.gc_hooks:
+            os.kill(self.pid, signal.SIGUSR1)
 
     def stop(self) -> None:
         if self.alive():

@@ -18,13 +18,18 @@ from types import FrameType
 BACKLOG = 4096
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every server takes; a server with more adds them to this."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between pings")
     parser.add_argument("--transport", choices=["sse", "mcp"], default="sse")
     parser.add_argument("--max-sessions", type=int, default=20_000)
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    return make_parser(description).parse_args()
 
 
 def install_gc_hooks() -> None:

@@ -1,21 +1,22 @@
-"""Serving an ASGI app with hypercorn's trio worker, configured alike for every app.
+"""Serving an ASGI app with hypercorn, configured alike for every app.
 
-This is what ``hypercorn -k trio`` runs, minus the command line: the server stays one
-process (hypercorn's CLI may fork workers), so its RSS and CPU time are one /proc entry.
+This is what ``hypercorn -k trio`` (or, with ``worker="asyncio"``, plain ``hypercorn``)
+runs, minus the command line: the server stays one process (hypercorn's CLI may fork
+workers), so its RSS and CPU time are one /proc entry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from _common import BACKLOG, install_gc_hooks
 from hypercorn.config import Config
-from hypercorn.trio import serve
 
 
-def serve_app(app: Any, port: int) -> None:
+def serve_app(app: Any, port: int, worker: Literal["trio", "asyncio"] = "trio") -> None:
     logging.basicConfig(level=logging.WARNING)
     install_gc_hooks()
     config = Config()
@@ -23,4 +24,12 @@ def serve_app(app: Any, port: int) -> None:
     config.backlog = BACKLOG
     config.accesslog = None
     config.loglevel = "WARNING"
-    trio.run(serve, app, config)
+    if worker == "trio":
+        from hypercorn.trio import serve as serve_on_trio
+
+        trio.run(serve_on_trio, app, config)
+    else:
+        from hypercorn.asyncio import serve as serve_on_asyncio
+
+        # As hypercorn's asyncio worker runs it: SIGINT and SIGTERM end it gracefully.
+        asyncio.run(serve_on_asyncio(app, config))
