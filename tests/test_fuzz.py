@@ -21,11 +21,11 @@ from functools import partial
 import httpx
 import pytest
 import trio
+from hosts import count_trio_tasks as count_tasks
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_leaks import count_tasks
 
 import trio_mcp
 

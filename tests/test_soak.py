@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import trio
+from hosts import count_trio_tasks as count_tasks
 from rawhttp import host_port
-from test_leaks import count_tasks, open_fds
+from test_leaks import open_fds
 
 import trio_mcp
 
