@@ -50,6 +50,10 @@ INITIALIZE = {
 
 #: How late past its bound a refusal may come on this shared 2-core machine.
 MARGIN = 1.0
+#: How early a refusal may seem: the client reads its clock after its send returns and
+#: the task is scheduled again, while a server in another thread (an asyncio host) may
+#: have started its clock already.
+EARLY = 0.05
 
 
 # -- request bodies ----------------------------------------------------------------------
@@ -67,7 +71,7 @@ async def test_a_body_trickled_to_mcp_past_body_timeout_gets_408_and_the_connect
     assert status == 408
     assert json.loads(body)["error"]["code"] == -32600
     assert headers["connection"] == "close"
-    assert timeout <= answered < timeout + MARGIN, answered
+    assert timeout - EARLY <= answered < timeout + MARGIN, answered
     assert closed - answered < MARGIN, (answered, closed)
 
 
@@ -85,7 +89,7 @@ async def test_a_body_trickled_to_messages_past_body_timeout_gets_408_and_the_co
     assert status == 408
     assert json.loads(body)["error"]["code"] == -32600
     assert headers["connection"] == "close"
-    assert timeout <= answered < timeout + MARGIN, answered
+    assert timeout - EARLY <= answered < timeout + MARGIN, answered
     assert closed - answered < MARGIN, (answered, closed)
 
 
@@ -114,7 +118,7 @@ async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
     assert took < timeout / 2, took
     assert len(answers) == 20
     assert {status for status, _ in answers} == {408}
-    assert all(timeout <= answered < timeout + MARGIN for _, answered in answers), answers
+    assert all(timeout - EARLY <= answered < timeout + MARGIN for _, answered in answers), answers
 
 
 # -- clients that stop reading ------------------------------------------------------------
