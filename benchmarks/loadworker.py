@@ -4,7 +4,9 @@ The orchestrator starts several of these (a process may hold at most the fd limi
 worth of connections, and a server's fd limit is the same) and pins them all to the load
 core. Each runs one trio loop and takes commands over a pipe: ``open`` sessions and hold
 them, ``mark`` the start of the idle window, ``report`` what the held streams saw,
-``close`` them, or run closed-loop ``calls``. Progress goes back on the same pipe while
+``close`` them, or run closed-loop ``calls``; for the attack section, ``arm`` an attack
+(:mod:`.attackers`), ``strike`` (it runs in the background, so that the worker still
+hears the next command) and ``disarm`` it. Progress goes back on the same pipe while
 sessions open, so a long run can show a bar.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
+from .attackers import Armed, make_attack
 from .holding import HeldSessions
 from .httpclient import ConnectionClosed
 from .mcpclient import ESTABLISH_TIMEOUT, FAILURES, SESSION_TYPES, Poster, Target, failure_name
@@ -34,6 +37,7 @@ def main(pipe: Pipe, core: int | None) -> None:
 
 async def _serve(pipe: Pipe) -> None:
     run: HeldSessions | None = None
+    armed: Armed | None = None
     async with trio.open_nursery() as nursery:
         while True:
             command: dict[str, Any] = await trio.to_thread.run_sync(pipe.recv)
@@ -68,6 +72,25 @@ async def _serve(pipe: Pipe) -> None:
                 pipe.send({"op": "closed"})
             elif op == "calls":
                 pipe.send(await _calls(command, pipe))
+            elif op == "arm":
+                armed = Armed(make_attack(command))
+                try:
+                    ready = await armed.attack.prepare(nursery)
+                except (*FAILURES, trio.TooSlowError) as exc:
+                    await armed.stop()
+                    armed = None
+                    pipe.send({"op": "armed", "error": failure_name(exc)})
+                else:
+                    pipe.send({"op": "armed", **ready})
+            elif op == "strike":
+                # No reply: the orchestrator sends this from inside another worker's
+                # measurement, and hears from this one again when it disarms.
+                if armed is not None:
+                    nursery.start_soon(armed.run, command["limit"])
+            elif op == "disarm":
+                outcome = await armed.stop() if armed is not None else None
+                armed = None
+                pipe.send({"op": "disarmed", "outcome": outcome})
             elif op == "exit":
                 nursery.cancel_scope.cancel()
                 return
