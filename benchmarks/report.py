@@ -259,9 +259,11 @@ def attack_outcome(kind: str, outcome: dict[str, Any]) -> str:
             f"let go: {answers or 'none'}"
         )
     elif kind == "connect-burst":
+        bursts, done = outcome["bursts"], outcome["bursts_done"]
         parts.append(
-            f"{outcome['bursts']} x {outcome['clients']:,} connects: {answers or 'none'}, "
-            f"{outcome['retransmitted']:,} retransmitted"
+            f"{bursts} x {outcome['clients']:,} connects"
+            + (f" ({done} ended)" if done != bursts else "")
+            + f": {answers or 'none'}, {outcome['retransmitted']:,} retransmitted"
         )
     elif kind == "mass-disconnect":
         parts.append(f"{outcome['established']:,} sessions left at once")
