@@ -7,7 +7,8 @@ with uvloop and httptools), the official Python SDK on uvicorn (installed into
 ``benchmarks/.node-sdk``), and two floors (a bare ASGI SSE app and a bare quart-trio SSE
 route, both on hypercorn's trio worker). Servers run on one core, the load generator on
 another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
-the idle sweep.
+the idle sweep. The attack section then runs trio-mcp's echo loop under each host alone
+and beside hostile clients (``--attacks`` runs it alone, ``--no-attacks`` skips it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from . import nodeenv, report, sdkenv
-from .config import RunConfig
+from .attacks import run_attacks, takes_attacks
+from .config import ATTACKS, RunConfig
 from .idle import run_idle
 from .latency import run_latency
 from .machine import describe
@@ -44,6 +46,19 @@ SMOKE = {
     "warmup": 0.3,
     "workers": 2,
     "sessions_per_worker": 20,
+    # The attack section at a tenth of its size or less, its bounds acting within 1 s.
+    "stalled_readers": 5,
+    "flood_requests": 8,
+    "trickled_bodies": 5,
+    "trickle_interval": 0.2,
+    "burst_connections": 100,
+    "burst_repeats": 1,
+    "disconnect_sessions": 100,
+    "stalled_client_timeout": 0.5,
+    "body_timeout": 0.5,
+    "resume_grace": 0.5,
+    "keep_alive_timeout": 0.5,
+    "settle_limit": 10.0,
 }
 
 
@@ -69,6 +84,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="load-generator processes (4)")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle sweep")
     parser.add_argument("--no-latency", action="store_true", help="skip the echo runs")
+    parser.add_argument(
+        "--attacks", action="store_true", help="run the attack section only (trio-mcp's hosts)"
+    )
+    parser.add_argument("--no-attacks", action="store_true", help="skip the attack section")
+    parser.add_argument(
+        "--attack-kinds",
+        default=",".join(ATTACKS),
+        help="which attacks, comma-separated (all five)",
+    )
+    parser.add_argument(
+        "--attack-sessions", type=int, help="well-behaved sessions beside each attack (8)"
+    )
     parser.add_argument(
         "--no-collect",
         action="store_true",
@@ -105,9 +132,16 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, name)
         if value is not None:
             preset[name] = value
+    if args.attack_sessions is not None:
+        preset["attack_sessions"] = args.attack_sessions
     unknown = set(_names(args.systems)) - set(SYSTEM_NAMES)
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    unknown = set(_names(args.attack_kinds)) - set(ATTACKS)
+    if unknown:
+        raise SystemExit(f"unknown attacks: {', '.join(sorted(unknown))}")
+    if args.attacks and args.no_attacks:
+        raise SystemExit("--attacks runs the attack section alone; --no-attacks skips it")
     return RunConfig(
         sizes=_ints(sizes),
         concurrency=_ints(concurrency),
@@ -117,6 +151,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         load_core=args.load_core,
         out_dir=args.out,
         collect=not args.no_collect,
+        attacks=[kind for kind in ATTACKS if kind in _names(args.attack_kinds)],
         **preset,
     )
 
@@ -124,6 +159,10 @@ def make_config(args: argparse.Namespace) -> RunConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = make_config(args)
+    if args.attacks:
+        args.no_idle = args.no_latency = True
+        # Nor are the other systems' runtimes made (the SDKs' environments).
+        config.systems = [n for n in config.systems if takes_attacks(SYSTEMS_BY_NAME[n])]
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
     raise_fd_limit()
     # The orchestrator mostly sleeps; it stays off the server's core all the same.
@@ -163,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         for transport in system.transports
         if transport in config.transports
     ]
-    steps = (0 if args.no_latency else len(plan)) + (
-        0 if args.no_idle else len(plan) * len(config.sizes)
+    attacked = [] if args.no_attacks else [s for s in SYSTEMS if s.name in config.systems]
+    attacked = [system for system in attacked if takes_attacks(system)]
+    steps = (
+        (0 if args.no_latency else len(plan))
+        + (0 if args.no_idle else len(plan) * len(config.sizes))
+        + len(attacked)
     )
     progress = Progress(steps, enabled=not args.quiet)
     results: dict[str, Any] = {
@@ -173,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
         "idle": [],
         "latency": [],
+        "attacks": [],
         "targets": [],
         "notes": notes,
     }
@@ -191,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                     results["idle"].append(
                         run_idle(config, workers, system, transport, size, server_command, progress)
                     )
+        for system in attacked:
+            progress.begin(f"{system.name} /sse attacks")
+            server_command = launchers[system.runtime].command(system)
+            results["attacks"] += run_attacks(config, workers, system, server_command, progress)
     finally:
         progress.finish()
         workers.close()
@@ -205,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
         title = f"{machine['cpu']}, {machine['cores']} cores; heartbeat {config.heartbeat:g} s"
         plot_idle(results["idle"], args.plot, title)
-    failed = [r for r in results["idle"] + results["latency"] if "error" in r]
+    failed = [r for r in results["idle"] + results["latency"] + results["attacks"] if "error" in r]
     return 1 if failed else 0
 
 

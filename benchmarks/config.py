@@ -9,6 +9,15 @@ from pathlib import Path
 #: whole ephemeral port range to itself, so TIME_WAIT from earlier runs never runs it dry.
 SOURCES = [f"127.0.0.{host}" for host in range(2, 18)]
 
+#: The attack section's attacks, in the order they run (see attackers.py).
+ATTACKS = (
+    "stalled-readers",
+    "flooded-session",
+    "trickled-bodies",
+    "connect-burst",
+    "mass-disconnect",
+)
+
 
 @dataclass
 class RunConfig:
@@ -34,3 +43,35 @@ class RunConfig:
     load_core: int | None = 1
     out_dir: Path = Path("benchmarks/out")
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
+
+    # The attack section (attacks.py, attackers.py; README "Attacks"): which attacks, the
+    # well-behaved sessions beside them, each attack's size, and the server's bounds.
+    attacks: list[str] = field(default_factory=lambda: list(ATTACKS))
+    #: Well-behaved sessions on /sse, calling echo in a closed loop, alone and beside.
+    attack_sessions: int = 8
+    #: Clients that stop reading at once, one large reply asked for each.
+    stalled_readers: int = 50
+    #: Large replies asked for by the one flooded session before it stops reading.
+    flood_requests: int = 64
+    #: Size of each large reply (the benchmark server's big tool), bytes.
+    reply_bytes: int = 1024 * 1024
+    #: SO_RCVBUF of the clients that stop reading: their window shuts after a few KB.
+    receive_buffer: int = 4096
+    #: Connections trickling POST bodies at once, one byte every trickle_interval s.
+    trickled_bodies: int = 50
+    trickle_interval: float = 1.0
+    #: Connects in each burst, and bursts in the window (evenly spaced).
+    burst_connections: int = 2000
+    burst_repeats: int = 3
+    #: Idle /sse sessions opened before the window and closed at once when it opens.
+    disconnect_sessions: int = 3000
+    #: The server's bounds in the attack section, short enough to act within the
+    #: window (their defaults are 30 s each).
+    stalled_client_timeout: float = 1.0
+    body_timeout: float = 2.0
+    resume_grace: float = 2.0
+    #: The host's keep-alive timeout (5 s by default), which hypercorn also keeps a
+    #: connection its client closed for.
+    keep_alive_timeout: float = 1.0
+    #: How long after an attack stops the server may take to close what it held.
+    settle_limit: float = 10.0

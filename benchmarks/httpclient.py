@@ -11,6 +11,7 @@ a time for event streams held open.
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Final
 
 import trio
@@ -20,6 +21,11 @@ import trio
 IP_BIND_ADDRESS_NO_PORT: Final = 24
 
 _RECV_SIZE: Final = 65536
+
+#: TCP states as Linux's ``struct tcp_info`` gives them (its first byte).
+TCP_ESTABLISHED: Final = 1
+#: Where ``tcpi_total_retrans`` sits in ``struct tcp_info`` (Linux).
+_TOTAL_RETRANS: Final = 100
 
 
 class ConnectionClosed(Exception):
@@ -76,10 +82,17 @@ class Connection:
         self._buf = bytearray()
 
     @classmethod
-    async def open(cls, host: str, port: int, source: str | None = None) -> Connection:
+    async def open(
+        cls, host: str, port: int, source: str | None = None, receive_buffer: int | None = None
+    ) -> Connection:
+        """Connect from ``source`` (any port). ``receive_buffer`` sets SO_RCVBUF before
+        connecting, which bounds the window offered: small, a client that stops reading
+        shuts its window after a few KB (the attack section's clients do)."""
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if receive_buffer is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             if source is not None:
                 sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                 await sock.bind((source, 0))
@@ -91,6 +104,19 @@ class Connection:
 
     def close(self) -> None:
         self._sock.close()
+
+    def tcp_state(self) -> int:
+        """The connection's TCP state (Linux), read without reading any data: a client
+        that must not read learns this way that the server reset or closed it."""
+        if self._sock.fileno() < 0:
+            return -1
+        return self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+    def retransmissions(self) -> int:
+        """Segments sent more than once, SYNs included (Linux): a handshake the server's
+        kernel dropped shows here even when it got through later."""
+        info = self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TOTAL_RETRANS + 4)
+        return int.from_bytes(info[_TOTAL_RETRANS : _TOTAL_RETRANS + 4], sys.byteorder)
 
     async def send(self, data: bytes) -> None:
         view = memoryview(data)

@@ -4,7 +4,9 @@ The orchestrator starts several of these (a process may hold at most the fd limi
 worth of connections, and a server's fd limit is the same) and pins them all to the load
 core. Each runs one trio loop and takes commands over a pipe: ``open`` sessions and hold
 them, ``mark`` the start of the idle window, ``report`` what the held streams saw,
-``close`` them, or run closed-loop ``calls``. Progress goes back on the same pipe while
+``close`` them, or run closed-loop ``calls``; for the attack section, ``arm`` an attack
+(:mod:`.attackers`), ``strike`` (it runs in the background, so that the worker still
+hears the next command) and ``disarm`` it. Progress goes back on the same pipe while
 sessions open, so a long run can show a bar.
 """
 
@@ -19,14 +21,11 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from .httpclient import ConnectionClosed, ProtocolError
-from .mcpclient import SESSION_TYPES, HoldStats, McpFailure, Poster, PosterPool, Target
+from .attackers import Armed, make_attack
+from .holding import HeldSessions
+from .httpclient import ConnectionClosed
+from .mcpclient import ESTABLISH_TIMEOUT, FAILURES, SESSION_TYPES, Poster, Target, failure_name
 from .proc import pin_to_core, raise_fd_limit
-
-#: Seconds one session may take to open and initialize before it counts as failed.
-ESTABLISH_TIMEOUT = 60.0
-
-_FAILURES = (OSError, ConnectionClosed, ProtocolError, McpFailure, ValueError, KeyError)
 
 
 def main(pipe: Pipe, core: int | None) -> None:
@@ -36,85 +35,15 @@ def main(pipe: Pipe, core: int | None) -> None:
     trio.run(_serve, pipe)
 
 
-def _failure_name(exc: BaseException) -> str:
-    text = str(exc).split(":", 1)[0][:60]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _IdleRun:
-    """Sessions opened by one ``open`` command, held until ``close``."""
-
-    def __init__(self, command: dict[str, Any]) -> None:
-        self.target = Target(command["host"], command["port"], command["sources"])
-        self.kind = SESSION_TYPES[command["transport"]]
-        self.count: int = command["n"]
-        self.first_index: int = command["first_index"]
-        self.limiter = trio.CapacityLimiter(command["concurrency"])
-        self.pool = PosterPool(self.target, command["pool"])
-        self.stats = HoldStats()
-        self.established = 0
-        self.failed = 0
-        self.errors: Counter[str] = Counter()
-        self.durations: list[float] = []
-        self.settled = trio.Event()
-        self.scope = trio.CancelScope()
-        self.elapsed = 0.0
-        self.started = time.perf_counter()
-
-    def _settle_one(self) -> None:
-        if self.established + self.failed == self.count:
-            self.elapsed = time.perf_counter() - self.started
-            self.pool.close()  # initialization is over; the streams alone stay open
-            self.settled.set()
-
-    async def run(self) -> None:
-        self.started = time.perf_counter()
-        with self.scope:
-            async with trio.open_nursery() as nursery:
-                for offset in range(self.count):
-                    nursery.start_soon(self._one, self.first_index + offset)
-        self.pool.close()
-
-    async def _one(self, index: int) -> None:
-        session = self.kind(self.target, index, self.pool.post)
-        try:
-            async with self.limiter:
-                begun = time.perf_counter()
-                with trio.fail_after(ESTABLISH_TIMEOUT):
-                    await session.establish()
-                self.durations.append(time.perf_counter() - begun)
-        except (*_FAILURES, trio.TooSlowError) as exc:
-            session.close()
-            self.failed += 1
-            self.errors[_failure_name(exc)] += 1
-            self._settle_one()
-            return
-        self.established += 1
-        self._settle_one()
-        try:
-            await session.hold(self.stats)
-        finally:
-            session.close()
-
-    def result(self) -> dict[str, Any]:
-        return {
-            "op": "opened",
-            "established": self.established,
-            "failed": self.failed,
-            "errors": dict(self.errors),
-            "durations": self.durations,
-            "elapsed": self.elapsed,
-        }
-
-
 async def _serve(pipe: Pipe) -> None:
-    run: _IdleRun | None = None
+    run: HeldSessions | None = None
+    armed: Armed | None = None
     async with trio.open_nursery() as nursery:
         while True:
             command: dict[str, Any] = await trio.to_thread.run_sync(pipe.recv)
             op = command["op"]
             if op == "open":
-                run = _IdleRun(command)
+                run = HeldSessions(command)
                 nursery.start_soon(run.run)
                 while not run.settled.is_set():
                     with trio.move_on_after(0.25):
@@ -143,6 +72,25 @@ async def _serve(pipe: Pipe) -> None:
                 pipe.send({"op": "closed"})
             elif op == "calls":
                 pipe.send(await _calls(command, pipe))
+            elif op == "arm":
+                armed = Armed(make_attack(command))
+                try:
+                    ready = await armed.attack.prepare(nursery)
+                except (*FAILURES, trio.TooSlowError) as exc:
+                    await armed.stop()
+                    armed = None
+                    pipe.send({"op": "armed", "error": failure_name(exc)})
+                else:
+                    pipe.send({"op": "armed", **ready})
+            elif op == "strike":
+                # No reply: the orchestrator sends this from inside another worker's
+                # measurement, and hears from this one again when it disarms.
+                if armed is not None:
+                    nursery.start_soon(armed.run, command["limit"])
+            elif op == "disarm":
+                outcome = await armed.stop() if armed is not None else None
+                armed = None
+                pipe.send({"op": "disarmed", "outcome": outcome})
             elif op == "exit":
                 nursery.cancel_scope.cancel()
                 return
@@ -166,8 +114,8 @@ async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
         try:
             with trio.fail_after(ESTABLISH_TIMEOUT):
                 await session.establish(hold_stream=False)
-        except (*_FAILURES, trio.TooSlowError) as exc:
-            errors[f"establish: {_failure_name(exc)}"] += 1
+        except (*FAILURES, trio.TooSlowError) as exc:
+            errors[f"establish: {failure_name(exc)}"] += 1
             return
         ready.append(session)
 
@@ -176,8 +124,8 @@ async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
             begun = time.perf_counter()
             try:
                 await session.call("hello, benchmark")
-            except _FAILURES as exc:
-                errors[_failure_name(exc)] += 1
+            except FAILURES as exc:
+                errors[failure_name(exc)] += 1
                 if isinstance(exc, ConnectionClosed | OSError):
                     return  # this session is gone; the others carry on
                 continue

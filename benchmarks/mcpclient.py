@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import trio
 
-from .httpclient import Connection, ConnectionClosed, Head, request_bytes
+from .httpclient import Connection, ConnectionClosed, Head, ProtocolError, request_bytes
 from .sse import SseDecoder, SseEvent
 
 #: The revision each transport's client asks for.
@@ -23,8 +23,22 @@ PROTOCOLS: Final = {"sse": "2024-11-05", "mcp": "2025-06-18"}
 CLIENT_INFO: Final = {"name": "trio-mcp-benchmark", "version": "1"}
 
 
+#: Seconds one session may take to open and initialize before it counts as failed.
+ESTABLISH_TIMEOUT: Final = 60.0
+
+
 class McpFailure(Exception):
     """The server answered, but not as MCP says it should."""
+
+
+#: What a client of the load generator counts as a failure of its own (and goes on).
+FAILURES: Final = (OSError, ConnectionClosed, ProtocolError, McpFailure, ValueError, KeyError)
+
+
+def failure_name(exc: BaseException) -> str:
+    """A failure's kind and the start of its message, short enough to count by."""
+    text = str(exc).split(":", 1)[0][:60]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Target:
@@ -197,8 +211,14 @@ class _Stream:
             stats.closed_by_server += 1
 
 
-async def _open_stream(target: Target, index: int, path: str, headers: dict[str, str]) -> _Stream:
-    conn = await Connection.open(target.host, target.port, target.source(index))
+async def _open_stream(
+    target: Target,
+    index: int,
+    path: str,
+    headers: dict[str, str],
+    receive_buffer: int | None = None,
+) -> _Stream:
+    conn = await Connection.open(target.host, target.port, target.source(index), receive_buffer)
     try:
         await conn.send(request_bytes("GET", path, target.authority, headers))
         head = await conn.read_head()
@@ -217,10 +237,14 @@ class SseSession:
 
     transport = "sse"
 
-    def __init__(self, target: Target, index: int, post: PostFn) -> None:
+    def __init__(
+        self, target: Target, index: int, post: PostFn, receive_buffer: int | None = None
+    ) -> None:
         self._target = target
         self._index = index
         self._post = post
+        #: The stream socket's SO_RCVBUF, for clients that mean to stop reading.
+        self._receive_buffer = receive_buffer
         self._stream: _Stream | None = None
         self._endpoint = ""
         self._next_id = 0
@@ -228,7 +252,11 @@ class SseSession:
     async def establish(self, *, hold_stream: bool = True) -> None:
         del hold_stream  # the stream is the session on this transport
         stream = await _open_stream(
-            self._target, self._index, "/sse", {"Accept": "text/event-stream"}
+            self._target,
+            self._index,
+            "/sse",
+            {"Accept": "text/event-stream"},
+            self._receive_buffer,
         )
         self._stream = stream
         event = await stream.next_event(None)
@@ -257,6 +285,18 @@ class SseSession:
 
     async def call(self, text: str) -> None:
         await self._request("tools/call", {"name": "echo", "arguments": {"text": text}})
+
+    async def send_request(self, method: str, params: dict[str, Any]) -> int:
+        """POST a request and return its id without waiting for the reply (which comes
+        on the stream, for whoever reads it: a client that stops reading never does)."""
+        self._next_id += 1
+        await self._send(encode(self._next_id, method, params))
+        return self._next_id
+
+    @property
+    def stream_connection(self) -> Connection:
+        assert self._stream is not None
+        return self._stream.conn
 
     async def hold(self, stats: HoldStats) -> None:
         assert self._stream is not None

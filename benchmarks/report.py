@@ -60,12 +60,20 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], text_last: bool = False) -> str:
+    """Columns right-aligned, as figures read best; ``text_last``: the last column is a
+    phrase, left-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(header))]
-    lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    return "\n".join(lines)
+    last = len(header) - 1 if text_last else -1
+
+    def line(cells: list[str]) -> str:
+        aligned = [
+            cell.ljust(widths[i]) if i == last else cell.rjust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(aligned).rstrip()
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *map(line, rows)])
 
 
 def idle_table(idle: list[dict[str, Any]]) -> str:
@@ -180,6 +188,97 @@ def latency_table(latency: list[dict[str, Any]]) -> str:
             ]
         )
     return _table(header, rows)
+
+
+def attack_table(attacks: list[dict[str, Any]]) -> str:
+    """One row per host and attack: the well-behaved sessions' echo alone and beside it,
+    what it cost the server, and what the attack's clients saw."""
+    header = [
+        "system",
+        "host",
+        "attack",
+        "sessions",
+        "alone calls/s",
+        "alone p50 ms",
+        "alone p99 ms",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "p99 ratio",
+        "errors",
+        "server CPU %",
+        "load CPU %",
+        "RSS MB before",
+        "peak RSS MB",
+        "fds left",
+        "the attack's clients saw",
+    ]
+    rows = []
+    for r in attacks:
+        if "beside" not in r:
+            rows.append([r["system"], _host(r), r["attack"], str(r["sessions"]), r["error"]])
+            rows[-1] += [""] * (len(header) - len(rows[-1]))
+            continue
+        alone, beside = r["alone"]["latency"], r["beside"]["latency"]
+        rows.append(
+            [
+                r["system"],
+                _host(r),
+                r["attack"],
+                str(r["sessions"]),
+                _fmt(r["alone"]["calls_per_s"], 0),
+                _fmt(alone["p50"] * 1000, 2),
+                _fmt(alone["p99"] * 1000, 2),
+                _fmt(r["beside"]["calls_per_s"], 0),
+                _fmt(beside["p50"] * 1000, 2),
+                _fmt(beside["p99"] * 1000, 2),
+                _fmt(r["p99_ratio"], 2),
+                str(sum(r["beside"]["errors"].values())),
+                _fmt(r["beside"]["server_cpu_percent"], 0),
+                _fmt(r["beside"]["load_cpu_percent"], 0),
+                _fmt(r["rss_before"] / 2**20),
+                _fmt(r["rss_peak"] / 2**20),
+                f"{r['fds_after'] - r['fds_fresh']:,}",
+                attack_outcome(r["attack"], r["outcome"]),
+            ]
+        )
+    return _table(header, rows, text_last=True)
+
+
+def attack_outcome(kind: str, outcome: dict[str, Any]) -> str:
+    """What an attack's clients saw, in a phrase: how often the server answered or let
+    go and how soon, who it still held when the attack stopped, the clients' failures."""
+    answers = ", ".join(f"{name} x{count:,}" for name, count in sorted(outcome["outcomes"].items()))
+    seconds = outcome["seconds"]
+    parts = []
+    if kind in ("stalled-readers", "flooded-session"):
+        size = outcome["reply_bytes"] / 2**20
+        replies = "1 reply" if outcome["requests"] == 1 else f"{outcome['requests']} replies"
+        parts.append(
+            f"{outcome['attempts']:,} sessions asked {replies} of {size:g} MiB each; "
+            f"let go: {answers or 'none'}"
+        )
+    elif kind == "connect-burst":
+        bursts, done = outcome["bursts"], outcome["bursts_done"]
+        parts.append(
+            f"{bursts} x {outcome['clients']:,} connects"
+            + (f" ({done} ended)" if done != bursts else "")
+            + f": {answers or 'none'}, {outcome['retransmitted']:,} retransmitted"
+        )
+    elif kind == "mass-disconnect":
+        parts.append(f"{outcome['established']:,} sessions left at once")
+    else:
+        parts.append(f"{outcome['attempts']:,} bodies: {answers or 'none'}")
+    if seconds["count"] and kind != "mass-disconnect":
+        parts.append(f"after p50 {seconds['p50']:.2f} s, max {seconds['max']:.2f} s")
+    if outcome["held_at_end"]:
+        parts.append(
+            f"{outcome['held_at_end']:,} held at the end (longest {outcome['longest_held']:.1f} s)"
+        )
+    errors = sum(outcome["errors"].values())
+    if errors:
+        parts.append(f"{errors:,} client errors")
+    return "; ".join(parts)
 
 
 def _idle(idle: list[dict[str, Any]], system: str, transport: str) -> dict[int, dict[str, Any]]:
@@ -422,6 +521,17 @@ def render(results: dict[str, Any]) -> str:
             f"Closed-loop tools/call echo ({config['duration']:g} s window after "
             f"{config['warmup']:g} s warm-up)",
             latency_table(results["latency"]),
+        ]
+    if results.get("attacks"):
+        parts += [
+            "",
+            f"Attacks: {config['attack_sessions']} well-behaved sessions on /sse call echo "
+            f"in a closed loop ({config['duration']:g} s window after {config['warmup']:g} s "
+            "warm-up), alone, then beside each attack struck as the window opens; the server "
+            f"with stalled_client_timeout {config['stalled_client_timeout']:g} s, "
+            f"body_timeout {config['body_timeout']:g} s, "
+            f"resume_grace {config['resume_grace']:g} s",
+            attack_table(results["attacks"]),
         ]
     found = [Target(**t) for t in results["targets"]]
     own = [t for t in found if not t.group]

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,8 @@ class ServerProcess:
     """One server under test, listening on a fresh port on 127.0.0.1.
 
     ``command`` starts the system's script (its interpreter and the script's path); the
-    arguments every server takes follow it.
+    arguments every server takes follow it, then ``extra_args`` (the attack section's
+    bounds, which only trio-mcp's script takes).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class ServerProcess:
         heartbeat: float,
         core: int | None,
         log_path: Path,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.system = system
         self.transport = transport
@@ -152,6 +155,7 @@ class ServerProcess:
                 str(heartbeat),
                 "--transport",
                 transport,
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,

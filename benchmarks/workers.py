@@ -53,9 +53,25 @@ class LoadWorkers:
 
         Other messages (progress, window marks) go to ``on_message`` meanwhile."""
         for index, command in commands.items():
-            self._pipes[index].send(command)
+            self.post(index, command)
+        return self.gather(commands, expect, on_message, timeout)
+
+    def post(self, index: int, command: dict[str, Any]) -> None:
+        """Send one worker a command without waiting for anything: what a measurement in
+        progress (an ``on_message`` callback) uses to set another worker going."""
+        self._pipes[index].send(command)
+
+    def gather(
+        self,
+        indices: Iterable[int],
+        expect: str,
+        on_message: Progress | None = None,
+        timeout: float = 3600.0,
+    ) -> dict[int, dict[str, Any]]:
+        """Wait for each of these workers' ``expect`` reply; other messages go to
+        ``on_message``, or are dropped."""
         replies: dict[int, dict[str, Any]] = {}
-        waiting = {self._pipes[index]: index for index in commands}
+        waiting = {self._pipes[index]: index for index in indices}
         while waiting:
             ready = wait(list(waiting), timeout)
             if not ready:

@@ -147,3 +147,95 @@ def test_report_prints_the_host_of_every_row_and_issue_12_apart() -> None:
     ts_sdk = next(row for row in rows if row[0] == "ts-sdk")
     assert ts_sdk[-3:-1] == ["n/a", "n/a"]  # V8's collector: not counted
     assert "Targets of issue 12" in text
+
+
+def _attack_row(attack: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    alone, beside = (
+        _echo("trio-mcp@uvicorn", 2_000.0, 8.0),
+        _echo("trio-mcp@uvicorn", 1_500.0, 20.0),
+    )
+    beside["errors"] = {"McpFailure: an error reply": 2}
+    return {
+        "system": "trio-mcp@uvicorn",
+        "host": HOSTS["trio-mcp@uvicorn"],
+        "transport": "sse",
+        "sessions": 8,
+        "attack": attack,
+        "alone": alone | {"rss_peak": 50 * 2**20},
+        "beside": beside,
+        "p99_ratio": 2.5,
+        "rss_before": 60 * 2**20,
+        "rss_peak": 250 * 2**20,
+        "fds_fresh": 19,
+        "fds_after": 21,
+        "outcome": {
+            "clients": 50,
+            "attempts": 320,
+            "outcomes": {},
+            "seconds": {"count": 0, "p50": float("nan"), "max": float("nan")},
+            "held_at_end": 0,
+            "longest_held": 0.0,
+            "errors": {},
+        }
+        | outcome,
+    }
+
+
+def test_attack_table_sets_each_attack_beside_the_echo_alone() -> None:
+    rows = [
+        _attack_row(
+            "stalled-readers",
+            {"requests": 1, "reply_bytes": 2**20, "held_at_end": 50, "longest_held": 9.9},
+        ),
+        _attack_row(
+            "trickled-bodies",
+            {
+                "outcomes": {"408": 200},
+                "seconds": {"count": 200, "p50": 2.01, "max": 2.05},
+                "errors": {"ConnectionClosed": 3},
+            },
+        ),
+    ]
+    machine = {
+        "cpu": "cpu",
+        "cores": 2,
+        "memory_gib": 1.0,
+        "kernel": "Linux",
+        "python": "3.11",
+        "trio_mcp_commit": "0000000",
+        "load_average_at_start": [0.0, 0.0, 0.0],
+        "packages": {},
+        "sdk_packages": {},
+    }
+    config = {
+        "server_core": 0,
+        "load_core": 1,
+        "heartbeat": 15.0,
+        "duration": 10.0,
+        "warmup": 2.0,
+        "attack_sessions": 8,
+        "stalled_client_timeout": 1.0,
+        "body_timeout": 2.0,
+        "resume_grace": 2.0,
+    }
+    text = render(
+        {
+            "machine": machine,
+            "command": "python -m benchmarks --attacks",
+            "config": config,
+            "idle": [],
+            "latency": [],
+            "attacks": rows,
+            "targets": [],
+        }
+    )
+    assert "stalled_client_timeout 1 s, body_timeout 2 s, resume_grace 2 s" in text
+    lines = [line for line in text.splitlines() if line.startswith("trio-mcp@uvicorn")]
+    cells = [re.split(r"\s{2,}", line.strip()) for line in lines]
+    # alone calls/s, p50, p99; beside calls/s, p50, p99; ratio; errors; ...; peak; fds left
+    assert cells[0][4:12] == ["2,000", "4.00", "8.00", "1,500", "10.00", "20.00", "2.50", "2"]
+    assert cells[0][14:17] == ["60.0", "250.0", "2"]
+    assert cells[0][-1] == (
+        "320 sessions asked 1 reply of 1 MiB each; let go: none; 50 held at the end (longest 9.9 s)"
+    )
+    assert cells[1][-1] == ("320 bodies: 408 x200; after p50 2.01 s, max 2.05 s; 3 client errors")

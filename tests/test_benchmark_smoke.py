@@ -7,6 +7,10 @@ Node in its own npm environment; both floors) with a few dozen idle sessions and
 short echo runs, then checks that the figures are whole. Outside CI a machine that
 cannot build an SDK's environment (no npm, say) measures the rest; in CI (``CI=true``)
 both SDKs are required, so no comparison is ever silently dropped.
+
+The attack section runs apart (``--smoke --attacks``): trio-mcp under each host, its
+echo loop alone and beside each attack at a tenth of its size or less, the server's
+bounds at half a second.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         str(raw),
         "--plot",
         str(plot),
+        "--no-attacks",  # test_smoke_attack_section runs it
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -112,3 +117,62 @@ def _assert_collector(run: dict[str, Any], where: str) -> None:
     else:
         assert run["gc_measured"] is True, where
         assert len(run["gc"]["collections"]) == len(run["gc"]["seconds"]) == 3, where
+
+
+TRIO_MCP_HOSTS = {
+    "trio-mcp": "hypercorn -k trio",
+    "trio-mcp@hypercorn-asyncio": "hypercorn (asyncio worker)",
+    "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
+}
+ATTACKS = [
+    "stalled-readers",
+    "flooded-session",
+    "trickled-bodies",
+    "connect-burst",
+    "mass-disconnect",
+]
+
+
+def test_smoke_attack_section_measures_every_host_beside_every_attack(tmp_path: Path) -> None:
+    raw = tmp_path / "attacks.json"
+    command = [sys.executable, "-m", "benchmarks", "--smoke", "--attacks", "--quiet"]
+    command += ["--out", str(tmp_path / "out"), "--json", str(raw)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Attacks:" in done.stdout and "Idle sessions" not in done.stdout
+    results = json.loads(raw.read_text())
+    assert results["idle"] == results["latency"] == []
+    rows = results["attacks"]
+    assert [(r["system"], r["attack"]) for r in rows] == [
+        (system, attack) for system in TRIO_MCP_HOSTS for attack in ATTACKS
+    ]
+    smoke = results["config"]
+    for r in rows:
+        where = f"{r['system']} beside {r['attack']}"
+        assert "error" not in r, where
+        assert r["host"] == TRIO_MCP_HOSTS[r["system"]], where
+        for run in (r["alone"], r["beside"]):
+            assert run["calls"] > 0 and run["calls_per_s"] > 0, where
+            assert 0 < run["latency"]["p50"] <= run["latency"]["p99"], where
+        # The well-behaved sessions lose nothing to the attack.
+        assert r["beside"]["errors"] == {}, where
+        assert r["p99_ratio"] == r["beside"]["latency"]["p99"] / r["alone"]["latency"]["p99"]
+        assert r["rss_peak"] > 0 and r["server_alive"], where
+        # Once the attack has stopped, the server lets go of every connection it held.
+        assert r["fds_after"] <= r["fds_fresh"], where
+        outcome = r["outcome"]
+        assert outcome["attempts"] > 0 and outcome["errors"] == {}, where
+        assert r["attack"] in done.stdout
+
+    def outcome_of(system: str, attack: str) -> dict[str, Any]:
+        return next(r["outcome"] for r in rows if (r["system"], r["attack"]) == (system, attack))
+
+    for system in TRIO_MCP_HOSTS:
+        # Every trickled body was refused at body_timeout, none waited on much longer.
+        trickled = outcome_of(system, "trickled-bodies")
+        assert set(trickled["outcomes"]) == {"408"}, trickled
+        assert trickled["seconds"]["max"] < smoke["body_timeout"] + 1.0, trickled
+        burst = outcome_of(system, "connect-burst")
+        assert burst["outcomes"] == {"400": smoke["burst_connections"]}, burst
+        left = outcome_of(system, "mass-disconnect")
+        assert left["outcomes"] == {"left": smoke["disconnect_sessions"]}, left

@@ -16,7 +16,14 @@ from _common import BACKLOG, install_gc_hooks
 from hypercorn.config import Config
 
 
-def serve_app(app: Any, port: int, worker: Literal["trio", "asyncio"] = "trio") -> None:
+def serve_app(
+    app: Any,
+    port: int,
+    worker: Literal["trio", "asyncio"] = "trio",
+    keep_alive: float | None = None,
+) -> None:
+    """``keep_alive``: hypercorn's ``keep_alive_timeout`` (5 s by default), which is also
+    how long it keeps a connection its client has closed (see trio_mcp_server.py)."""
     logging.basicConfig(level=logging.WARNING)
     install_gc_hooks()
     config = Config()
@@ -24,6 +31,8 @@ def serve_app(app: Any, port: int, worker: Literal["trio", "asyncio"] = "trio") 
     config.backlog = BACKLOG
     config.accesslog = None
     config.loglevel = "WARNING"
+    if keep_alive is not None:
+        config.keep_alive_timeout = keep_alive
     if worker == "trio":
         from hypercorn.trio import serve as serve_on_trio
 

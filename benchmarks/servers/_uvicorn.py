@@ -13,9 +13,11 @@ import uvicorn
 from _common import BACKLOG, install_gc_hooks
 
 
-def serve_app(app: Any, port: int) -> None:
+def serve_app(app: Any, port: int, keep_alive: float | None = None) -> None:
+    """``keep_alive``: uvicorn's ``timeout_keep_alive`` (5 s by default)."""
     logging.basicConfig(level=logging.WARNING)
     install_gc_hooks()
+    options: dict[str, Any] = {} if keep_alive is None else {"timeout_keep_alive": keep_alive}
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -26,4 +28,5 @@ def serve_app(app: Any, port: int) -> None:
         backlog=BACKLOG,
         log_level="warning",
         access_log=False,
+        **options,
     )

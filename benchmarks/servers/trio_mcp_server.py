@@ -7,9 +7,21 @@ server's loop. The app is the same object in every case.
 
 ``max_sessions`` is raised from its default (10,000) because the capacity target is
 about what one process can hold, not about the default's guard.
+
+The attack section (``benchmarks/attacks.py``) passes the rest: ``--big-replies`` adds a
+``big`` tool that answers with as many bytes as asked for (what a client that stops
+reading asks for), and ``--stalled-client-timeout``, ``--body-timeout`` and
+``--resume-grace`` shorten those bounds from their defaults (30 s each) so that they act
+within a measured window of seconds. ``--keep-alive-timeout`` does the same for the
+host's own bound on idle connections (5 s in hypercorn and uvicorn alike): hypercorn
+also keeps a connection its client has closed until that timer fires, so the section
+would otherwise see every host hold connections for 5 s after an attack. Without these
+flags the server is the one every other section measures.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from _common import make_parser
 
@@ -17,10 +29,17 @@ import trio_mcp
 
 SERVERS = ("hypercorn-trio", "hypercorn-asyncio", "uvicorn")
 
+#: Command-line flags that set a Settings field of the same name when given.
+BOUNDS = ("stalled_client_timeout", "body_timeout", "resume_grace")
+
 
 def main() -> None:
     parser = make_parser(__doc__ or "")
     parser.add_argument("--server", choices=SERVERS, default="hypercorn-trio")
+    parser.add_argument("--big-replies", action="store_true", help="add the big(size) tool")
+    for bound in BOUNDS:
+        parser.add_argument("--" + bound.replace("_", "-"), type=float, help="seconds")
+    parser.add_argument("--keep-alive-timeout", type=float, help="the host's, seconds")
     args = parser.parse_args()
     server = trio_mcp.Server("benchmark", "1.0.0")
 
@@ -33,18 +52,33 @@ def main() -> None:
         """
         return text
 
-    settings = trio_mcp.Settings(heartbeat_interval=args.heartbeat, max_sessions=args.max_sessions)
+    if args.big_replies:
+
+        @server.tool()
+        async def big(size: int) -> str:
+            """A reply of ``size`` bytes of text.
+
+            Args:
+                size: how many bytes to return.
+            """
+            return "x" * size
+
+    bounds: dict[str, Any] = {
+        bound: getattr(args, bound) for bound in BOUNDS if getattr(args, bound) is not None
+    }
+    settings = trio_mcp.Settings(
+        heartbeat_interval=args.heartbeat, max_sessions=args.max_sessions, **bounds
+    )
     app = server.asgi_app(settings)
     if args.server == "uvicorn":
         from _uvicorn import serve_app
 
-        serve_app(app, args.port)
+        serve_app(app, args.port, args.keep_alive_timeout)
     else:
         from _hypercorn import serve_app as serve_with_hypercorn
 
-        serve_with_hypercorn(
-            app, args.port, "trio" if args.server == "hypercorn-trio" else "asyncio"
-        )
+        worker = "trio" if args.server == "hypercorn-trio" else "asyncio"
+        serve_with_hypercorn(app, args.port, worker, args.keep_alive_timeout)
 
 
 if __name__ == "__main__":
