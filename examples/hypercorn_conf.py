@@ -24,6 +24,10 @@ _listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _listener.setsockopt(
     socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(STALLED_CLIENT_TIMEOUT * 1000)
 )
+# As trio does for its own sockets, and python -m trio_mcp for its listener: the kernel
+# holds at most 16 KiB unsent, so a send to a client that stopped reading blocks early
+# (under hypercorn's asyncio worker too) and the app's stall timer sees it.
+_listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 16 * 1024)
 _listener.bind((HOST, PORT))
 bind = [f"fd://{_listener.detach()}"]
 # Hypercorn copies every name defined here into its config, which goes to its worker

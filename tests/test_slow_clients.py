@@ -126,11 +126,16 @@ async def test_twenty_trickled_bodies_do_not_delay_a_well_behaved_request(
 #: Far more than the two sockets' buffers hold together (Linux lets the server's send
 #: buffer grow to 4 MiB by default; the client's is a few KB).
 BIG = 8_000_000
+#: A reply that fits in a socket's send buffer as a fast link grows it (a few MB): only
+#: TCP_NOTSENT_LOWAT makes a send of it to a client that stopped reading block at all.
+BUFFERED = 1_000_000
 NOTIFICATION = {"jsonrpc": "2.0", "method": "notifications/ping"}
 
 
 @asynccontextmanager
-async def a_client_that_stopped_reading(url: str) -> AsyncIterator[tuple[str, Callable[[], bool]]]:
+async def a_client_that_stopped_reading(
+    url: str, size: int = BIG
+) -> AsyncIterator[tuple[str, Callable[[], bool]]]:
     """An initialized /sse session whose client, with a small receive buffer, asked for
     a reply far larger than the buffers and reads no more. Yields its endpoint, and a
     function saying whether the server still holds its connection."""
@@ -140,7 +145,7 @@ async def a_client_that_stopped_reading(url: str) -> AsyncIterator[tuple[str, Ca
         await receive_until(stream, b'"protocolVersion"')
         initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         assert await post(url, endpoint, initialized) == 202
-        call = {"name": "big", "arguments": {"size": BIG}}
+        call = {"name": "big", "arguments": {"size": size}}
         request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}
         assert await post(url, endpoint, request) == 202
         ports = host_port(url)[1], stream.socket.getsockname()[1]
@@ -177,9 +182,10 @@ async def test_a_client_that_stops_reading_is_cut_off_within_the_stall_timeout(
     assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
 
 
+@pytest.mark.parametrize("size", [BUFFERED, BIG])
 @pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
 async def test_python_dash_m_cuts_off_a_client_that_stops_reading_within_the_stall_timeout(
-    monkeypatch: pytest.MonkeyPatch, server: str
+    monkeypatch: pytest.MonkeyPatch, server: str, size: int
 ) -> None:
     on_the_path_of_servers_started(monkeypatch)
     port = free_port()
@@ -187,7 +193,7 @@ async def test_python_dash_m_cuts_off_a_client_that_stops_reading_within_the_sta
     python_m = [sys.executable, "-m", "trio_mcp", "--port", str(port), "--server", server]
     with running(*python_m, "bigreplies:app"):
         await trio.to_thread.run_sync(first_event, url + "/sse")
-        async with a_client_that_stopped_reading(url) as (_, held):
+        async with a_client_that_stopped_reading(url, size) as (_, held):
             dropped_after = await seconds_until(lambda: not held())
     assert dropped_after < bigreplies.STALL + MARGIN, dropped_after
 

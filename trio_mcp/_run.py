@@ -34,6 +34,9 @@ DEFAULT_BACKLOG = 4096
 
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
+#: Unsent bytes the kernel holds for a connection (trio's own choice for its sockets).
+NOTSENT_LOWAT = 16 * 1024
+
 #: What ``server=`` takes: ``auto`` is uvicorn if installed, else hypercorn.
 SERVERS = ("auto", "uvicorn", "hypercorn")
 
@@ -116,6 +119,14 @@ def listening_socket(host: str, port: int, stalled_client_timeout: float) -> soc
             sock.setsockopt(
                 socket.IPPROTO_TCP, user_timeout, max(1, round(stalled_client_timeout * 1000))
             )
+        # What trio sets on its own sockets: the kernel takes no more than this unsent,
+        # so a send to a client that stopped reading blocks (and the stall timer sees
+        # it) after a few dozen KB, not after the few MB a loopback or fast link's send
+        # buffer grows to. Under uvicorn, a reply of 1 MB to such a client otherwise
+        # went into that buffer whole, and its send never blocked.
+        notsent_lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+        if notsent_lowat is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, notsent_lowat, NOTSENT_LOWAT)
         sock.bind((host, port))
     except BaseException:
         sock.close()
