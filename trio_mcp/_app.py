@@ -161,6 +161,20 @@ class App(QuartTrio):
                 if handler is not None:
                     try:
                         await handler(scope, receive, send)
+                    except (
+                        trio.BrokenResourceError,
+                        trio.BusyResourceError,
+                        ConnectionError,
+                    ) as exc:
+                        # The host's send failed under the response: the connection was
+                        # closed (hypercorn's trio worker may even close it while a send
+                        # is under way). The client is gone; nothing to report but that.
+                        log.info(
+                            "connection closed while answering %s %s (%s)",
+                            scope["method"],
+                            scope["path"],
+                            type(exc).__name__,
+                        )
                     except Exception:
                         # The last line of defence: the transports answer every expected
                         # failure.
