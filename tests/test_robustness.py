@@ -234,6 +234,8 @@ async def test_past_the_session_limit_a_new_stream_gets_503_with_retry_after(
     for response in (refused, also_refused):
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) > 0
+        assert response.json()["error"]["code"] == trio_mcp.SERVER_BUSY
+        assert "max_sessions" in response.json()["error"]["message"]
 
 
 async def test_a_client_that_reads_nothing_gets_503_not_a_stalled_post(

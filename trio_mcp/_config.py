@@ -48,7 +48,7 @@ class Settings:
         max_sessions: sessions served at once; past it a new one gets 503 with
             ``Retry-After``.
         max_requests_in_flight: requests a session may have running at once; past it a
-            request gets a JSON-RPC error (-32000) at once.
+            request gets a JSON-RPC error (``SERVER_BUSY``, -32000) at once.
         max_body_bytes: the largest POST body accepted.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.

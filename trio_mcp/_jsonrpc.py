@@ -21,8 +21,10 @@ INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
-#: In JSON-RPC's range for server errors: the session has as many requests in flight as
-#: it may; the client should wait for some to finish.
+#: In JSON-RPC's range for server errors, the one code for "overloaded, retry later":
+#: every refusal that waiting may cure carries it (a session's requests in flight or bytes
+#: held, a stream its client leaves unread, the server's session cap, a shutdown), each
+#: with a message naming the limit that was hit. A 503 response's body carries it too.
 SERVER_BUSY: Final = -32000
 
 RequestId = str | int

@@ -226,8 +226,8 @@ class ProtocolState:
                 request.id,
                 JSONRPCError(
                     SERVER_BUSY,
-                    f"the session has {self._max_in_flight} requests in flight, as many as it "
-                    "may: wait for some to finish",
+                    f"the session has {self._max_in_flight} requests in flight, as many as "
+                    "max_requests_in_flight allows: wait for some to finish",
                 ),
             )
         self._in_flight.add(request.id)

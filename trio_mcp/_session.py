@@ -79,7 +79,8 @@ class SessionClosed(Exception):
 
 
 class SessionOverloaded(Exception):
-    """The client left twice its stream's budget unread; the transport answers 503."""
+    """Not even an immediate reply has room: the transport answers 503 with the message,
+    which names the limit that was hit."""
 
 
 @attrs.define
@@ -425,7 +426,10 @@ class Session:
         except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
         if not added:
-            raise SessionOverloaded(self.id)
+            raise SessionOverloaded(
+                "the session's stream holds twice replay_events or replay_bytes unread: "
+                "read it before sending more"
+            )
         if final and related_request is not None:
             self._settle_route(related_request)
 

@@ -156,10 +156,8 @@ class StreamableHttpTransport:
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
-        except SessionOverloaded:
-            await respond_unavailable(
-                send, "the session's stream is full: read it before sending more", 1
-            )
+        except SessionOverloaded as exc:
+            await respond_unavailable(send, str(exc), 1)
             return
         if stream is None:
             await respond(send, 202, b"")

@@ -78,8 +78,8 @@ class SessionSupervisor:
             raise NotServing(self._closing, retry_after=1)
         if len(self.store) >= self._settings.max_sessions:
             raise NotServing(
-                f"the server holds {self._settings.max_sessions} sessions, as many as it may; "
-                "try again shortly",
+                f"the server holds {self._settings.max_sessions} sessions, as many as "
+                "max_sessions allows; try again shortly",
                 retry_after=5,
             )
         session = Session(new_session_id(), self._server, self._settings, kind, owner)
