@@ -12,6 +12,7 @@ JSON-RPC message becomes an :class:`InvalidMessage` carrying the -32600 error to
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Final
 
 import attrs
@@ -113,8 +114,15 @@ def parse_body(data: bytes) -> Body:
     """Parse a POST body. Raises :class:`ParseError` for anything that is not JSON."""
     try:
         value = json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, _NotJSON) as exc:
         raise ParseError(f"the body is not valid JSON: {exc}") from None
+    except ValueError:
+        # The one other failure of the parser: an integer longer than Python converts
+        # (sys.get_int_max_str_digits()), whose message names that interpreter setting.
+        raise ParseError(
+            f"the body holds an integer of more than {sys.get_int_max_str_digits()} digits, "
+            "longer than this server reads"
+        ) from None
     except RecursionError:
         # Python's parser recurses per level: a body of 100 KB of "[" must not cost more
         # than a refusal.
@@ -127,9 +135,13 @@ def parse_body(data: bytes) -> Body:
     return Body([parse_message(value)], False)
 
 
+class _NotJSON(ValueError):
+    pass
+
+
 def _refuse_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which JSON does not have.
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJSON(f"{name} is not JSON")
 
 
 def _invalid(why: str) -> JSONRPCError:
