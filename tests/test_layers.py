@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "trio_mcp"
 
 HTTP = {"_app", "_http", "_sse", "_streamable", "_streaming", "_auth", "_security", "_run"}
-SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
+SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat", "_pacing"}
 
 #: module -> what it must not import at module level (imports that only serve type
 #: checking are not imports at run time, and are not counted).
