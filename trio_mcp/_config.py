@@ -38,15 +38,22 @@ class Settings:
             dropped stream, waiting for the client to reconnect with ``Last-Event-ID``.
         session_idle_timeout: seconds a Streamable HTTP session may go without a
             request or an open stream before it is ended.
-        sse_retry_ms: the reconnection delay suggested to clients in priming events.
+        sse_retry_ms: the reconnection delay suggested to clients in priming events
+            and endpoint events; also how long a session whose client left keeps its
+            place at ``max_sessions`` before it gives way to a new client.
         json_reply_wait: seconds a Streamable HTTP request may take to be answered as
             one JSON body when its client takes event streams too; a slower one is
             answered as an event stream, which carries heartbeats and can be resumed.
         stalled_client_timeout: seconds a stream's client may take nothing (the send of
             one chunk blocks that long) before its connection is dropped; its events are
             kept for when it resumes, and no other session ever waits on it.
-        max_sessions: sessions served at once; past it a new one gets 503 with
-            ``Retry-After``.
+        max_sessions: sessions served at once (in the store: all workers', for a
+            shared one). At it, this worker's session idle longest gives way to a new
+            client, ended as if its resume grace or idle timeout had run out: an
+            HTTP+SSE session whose stream is gone, a Streamable HTTP session with no
+            stream open and no request running, once idle for ``sse_retry_ms``. When
+            none can, the new client gets 503 with ``Retry-After``: the seconds until
+            one can, or 5 when every session is in use.
         max_requests_in_flight: requests a session may have running at once; past it a
             request gets a JSON-RPC error (``SERVER_BUSY``, -32000) at once.
         max_body_bytes: the largest POST body accepted.

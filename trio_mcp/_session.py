@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import attrs
@@ -67,6 +67,11 @@ KEPT_REQUEST_STREAMS = 16
 
 TransportKind = Literal["sse", "streamable"]
 
+#: Told, each time a session looks again at its lifetime, since when it has been idle
+#: (None: it is in use). The supervisor keeps the idle ones in order, to pick one that
+#: gives way to a new client when the server is full.
+IdleHook = Callable[["Session", "float | None"], None]
+
 
 _INTERNAL = JSONRPCError(
     INTERNAL_ERROR,
@@ -104,6 +109,7 @@ class Session:
         "_log_level",
         "_next_request_id",
         "_nursery",
+        "_on_idle",
         "_ready",
         "_routes",
         "_server",
@@ -126,6 +132,8 @@ class Session:
         settings: Settings,
         kind: TransportKind,
         owner: str | None = None,
+        *,
+        on_idle: IdleHook | None = None,
     ) -> None:
         self.id = session_id
         self.kind = kind
@@ -154,6 +162,7 @@ class Session:
         self._last_activity = trio.current_time()
         # Woken by every touch (a parking lot: it need not be replaced after each one).
         self._liveness = trio.lowlevel.ParkingLot()
+        self._on_idle = on_idle
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         return OutboundStream(
@@ -185,21 +194,15 @@ class Session:
     async def _live(self) -> None:
         """Return when the session should end."""
         while not self.closed:
-            if self.kind == "sse":
+            since = self._note_idleness()
+            if since is None:
+                deadline = math.inf
+            elif self.kind == "sse":
                 # An HTTP+SSE session exists for its stream; it may come back within the
                 # grace period (same session, same endpoint), else the session ends.
-                waiting = self.main.attached or not self.main.ever_attached
-                limit = math.inf if waiting else self._settings.resume_grace
+                deadline = since + self._settings.resume_grace
             else:
-                # A handler waiting for room on a stream nobody reads is no sign of life:
-                # its client left a call that reports more than the stream keeps, and
-                # only the idle timeout can end that wait.
-                blocked = sum(stream.blocked for stream in self.streams.values())
-                busy = len(self._handlers) > blocked or any(
-                    stream.attached for stream in self.streams.values()
-                )
-                limit = math.inf if busy else self._settings.session_idle_timeout
-            deadline = self._last_activity + limit
+                deadline = since + self._settings.session_idle_timeout
             if trio.current_time() >= deadline:
                 return
             if deadline == math.inf:
@@ -208,6 +211,35 @@ class Session:
                 continue
             with trio.move_on_at(deadline):
                 await self._liveness.park()
+
+    def idle_since(self) -> float | None:
+        """Since when (trio time) the session has shown no sign of life, or None while
+        it has one: an HTTP+SSE session whose stream is attached (or not yet opened), a
+        Streamable HTTP session with a stream attached or a request running.
+
+        An idle session ends when its resume grace or idle timeout has run from then,
+        or sooner, when the server is full and a new client needs its place."""
+        if self.kind == "sse":
+            if self.main.attached or not self.main.ever_attached:
+                return None
+        else:
+            # A handler waiting for room on a stream nobody reads is no sign of life:
+            # its client left a call that reports more than the stream keeps, and only
+            # the idle timeout can end that wait.
+            blocked = sum(stream.blocked for stream in self.streams.values())
+            if len(self._handlers) > blocked or any(
+                stream.attached for stream in self.streams.values()
+            ):
+                return None
+        return self._last_activity
+
+    def _note_idleness(self) -> float | None:
+        """Tell the supervisor (if it asked) whether the session is idle now, and since
+        when; returns that too."""
+        since = self.idle_since()
+        if self._on_idle is not None:
+            self._on_idle(self, since)
+        return since
 
     def touch(self) -> None:
         """Note activity: something attached, detached, or arrived."""
@@ -281,35 +313,39 @@ class Session:
         # Activity, but no change that could bring the session's end closer: the
         # session's task need not wake (it rereads the time when its deadline passes).
         self._last_activity = trio.current_time()
-        for message in messages:
-            if self.closed or self._nursery is None:
-                raise SessionClosed(self.id)
-            action = self.protocol.receive(message)
-            if self.protocol.phase is Phase.READY and self._ready is not None:
-                self._ready.set()
-            if isinstance(action, Reply):
-                reply = result_message(action.request_id, action.result)
-                self._emit_nowait(reply, related_request=action.request_id, final=True)
-            elif isinstance(action, ReplyError):
-                reply = error_message(action.request_id, action.error)
-                self._emit_nowait(reply, related_request=action.request_id, final=True)
-            elif isinstance(action, Dispatch):
-                # The scope exists before the task runs, so a cancellation that arrives
-                # in the same body (or before the task is scheduled) still applies.
-                scope = trio.CancelScope()
-                self._handlers[action.request.id] = scope
-                self._nursery.start_soon(self._serve, action.request, scope)
-            elif isinstance(action, CancelRequest):
-                handler = self._handlers.get(action.request_id)
-                if handler is not None:
-                    handler.cancel()
-            elif isinstance(action, DeliverResponse):
-                self._route_response(action.request_id, action.response)
-            elif isinstance(action, DispatchNotification):
-                self._nursery.start_soon(self._serve_notification, action.notification)
-            else:
-                assert isinstance(action, Ignore)
-                log.debug("session %s: ignored a message: %s", self.id[:8], action.why)
+        try:
+            for message in messages:
+                if self.closed or self._nursery is None:
+                    raise SessionClosed(self.id)
+                action = self.protocol.receive(message)
+                if self.protocol.phase is Phase.READY and self._ready is not None:
+                    self._ready.set()
+                if isinstance(action, Reply):
+                    reply = result_message(action.request_id, action.result)
+                    self._emit_nowait(reply, related_request=action.request_id, final=True)
+                elif isinstance(action, ReplyError):
+                    reply = error_message(action.request_id, action.error)
+                    self._emit_nowait(reply, related_request=action.request_id, final=True)
+                elif isinstance(action, Dispatch):
+                    # The scope exists before the task runs, so a cancellation that arrives
+                    # in the same body (or before the task is scheduled) still applies.
+                    scope = trio.CancelScope()
+                    self._handlers[action.request.id] = scope
+                    self._nursery.start_soon(self._serve, action.request, scope)
+                elif isinstance(action, CancelRequest):
+                    handler = self._handlers.get(action.request_id)
+                    if handler is not None:
+                        handler.cancel()
+                elif isinstance(action, DeliverResponse):
+                    self._route_response(action.request_id, action.response)
+                elif isinstance(action, DispatchNotification):
+                    self._nursery.start_soon(self._serve_notification, action.notification)
+                else:
+                    assert isinstance(action, Ignore)
+                    log.debug("session %s: ignored a message: %s", self.id[:8], action.why)
+        finally:
+            # The supervisor keeps idle sessions in order of their last sign of life.
+            self._note_idleness()
 
     async def _serve(self, request: Request, scope: trio.CancelScope) -> None:
         params = request.params or {}
@@ -335,6 +371,7 @@ class Session:
                 self.touch()
             else:
                 self._last_activity = trio.current_time()
+                self._note_idleness()
 
     async def _answer(self, request: Request, context: Context) -> str:
         """The encoded reply to a request: its result, or the error it deserves.
