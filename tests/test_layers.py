@@ -18,7 +18,15 @@ SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat", "_p
 #: checking are not imports at run time, and are not counted).
 FORBIDDEN = {
     **dict.fromkeys(
-        ["_jsonrpc", "_protocol", "_eventstream", "_eventlog", "_schema", "_converter"],
+        [
+            "_jsonrpc",
+            "_protocol",
+            "_budget",
+            "_eventstream",
+            "_eventlog",
+            "_schema",
+            "_converter",
+        ],
         HTTP | SESSIONS | {"trio"},
     ),
     "_uritemplate": HTTP | SESSIONS | {"trio"},

@@ -56,6 +56,12 @@ class Settings:
             one can, or 5 when every session is in use.
         max_requests_in_flight: requests a session may have running at once; past it a
             request gets a JSON-RPC error (``SERVER_BUSY``, -32000) at once.
+        max_session_bytes: bytes a session may hold (the JSON text of its requests
+            running, of replies and notifications waiting for its client to read, and of
+            its streams' replay logs) before a new request of that session is refused at
+            once with a JSON-RPC error (``SERVER_BUSY``); past it, finished streams kept
+            for a late resumption are let go first. The next request is admitted
+            whenever the session holds less, so keep it above ``max_body_bytes``.
         max_body_bytes: the largest POST body accepted.
         client_request_timeout: default seconds a server-to-client request waits for
             the client's answer.
@@ -86,6 +92,7 @@ class Settings:
     stalled_client_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))
+    max_session_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=attrs.validators.gt(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     sse_path: str = "/sse"

@@ -103,6 +103,8 @@ class Body:
 
     items: list[Message | InvalidMessage]
     is_batch: bool
+    #: The body's length in bytes: what its requests are charged while they run.
+    size: int = 0
 
     @property
     def messages(self) -> list[Message]:
@@ -130,9 +132,11 @@ def parse_body(data: bytes) -> Body:
 
     if isinstance(value, list):
         if not value:
-            return Body([InvalidMessage(None, _invalid("an empty batch is not a message"))], True)
-        return Body([parse_message(item) for item in value], True)
-    return Body([parse_message(value)], False)
+            return Body(
+                [InvalidMessage(None, _invalid("an empty batch is not a message"))], True, len(data)
+            )
+        return Body([parse_message(item) for item in value], True, len(data))
+    return Body([parse_message(value)], False, len(data))
 
 
 class _NotJSON(ValueError):

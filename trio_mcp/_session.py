@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import attrs
 import trio
 
+from ._budget import ByteBudget
 from ._config import Settings
 from ._context import ClientError, Context
 from ._jsonrpc import (
@@ -115,6 +116,7 @@ class Session:
         "_server",
         "_settings",
         "_waiters",
+        "budget",
         "closed",
         "id",
         "kind",
@@ -141,8 +143,14 @@ class Session:
         self.owner = owner
         self._server = server
         self._settings = settings
+        #: What the session holds in bytes (see :mod:`._budget`): its requests running,
+        #: the messages waiting for room on its streams, and its streams' logs.
+        self.budget = ByteBudget(settings.max_session_bytes)
         self.protocol = ProtocolState(
-            server.identity, server.capabilities, max_in_flight=settings.max_requests_in_flight
+            server.identity,
+            server.capabilities,
+            max_in_flight=settings.max_requests_in_flight,
+            budget=self.budget,
         )
         # The standalone stream of Streamable HTTP may never be opened: it must not stall
         # the server's notifications, so it drops its oldest events when full.
@@ -169,6 +177,7 @@ class Session:
             max_events=self._settings.replay_events,
             max_bytes=self._settings.replay_bytes,
             drop_when_full=drop_when_full,
+            budget=self.budget,
         )
 
     # -- lifetime -----------------------------------------------------------------------
@@ -290,7 +299,21 @@ class Session:
     def _forget_old_streams(self) -> None:
         finished = [k for k, s in self.streams.items() if s.complete and s is not self.main]
         for key in finished[: max(0, len(finished) - KEPT_REQUEST_STREAMS)]:
-            del self.streams[key]
+            self.streams.pop(key).release()
+
+    def forget_stream(self, stream: OutboundStream) -> None:
+        """Let a finished request stream go now: it was answered as one JSON body, so
+        its client has no event id to resume it with."""
+        if stream is not self.main and self.streams.pop(stream.key, None) is not None:
+            stream.release()
+
+    def _shed_finished_streams(self) -> None:
+        """The budget is spent: let the finished streams kept for a late resumption go,
+        oldest first, before any request is refused."""
+        for key in [k for k, s in self.streams.items() if s.complete and not s.attached]:
+            if not self.budget.spent or key == self.main.key:
+                continue
+            self.streams.pop(key).release()
 
     def find_stream(self, key: str) -> OutboundStream | None:
         return self.streams.get(key)
@@ -301,8 +324,10 @@ class Session:
 
     # -- inbound ------------------------------------------------------------------------
 
-    async def deliver(self, messages: Iterable[Message]) -> None:
-        """Act on messages the client sent, in order.
+    async def deliver(self, messages: Sequence[Message], *, size: int = 0) -> None:
+        """Act on messages the client sent, in order; ``size`` is the length of the
+        body that carried them, shared among them: each request dispatched is charged
+        its share of the session's byte budget until it is answered.
 
         Returns once each has been accepted (its handler started, or its immediate reply
         queued); it waits neither for handlers nor for the client to read, so a POST is
@@ -313,6 +338,9 @@ class Session:
         # Activity, but no change that could bring the session's end closer: the
         # session's task need not wake (it rereads the time when its deadline passes).
         self._last_activity = trio.current_time()
+        share = size // len(messages) if messages else 0
+        if self.budget.spent:
+            self._shed_finished_streams()
         try:
             for message in messages:
                 if self.closed or self._nursery is None:
@@ -331,7 +359,8 @@ class Session:
                     # in the same body (or before the task is scheduled) still applies.
                     scope = trio.CancelScope()
                     self._handlers[action.request.id] = scope
-                    self._nursery.start_soon(self._serve, action.request, scope)
+                    self.budget.take(share)
+                    self._nursery.start_soon(self._serve, action.request, scope, share)
                 elif isinstance(action, CancelRequest):
                     handler = self._handlers.get(action.request_id)
                     if handler is not None:
@@ -347,11 +376,13 @@ class Session:
             # The supervisor keeps idle sessions in order of their last sign of life.
             self._note_idleness()
 
-    async def _serve(self, request: Request, scope: trio.CancelScope) -> None:
-        params = request.params or {}
-        meta = params.get("_meta")
-        context = Context(self, request.id, meta if isinstance(meta, dict) else None)
+    async def _serve(self, request: Request, scope: trio.CancelScope, size: int) -> None:
+        """Handle a request, then let go of it: its ``size`` bytes, charged when it was
+        dispatched, are given back once it is answered (or cancelled)."""
         try:
+            params = request.params or {}
+            meta = params.get("_meta")
+            context = Context(self, request.id, meta if isinstance(meta, dict) else None)
             with scope:
                 await trio.lowlevel.checkpoint_if_cancelled()
                 reply = await self._answer(request, context)
@@ -360,6 +391,7 @@ class Session:
                 if not scope.cancel_called:
                     await self._emit(reply, related_request=request.id, final=True)
         finally:
+            self.budget.give(size)
             self._handlers.pop(request.id, None)
             self.protocol.finish(request.id)
             if scope.cancel_called:

@@ -124,7 +124,7 @@ class SseTransport:
             await respond_error(send, 400, INVALID_REQUEST, refusal)
             return
         try:
-            await session.deliver(body.messages)
+            await session.deliver(body.messages, size=body.size)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
