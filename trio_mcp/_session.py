@@ -310,9 +310,14 @@ class Session:
     def _shed_finished_streams(self) -> None:
         """The budget is spent: let the finished streams kept for a late resumption go,
         oldest first, before any request is refused."""
-        for key in [k for k, s in self.streams.items() if s.complete and not s.attached]:
-            if not self.budget.spent or key == self.main.key:
-                continue
+        finished = [
+            key
+            for key, stream in self.streams.items()
+            if stream.complete and not stream.attached and stream is not self.main
+        ]
+        for key in finished:
+            if not self.budget.spent:
+                break
             self.streams.pop(key).release()
 
     def find_stream(self, key: str) -> OutboundStream | None:

@@ -97,7 +97,7 @@ class SessionSupervisor:
             if len(self.store) >= self._settings.max_sessions:
                 raise NotServing(
                     f"the server holds {self._settings.max_sessions} sessions, as many as "
-                    "max_sessions allows, and none has been idle long enough to give way",
+                    "max_sessions allows, and none can give way to a new client yet",
                     retry_after=RETRY_WHEN_ALL_BUSY if wait is None else max(1, math.ceil(wait)),
                 )
         session = Session(
