@@ -32,7 +32,7 @@ serves every app in the run and ends with it. ``action`` must not raise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
@@ -100,3 +100,18 @@ def pacer(action: Callable[[K], None]) -> Pacer[K]:
         found = pacers[action] = Pacer(action)
         trio.lowlevel.spawn_system_task(found.run, name="trio-mcp pacer")
     return found
+
+
+class Departing(Protocol):
+    """A stream's writer whose client left, as the departures see it."""
+
+    def cancel(self) -> None: ...
+
+
+def _depart(writer: Departing) -> None:
+    writer.cancel()
+
+
+def departures() -> Pacer[Departing]:
+    """This run's queue of writers whose clients left, cancelled a group at a time."""
+    return pacer(_depart)

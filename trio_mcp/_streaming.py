@@ -2,7 +2,7 @@
 
 :func:`serve_stream` runs in the HTTP request's own task and is the only code that
 sends bytes on that response. Beside it, in a nursery of its own, a watcher waits for
-``http.disconnect`` and queues the writer among :func:`departures`, which cancel the
+``http.disconnect`` and queues the writer among the departures, which cancel the
 nursery a group at a time (:mod:`._pacing`). The writer stops when the stream is
 complete (a request stream's last reply is out), the session ends, the client leaves, or
 a newer connection takes the stream over; none of these cancels the session's handlers.
@@ -19,7 +19,7 @@ from ._config import Settings
 from ._eventstream import HEARTBEAT, encode_event
 from ._heartbeat import heartbeats, stall_watch
 from ._http import Receive, Send
-from ._pacing import Pacer, pacer
+from ._pacing import departures
 from ._session import Session
 from ._stream import OutboundStream
 
@@ -164,15 +164,6 @@ class _Writer:
     def on_stalled(self) -> None:
         self.stalled = True
         self.cancel()
-
-
-def _departed(writer: _Writer) -> None:
-    writer.cancel()
-
-
-def departures() -> Pacer[_Writer]:
-    """This run's queue of writers whose clients left, cancelled a group at a time."""
-    return pacer(_departed)
 
 
 class _DeadlineSend:

@@ -23,6 +23,7 @@ import trio
 
 from ._config import Settings
 from ._heartbeat import heartbeats, stall_watch
+from ._pacing import departures
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
 from ._session import Session, TransportKind
@@ -63,9 +64,11 @@ class SessionSupervisor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancelling it ends every session."""
-        # The streams' timers run for the app's whole life, not from its first stream on.
+        # The streams' timers (and the departures' pacer) run for the app's whole life,
+        # not from its first stream on.
         heartbeats(self._settings.heartbeat_interval)
         stall_watch(self._settings.stalled_client_timeout)
+        departures()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -117,9 +120,10 @@ class SessionSupervisor:
         Returns 0 when one did, else the seconds until the first may (its client has
         not yet had the reconnection delay), or None when no session is idle.
 
-        Sessions are kept in the order they became idle; one that was active meanwhile
-        without noticing it (a request arrived) is found out here and moved back, so
-        each pass is short on the whole.
+        Sessions tell the supervisor whenever their idleness may have changed (see
+        ``Session.idle_since``), so the first is the one idle longest; one found in use,
+        or idle since later than it said, is dropped or moved back here, so a refusal
+        costs little however many sessions are idle.
         """
         now = trio.current_time()
         patience = self._settings.sse_retry_ms / 1000
