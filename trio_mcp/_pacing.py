@@ -22,8 +22,8 @@ still costs a staying client up to 0.1 ms a departing one. Measured on a 2-core 
 shared with other work, a staying client pinging throughout (tests/test_departures.py,
 and by hand with more), its longest ping: 300 leaving, 85 to 145 ms unpaced, 29 to 58
 ms paced; 400 leaving, 103 to 261 ms unpaced, 31 to 108 ms paced; 1,000 leaving, 235 to
-426 ms unpaced, 52 to 140 ms paced; 10,000 leaving, 3.5 s unpaced, 0.9 to 1.0 s paced
-(the last departure was acted on 6 s after the clients left).
+426 ms unpaced, 52 to 140 ms paced; 10,000 leaving, 3.5 s unpaced, 0.6 to 1.0 s paced
+(the last departure was acted on 5.5 s after the clients left).
 
 Like the heartbeat timers (:mod:`._heartbeat`), a pacer's task is a trio system task: it
 serves every app in the run and ends with it. ``action`` must not raise.
