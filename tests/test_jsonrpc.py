@@ -191,3 +191,12 @@ def test_encoding_is_compact_ascii_json_that_round_trips() -> None:
 def test_nan_and_infinity_are_refused_rather_than_sent(number: float) -> None:
     with pytest.raises(ValueError):
         dumps({"x": number})
+
+
+def test_an_integer_too_long_to_read_is_a_parse_error_in_plain_words() -> None:
+    with pytest.raises(ParseError) as refused:
+        parse_body(
+            b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"a": ' + b"9" * 5000 + b"}}"
+        )
+    assert "more than 4300 digits" in str(refused.value)
+    assert "sys." not in str(refused.value)  # no interpreter setting to tune, for a client

@@ -25,7 +25,7 @@ HTTP = {
     "_run_uvicorn",
 }
 STDIO = {"_stdio", "_stdfds", "_run_stdio"}
-SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat"}
+SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat", "_pacing"}
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content"}
 TRANSPORTS = HTTP | STDIO
 #: What only the HTTP side may import: a stdio server never loads it.
@@ -35,7 +35,15 @@ HTTP_LIBRARIES = {"hypercorn", "quart", "quart_trio"}
 #: checking are not imports at run time, and are not counted).
 FORBIDDEN = {
     **dict.fromkeys(
-        ["_jsonrpc", "_protocol", "_eventstream", "_eventlog", "_schema", "_converter"],
+        [
+            "_jsonrpc",
+            "_protocol",
+            "_budget",
+            "_eventstream",
+            "_eventlog",
+            "_schema",
+            "_converter",
+        ],
         TRANSPORTS | SESSIONS | {"trio"},
     ),
     "_uritemplate": TRANSPORTS | SESSIONS | {"trio"},

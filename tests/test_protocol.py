@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from trio_mcp._budget import ByteBudget
 from trio_mcp._jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -246,3 +247,18 @@ def test_past_the_in_flight_limit_a_request_is_refused_at_once() -> None:
     assert not state.is_in_flight(3)
     state.finish(1)
     assert isinstance(state.receive(Request(3, "tools/call")), Dispatch)
+
+
+def test_while_the_byte_budget_is_spent_a_request_is_refused_and_a_ping_answered() -> None:
+    budget = ByteBudget(100)
+    state = ProtocolState(ServerIdentity("s", "1"), lambda version: {}, budget=budget)
+    state.receive(initialize())
+    budget.take(99)
+    assert isinstance(state.receive(Request(1, "tools/call")), Dispatch)  # under: admitted
+    budget.take(1)
+    refused = state.receive(Request(2, "tools/call"))
+    assert error_code(refused) == SERVER_BUSY
+    assert "max_session_bytes" in refused.error.message  # type: ignore[union-attr]
+    assert isinstance(state.receive(Request(3, "ping")), Reply)
+    budget.give(1)
+    assert isinstance(state.receive(Request(2, "tools/call")), Dispatch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from functools import partial
 from typing import Any
 
@@ -242,6 +244,8 @@ async def test_past_the_session_limit_a_new_stream_gets_503_with_retry_after(
     for response in (refused, also_refused):
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) > 0
+        assert response.json()["error"]["code"] == trio_mcp.SERVER_BUSY
+        assert "max_sessions" in response.json()["error"]["message"]
 
 
 async def test_a_client_that_reads_nothing_gets_503_not_a_stalled_post(
@@ -294,3 +298,71 @@ async def test_a_request_whose_body_was_read_keeps_its_connection(demo_url: str)
         )
     assert response.status_code == 400  # no session: refused, but after reading the body
     assert "connection" not in response.headers
+
+
+def raw_call(request_id: int, tool: str, arguments: str) -> bytes:
+    """A tools/call body whose arguments are JSON text as given (numbers that Python's
+    json would not write: 1e400, integers of thousands of digits)."""
+    head = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call"}
+    return (
+        json.dumps(head)[:-1] + f', "params": {{"name": "{tool}", "arguments": {arguments}}}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("seconds", ["1e400", "5000", "-1"])
+async def test_an_invalid_tool_argument_is_one_log_line_not_a_traceback(
+    demo_url: str, seconds: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="trio_mcp")
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        sse.expect({7: "tools/call"})
+        caplog.clear()
+        posted = await sse.http.post(
+            demo_url + sse.endpoint,
+            content=raw_call(7, "sleep", f'{{"seconds": {seconds}}}'),
+            headers={"content-type": "application/json"},
+        )
+        assert posted.status_code == 202
+        reply = await sse.reply_to(7)
+    assert reply["result"]["isError"] is True
+    assert "seconds" in reply["result"]["content"][0]["text"]
+    about_it = [record for record in caplog.records if "sleep" in record.getMessage()]
+    assert len(about_it) == 1, [record.getMessage() for record in caplog.records]
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+async def test_a_result_too_long_to_write_is_a_plain_error_not_pythons_hint(
+    demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 4,300 nines plus one: each addend is as long as Python reads, the sum one digit more.
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        sse.expect({8: "tools/call"})
+        posted = await sse.http.post(
+            demo_url + sse.endpoint,
+            content=raw_call(8, "add", f'{{"a": {"9" * 4300}, "b": 1}}'),
+            headers={"content-type": "application/json"},
+        )
+        assert posted.status_code == 202
+        reply = await sse.reply_to(8)
+        assert (await sse.call("ping"))["result"] == {}
+    text = reply["result"]["content"][0]["text"]
+    assert reply["result"]["isError"] is True
+    assert "4301 digits" in text and "at most 4300" in text
+    assert "sys." not in text and "set_int_max_str_digits" not in text
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+async def test_an_argument_too_long_to_read_is_refused_in_plain_words(demo_url: str) -> None:
+    async with open_sse(demo_url) as sse:
+        await sse.initialize()
+        refused = await sse.http.post(
+            demo_url + sse.endpoint,
+            content=raw_call(9, "add", f'{{"a": {"9" * 5000}, "b": 1}}'),
+            headers={"content-type": "application/json"},
+        )
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == trio_mcp.PARSE_ERROR
+    assert "more than 4300 digits" in error["message"] and "sys." not in error["message"]

@@ -160,6 +160,13 @@ def test_a_value_of_the_right_json_type_is_structured(value: Any, hint: Any, exp
     assert structure_argument("arg", value, hint) == expected
 
 
+@pytest.mark.parametrize("value", [math.inf, -math.inf, 10**400], ids=["inf", "-inf", "10**400"])
+def test_a_number_beyond_a_floats_range_is_refused_not_passed_on(value: Any) -> None:
+    # 1e400 in JSON reads as infinity in Python; an integer of 400 digits overflows a float.
+    with pytest.raises(ArgumentError, match="'seconds': expected a number within"):
+        structure_argument("seconds", value, float)
+
+
 def test_a_refusal_names_the_argument_and_what_was_expected() -> None:
     with pytest.raises(ArgumentError) as refused:
         structure_argument("days", "3", int)

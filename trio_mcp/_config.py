@@ -45,7 +45,9 @@ class Settings:
             dropped stream, waiting for the client to reconnect with ``Last-Event-ID``.
         session_idle_timeout: seconds a Streamable HTTP session may go without a
             request or an open stream before it is ended.
-        sse_retry_ms: the reconnection delay suggested to clients in priming events.
+        sse_retry_ms: the reconnection delay suggested to clients in priming events
+            and endpoint events; also how long a session whose client left keeps its
+            place at ``max_sessions`` before it gives way to a new client.
         json_reply_wait: seconds a Streamable HTTP request may take to be answered as
             one JSON body when its client takes event streams too; a slower one is
             answered as an event stream, which carries heartbeats and can be resumed.
@@ -59,10 +61,21 @@ class Settings:
             for that long, a peer that vanished included. Under stdio, how long the
             messages still queued when the session ends (stdin closed, or a signal) may
             take to reach the host before the process exits without them.
-        max_sessions: sessions served at once; past it a new one gets 503 with
-            ``Retry-After``.
+        max_sessions: sessions served at once (in the store: all workers', for a
+            shared one). At it, this worker's session idle longest gives way to a new
+            client, ended as if its resume grace or idle timeout had run out: an
+            HTTP+SSE session whose stream is gone, a Streamable HTTP session with no
+            stream open and no request running, once idle for ``sse_retry_ms``. When
+            none can, the new client gets 503 with ``Retry-After``: the seconds until
+            one can, or 5 when every session is in use.
         max_requests_in_flight: requests a session may have running at once; past it a
-            request gets a JSON-RPC error (-32000) at once.
+            request gets a JSON-RPC error (``SERVER_BUSY``, -32000) at once.
+        max_session_bytes: bytes a session may hold (the JSON text of its requests
+            running, of replies and notifications waiting for its client to read, and of
+            its streams' replay logs) before a new request of that session is refused at
+            once with a JSON-RPC error (``SERVER_BUSY``); past it, finished streams kept
+            for a late resumption are let go first. The next request is admitted
+            whenever the session holds less, so keep it above ``max_body_bytes``.
         max_body_bytes: the largest POST body accepted; under stdio, the longest line
             (one message or batch) read from stdin: a longer one is skipped to its end
             and answered with a -32600 error, and the session goes on.
@@ -104,6 +117,7 @@ class Settings:
     stalled_client_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     max_sessions: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_requests_in_flight: int = attrs.field(default=100, validator=attrs.validators.gt(0))
+    max_session_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=attrs.validators.gt(0))
     max_body_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
     body_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     client_request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))

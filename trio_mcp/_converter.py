@@ -9,6 +9,8 @@ what was expected and what arrived. Refusals surface as :class:`ArgumentError`.
 from __future__ import annotations
 
 import enum
+import math
+import sys
 import types
 import typing
 from typing import Any, Literal, Union
@@ -55,7 +57,15 @@ def _int(value: Any, _: Any) -> int:
 
 def _float(value: Any, _: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        # JSON has no infinity, but Python reads 1e400 as one, and a float cannot hold an
+        # integer of 400 digits: either is a number out of range, not a crash in the tool.
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+        raise TypeError(f"expected a number within ±{sys.float_info.max:.4g}, got one beyond it")
     raise _Mismatch("a number", value)
 
 

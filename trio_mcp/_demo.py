@@ -8,7 +8,7 @@ import trio
 
 from ._context import Context
 from ._server import Server
-from ._tools import ToolAnnotations
+from ._tools import ToolAnnotations, ToolError
 
 PROGRESS_INTERVAL = 0.25
 
@@ -50,7 +50,7 @@ async def sleep(seconds: float, ctx: Context) -> str:
         seconds: how long to sleep (at most one hour).
     """
     if not 0 <= seconds <= 3600:
-        raise ValueError("seconds must be between 0 and 3600")
+        raise ToolError(f"seconds must be between 0 and 3600, not {seconds:g}")
     deadline = trio.current_time() + seconds
     await ctx.report_progress(0, seconds)
     while (remaining := deadline - trio.current_time()) > 0:

@@ -113,24 +113,32 @@ class DelayQueue(Generic[K]):
             # ``first`` is due: the sleep above says so, even where rounding would put
             # ``now - delay`` a hair before it (and a pass that acts on nothing would
             # spin without a checkpoint).
-            horizon = max(now - self.delay, first)
-            due = []
-            for key, when in touched.items():
-                if when > horizon:
-                    break
-                due.append(key)
-            group = group_size()
-            for start in range(0, len(due), group):
-                for key in due[start : start + group]:
-                    last_touch = touched.get(key)
-                    if last_touch is None or last_touch > horizon:
-                        continue  # forgotten, or touched again, while the queue waited
-                    del touched[key]
-                    self._action(key)
-                # Let this group's sends finish before more writers wake, whether in this
-                # pass or the next (see the module docstring).
-                for _ in range(_ROUNDS_PER_GROUP):
-                    await trio.lowlevel.checkpoint()
+            await self._act_on_due(max(now - self.delay, first))
+
+    async def _act_on_due(self, horizon: float) -> None:
+        """Act on every key last touched by ``horizon``, a group at a time.
+
+        A pass of its own, so that its locals (the due keys, the last one acted on) go
+        when it ends: kept in :meth:`run`'s frame, they would hold the last writers it
+        woke, and their sessions, until the next pass, a whole delay later."""
+        touched = self._touched
+        due = []
+        for key, when in touched.items():
+            if when > horizon:
+                break
+            due.append(key)
+        group = group_size()
+        for start in range(0, len(due), group):
+            for key in due[start : start + group]:
+                last_touch = touched.get(key)
+                if last_touch is None or last_touch > horizon:
+                    continue  # forgotten, or touched again, while the queue waited
+                del touched[key]
+                self._action(key)
+            # Let this group's sends finish before more writers wake, whether in this
+            # pass or the next (see the module docstring).
+            for _ in range(_ROUNDS_PER_GROUP):
+                await trio.lowlevel.checkpoint()
 
 
 _QUEUES: trio.lowlevel.RunVar[dict[tuple[object, ...], DelayQueue[Any]]] = trio.lowlevel.RunVar(

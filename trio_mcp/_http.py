@@ -12,6 +12,7 @@ from ._jsonrpc import (
     INVALID_REQUEST,
     JSON,
     PARSE_ERROR,
+    SERVER_BUSY,
     Body,
     InvalidMessage,
     JSONRPCError,
@@ -224,6 +225,8 @@ def accepts(scope: Scope) -> tuple[bool, bool]:
 
 
 async def respond_unavailable(send: Send, message: str, retry_after: int | None) -> None:
-    """503, with ``Retry-After`` when the client may usefully try again."""
+    """503, with ``Retry-After`` when the client may usefully try again; the body is a
+    JSON-RPC error with the overload code (:data:`SERVER_BUSY`), as every "retry later"
+    answer has, and ``message`` says which limit was hit."""
     headers = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
-    await respond_error(send, 503, INVALID_REQUEST, message, headers)
+    await respond_error(send, 503, SERVER_BUSY, message, headers)

@@ -12,6 +12,7 @@ JSON-RPC message becomes an :class:`InvalidMessage` carrying the -32600 error to
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Final
 
 import attrs
@@ -21,8 +22,10 @@ INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
-#: In JSON-RPC's range for server errors: the session has as many requests in flight as
-#: it may; the client should wait for some to finish.
+#: In JSON-RPC's range for server errors, the one code for "overloaded, retry later":
+#: every refusal that waiting may cure carries it (a session's requests in flight or bytes
+#: held, a stream its client leaves unread, the server's session cap, a shutdown), each
+#: with a message naming the limit that was hit. A 503 response's body carries it too.
 SERVER_BUSY: Final = -32000
 
 RequestId = str | int
@@ -100,6 +103,8 @@ class Body:
 
     items: list[Message | InvalidMessage]
     is_batch: bool
+    #: The body's length in bytes: what its requests are charged while they run.
+    size: int = 0
 
     @property
     def messages(self) -> list[Message]:
@@ -111,8 +116,15 @@ def parse_body(data: bytes) -> Body:
     """Parse a POST body. Raises :class:`ParseError` for anything that is not JSON."""
     try:
         value = json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, _NotJSON) as exc:
         raise ParseError(f"the body is not valid JSON: {exc}") from None
+    except ValueError:
+        # The one other failure of the parser: an integer longer than Python converts
+        # (sys.get_int_max_str_digits()), whose message names that interpreter setting.
+        raise ParseError(
+            f"the body holds an integer of more than {sys.get_int_max_str_digits()} digits, "
+            "longer than this server reads"
+        ) from None
     except RecursionError:
         # Python's parser recurses per level: a body of 100 KB of "[" must not cost more
         # than a refusal.
@@ -120,14 +132,20 @@ def parse_body(data: bytes) -> Body:
 
     if isinstance(value, list):
         if not value:
-            return Body([InvalidMessage(None, _invalid("an empty batch is not a message"))], True)
-        return Body([parse_message(item) for item in value], True)
-    return Body([parse_message(value)], False)
+            return Body(
+                [InvalidMessage(None, _invalid("an empty batch is not a message"))], True, len(data)
+            )
+        return Body([parse_message(item) for item in value], True, len(data))
+    return Body([parse_message(value)], False, len(data))
+
+
+class _NotJSON(ValueError):
+    pass
 
 
 def _refuse_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which JSON does not have.
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJSON(f"{name} is not JSON")
 
 
 def _invalid(why: str) -> JSONRPCError:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._budget import ByteBudget
 from ._jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -139,6 +140,7 @@ class ProtocolState:
 
     # One per session, for the session's whole life: no instance dict.
     __slots__ = (
+        "_budget",
         "_capabilities",
         "_identity",
         "_in_flight",
@@ -152,9 +154,16 @@ class ProtocolState:
     )
 
     def __init__(
-        self, identity: ServerIdentity, capabilities: Any, *, max_in_flight: int = 1000
+        self,
+        identity: ServerIdentity,
+        capabilities: Any,
+        *,
+        max_in_flight: int = 1000,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._max_in_flight = max_in_flight
+        #: What the session holds in bytes; a request is refused while it is spent.
+        self._budget = budget
         #: Set when the server shuts down: why new requests are refused.
         self.closing: str | None = None
         self._identity = identity
@@ -226,8 +235,19 @@ class ProtocolState:
                 request.id,
                 JSONRPCError(
                     SERVER_BUSY,
-                    f"the session has {self._max_in_flight} requests in flight, as many as it "
-                    "may: wait for some to finish",
+                    f"the session has {self._max_in_flight} requests in flight, as many as "
+                    "max_requests_in_flight allows: wait for some to finish",
+                ),
+            )
+        budget = self._budget
+        if budget is not None and budget.spent:
+            return ReplyError(
+                request.id,
+                JSONRPCError(
+                    SERVER_BUSY,
+                    f"the session holds {budget.held} bytes of requests running and of "
+                    f"messages its client has not read, as many as max_session_bytes "
+                    f"({budget.limit}) allows: read its stream, or wait for requests to finish",
                 ),
             )
         self._in_flight.add(request.id)

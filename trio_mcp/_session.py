@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import attrs
 import trio
 
+from ._budget import ByteBudget
 from ._config import Settings
 from ._context import ClientError, Context
 from ._jsonrpc import (
@@ -68,6 +69,11 @@ KEPT_REQUEST_STREAMS = 16
 
 TransportKind = Literal["sse", "streamable", "stdio"]
 
+#: Told, each time a session looks again at its lifetime, since when it has been idle
+#: (None: it is in use). The supervisor keeps the idle ones in order, to pick one that
+#: gives way to a new client when the server is full.
+IdleHook = Callable[["Session", "float | None"], None]
+
 
 _INTERNAL = JSONRPCError(
     INTERNAL_ERROR,
@@ -80,7 +86,8 @@ class SessionClosed(Exception):
 
 
 class SessionOverloaded(Exception):
-    """The client left twice its stream's budget unread; the transport answers 503."""
+    """Not even an immediate reply has room: the transport answers 503 with the message,
+    which names the limit that was hit."""
 
 
 @attrs.define
@@ -104,11 +111,13 @@ class Session:
         "_log_level",
         "_next_request_id",
         "_nursery",
+        "_on_idle",
         "_ready",
         "_routes",
         "_server",
         "_settings",
         "_waiters",
+        "budget",
         "closed",
         "id",
         "kind",
@@ -126,6 +135,8 @@ class Session:
         settings: Settings,
         kind: TransportKind,
         owner: str | None = None,
+        *,
+        on_idle: IdleHook | None = None,
     ) -> None:
         self.id = session_id
         self.kind = kind
@@ -133,8 +144,14 @@ class Session:
         self.owner = owner
         self._server = server
         self._settings = settings
+        #: What the session holds in bytes (see :mod:`._budget`): its requests running,
+        #: the messages waiting for room on its streams, and its streams' logs.
+        self.budget = ByteBudget(settings.max_session_bytes)
         self.protocol = ProtocolState(
-            server.identity, server.capabilities, max_in_flight=settings.max_requests_in_flight
+            server.identity,
+            server.capabilities,
+            max_in_flight=settings.max_requests_in_flight,
+            budget=self.budget,
         )
         # The standalone stream of Streamable HTTP may never be opened: it must not stall
         # the server's notifications, so it drops its oldest events when full.
@@ -154,12 +171,14 @@ class Session:
         self._last_activity = trio.current_time()
         # Woken by every touch (a parking lot: it need not be replaced after each one).
         self._liveness = trio.lowlevel.ParkingLot()
+        self._on_idle = on_idle
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         return OutboundStream(
             max_events=self._settings.replay_events,
             max_bytes=self._settings.replay_bytes,
             drop_when_full=drop_when_full,
+            budget=self.budget,
         )
 
     # -- lifetime -----------------------------------------------------------------------
@@ -185,26 +204,15 @@ class Session:
     async def _live(self) -> None:
         """Return when the session should end."""
         while not self.closed:
-            if self.kind == "stdio":
-                # One client for the process's life, and no way back once it has gone:
-                # the transport closes the session when stdin closes, and nothing else
-                # ends it.
-                limit = math.inf
+            since = self._note_idleness()
+            if since is None:
+                deadline = math.inf
             elif self.kind == "sse":
                 # An HTTP+SSE session exists for its stream; it may come back within the
                 # grace period (same session, same endpoint), else the session ends.
-                waiting = self.main.attached or not self.main.ever_attached
-                limit = math.inf if waiting else self._settings.resume_grace
+                deadline = since + self._settings.resume_grace
             else:
-                # A handler waiting for room on a stream nobody reads is no sign of life:
-                # its client left a call that reports more than the stream keeps, and
-                # only the idle timeout can end that wait.
-                blocked = sum(stream.blocked for stream in self.streams.values())
-                busy = len(self._handlers) > blocked or any(
-                    stream.attached for stream in self.streams.values()
-                )
-                limit = math.inf if busy else self._settings.session_idle_timeout
-            deadline = self._last_activity + limit
+                deadline = since + self._settings.session_idle_timeout
             if trio.current_time() >= deadline:
                 return
             if deadline == math.inf:
@@ -213,6 +221,39 @@ class Session:
                 continue
             with trio.move_on_at(deadline):
                 await self._liveness.park()
+
+    def idle_since(self) -> float | None:
+        """Since when (trio time) the session has shown no sign of life, or None while
+        it has one: an HTTP+SSE session whose stream is attached (or not yet opened), a
+        Streamable HTTP session with a stream attached or a request running.
+
+        An idle session ends when its resume grace or idle timeout has run from then,
+        or sooner, when the server is full and a new client needs its place."""
+        if self.kind == "stdio":
+            # One client for the process's life, and no way back once it has gone: the
+            # transport closes the session when stdin closes, and nothing else ends it.
+            return None
+        if self.kind == "sse":
+            if self.main.attached or not self.main.ever_attached:
+                return None
+        else:
+            # A handler waiting for room on a stream nobody reads is no sign of life:
+            # its client left a call that reports more than the stream keeps, and only
+            # the idle timeout can end that wait.
+            blocked = sum(stream.blocked for stream in self.streams.values())
+            if len(self._handlers) > blocked or any(
+                stream.attached for stream in self.streams.values()
+            ):
+                return None
+        return self._last_activity
+
+    def _note_idleness(self) -> float | None:
+        """Tell the supervisor (if it asked) whether the session is idle now, and since
+        when; returns that too."""
+        since = self.idle_since()
+        if self._on_idle is not None:
+            self._on_idle(self, since)
+        return since
 
     def touch(self) -> None:
         """Note activity: something attached, detached, or arrived."""
@@ -263,7 +304,26 @@ class Session:
     def _forget_old_streams(self) -> None:
         finished = [k for k, s in self.streams.items() if s.complete and s is not self.main]
         for key in finished[: max(0, len(finished) - KEPT_REQUEST_STREAMS)]:
-            del self.streams[key]
+            self.streams.pop(key).release()
+
+    def forget_stream(self, stream: OutboundStream) -> None:
+        """Let a finished request stream go now: it was answered as one JSON body, so
+        its client has no event id to resume it with."""
+        if stream is not self.main and self.streams.pop(stream.key, None) is not None:
+            stream.release()
+
+    def _shed_finished_streams(self) -> None:
+        """The budget is spent: let the finished streams kept for a late resumption go,
+        oldest first, before any request is refused."""
+        finished = [
+            key
+            for key, stream in self.streams.items()
+            if stream.complete and not stream.attached and stream is not self.main
+        ]
+        for key in finished:
+            if not self.budget.spent:
+                break
+            self.streams.pop(key).release()
 
     def find_stream(self, key: str) -> OutboundStream | None:
         return self.streams.get(key)
@@ -274,8 +334,10 @@ class Session:
 
     # -- inbound ------------------------------------------------------------------------
 
-    async def deliver(self, messages: Iterable[Message]) -> None:
-        """Act on messages the client sent, in order.
+    async def deliver(self, messages: Sequence[Message], *, size: int = 0) -> None:
+        """Act on messages the client sent, in order; ``size`` is the length of the
+        body that carried them, shared among them: each request dispatched is charged
+        its share of the session's byte budget until it is answered.
 
         Returns once each has been accepted (its handler started, or its immediate reply
         queued); it waits neither for handlers nor for the client to read, so a POST is
@@ -286,41 +348,51 @@ class Session:
         # Activity, but no change that could bring the session's end closer: the
         # session's task need not wake (it rereads the time when its deadline passes).
         self._last_activity = trio.current_time()
-        for message in messages:
-            if self.closed or self._nursery is None:
-                raise SessionClosed(self.id)
-            action = self.protocol.receive(message)
-            if self.protocol.phase is Phase.READY and self._ready is not None:
-                self._ready.set()
-            if isinstance(action, Reply):
-                reply = result_message(action.request_id, action.result)
-                self._emit_nowait(reply, related_request=action.request_id, final=True)
-            elif isinstance(action, ReplyError):
-                reply = error_message(action.request_id, action.error)
-                self._emit_nowait(reply, related_request=action.request_id, final=True)
-            elif isinstance(action, Dispatch):
-                # The scope exists before the task runs, so a cancellation that arrives
-                # in the same body (or before the task is scheduled) still applies.
-                scope = trio.CancelScope()
-                self._handlers[action.request.id] = scope
-                self._nursery.start_soon(self._serve, action.request, scope)
-            elif isinstance(action, CancelRequest):
-                handler = self._handlers.get(action.request_id)
-                if handler is not None:
-                    handler.cancel()
-            elif isinstance(action, DeliverResponse):
-                self._route_response(action.request_id, action.response)
-            elif isinstance(action, DispatchNotification):
-                self._nursery.start_soon(self._serve_notification, action.notification)
-            else:
-                assert isinstance(action, Ignore)
-                log.debug("session %s: ignored a message: %s", self.id[:8], action.why)
-
-    async def _serve(self, request: Request, scope: trio.CancelScope) -> None:
-        params = request.params or {}
-        meta = params.get("_meta")
-        context = Context(self, request.id, meta if isinstance(meta, dict) else None)
+        share = size // len(messages) if messages else 0
+        if self.budget.spent:
+            self._shed_finished_streams()
         try:
+            for message in messages:
+                if self.closed or self._nursery is None:
+                    raise SessionClosed(self.id)
+                action = self.protocol.receive(message)
+                if self.protocol.phase is Phase.READY and self._ready is not None:
+                    self._ready.set()
+                if isinstance(action, Reply):
+                    reply = result_message(action.request_id, action.result)
+                    self._emit_nowait(reply, related_request=action.request_id, final=True)
+                elif isinstance(action, ReplyError):
+                    reply = error_message(action.request_id, action.error)
+                    self._emit_nowait(reply, related_request=action.request_id, final=True)
+                elif isinstance(action, Dispatch):
+                    # The scope exists before the task runs, so a cancellation that arrives
+                    # in the same body (or before the task is scheduled) still applies.
+                    scope = trio.CancelScope()
+                    self._handlers[action.request.id] = scope
+                    self.budget.take(share)
+                    self._nursery.start_soon(self._serve, action.request, scope, share)
+                elif isinstance(action, CancelRequest):
+                    handler = self._handlers.get(action.request_id)
+                    if handler is not None:
+                        handler.cancel()
+                elif isinstance(action, DeliverResponse):
+                    self._route_response(action.request_id, action.response)
+                elif isinstance(action, DispatchNotification):
+                    self._nursery.start_soon(self._serve_notification, action.notification)
+                else:
+                    assert isinstance(action, Ignore)
+                    log.debug("session %s: ignored a message: %s", self.id[:8], action.why)
+        finally:
+            # The supervisor keeps idle sessions in order of their last sign of life.
+            self._note_idleness()
+
+    async def _serve(self, request: Request, scope: trio.CancelScope, size: int) -> None:
+        """Handle a request, then let go of it: its ``size`` bytes, charged when it was
+        dispatched, are given back once it is answered (or cancelled)."""
+        try:
+            params = request.params or {}
+            meta = params.get("_meta")
+            context = Context(self, request.id, meta if isinstance(meta, dict) else None)
             with scope:
                 await trio.lowlevel.checkpoint_if_cancelled()
                 reply = await self._answer(request, context)
@@ -329,6 +401,7 @@ class Session:
                 if not scope.cancel_called:
                     await self._emit(reply, related_request=request.id, final=True)
         finally:
+            self.budget.give(size)
             self._handlers.pop(request.id, None)
             self.protocol.finish(request.id)
             if scope.cancel_called:
@@ -340,6 +413,7 @@ class Session:
                 self.touch()
             else:
                 self._last_activity = trio.current_time()
+                self._note_idleness()
 
     async def _answer(self, request: Request, context: Context) -> str:
         """The encoded reply to a request: its result, or the error it deserves.
@@ -431,7 +505,10 @@ class Session:
         except trio.ClosedResourceError:
             raise SessionClosed(self.id) from None
         if not added:
-            raise SessionOverloaded(self.id)
+            raise SessionOverloaded(
+                "the session's stream holds twice replay_events or replay_bytes unread: "
+                "read it before sending more"
+            )
         if final and related_request is not None:
             self._settle_route(related_request)
 

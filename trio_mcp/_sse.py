@@ -128,14 +128,12 @@ class SseTransport:
             await respond_error(send, 400, INVALID_REQUEST, refusal)
             return
         try:
-            await session.deliver(body.messages)
+            await session.deliver(body.messages, size=body.size)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
-        except SessionOverloaded:
-            await respond_unavailable(
-                send, "the session's stream is full: read it before sending more", 1
-            )
+        except SessionOverloaded as exc:
+            await respond_unavailable(send, str(exc), 1)
             return
         # No body: the replies travel on the stream, and an empty body spares the server
         # one socket send per POST (hypercorn writes each body chunk on its own).

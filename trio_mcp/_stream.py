@@ -20,6 +20,7 @@ from typing import Protocol
 
 import trio
 
+from ._budget import ByteBudget
 from ._eventlog import Event, EventLog, InMemoryEventLog
 from ._jsonrpc import RequestId
 
@@ -46,6 +47,7 @@ def new_stream_key() -> str:
 class OutboundStream:
     # One per idle session at least, held for hours: no instance dict.
     __slots__ = (
+        "_budget",
         "_changed",
         "_max_bytes",
         "_max_events",
@@ -71,9 +73,12 @@ class OutboundStream:
         max_bytes: int,
         drop_when_full: bool = False,
         log: EventLog | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.key = new_stream_key()
         self.log: EventLog = log if log is not None else InMemoryEventLog()
+        # The session's: the log's bytes, and those of emitters waiting for room.
+        self._budget = budget
         self._max_events = max_events
         self._max_bytes = max_bytes
         # A stream nobody may ever read (a standalone stream never opened) drops its
@@ -128,15 +133,20 @@ class OutboundStream:
             if self._has_room():
                 break
             if self.drop_when_full:
-                self.log.drop_oldest()
+                self._drop_oldest()
                 continue
             self.blocked += 1
+            # What waits here is held for the client as surely as what is in the log.
+            if self._budget is not None:
+                self._budget.take(len(data))
             try:
                 if on_wait is not None:
                     on_wait()
                 await self._changed.park()
             finally:
                 self.blocked -= 1
+                if self._budget is not None:
+                    self._budget.give(len(data))
         self._push(data, response)
 
     def append_nowait(self, data: str, *, response: bool = False) -> bool:
@@ -149,7 +159,7 @@ class OutboundStream:
             raise trio.ClosedResourceError("the stream's session ended")
         self._trim()
         while self.drop_when_full and not self._has_room():
-            self.log.drop_oldest()
+            self._drop_oldest()
         events, size = self.log.size
         if events >= 2 * self._max_events or size >= 2 * self._max_bytes:
             return False
@@ -175,6 +185,8 @@ class OutboundStream:
 
     def _push(self, data: str, response: bool) -> None:
         self.log.append(data)
+        if self._budget is not None:
+            self._budget.take(len(data))
         if not response:
             self.responses_only = False
         self._wake()
@@ -186,7 +198,20 @@ class OutboundStream:
             over = events >= self._max_events or size >= self._max_bytes
             if not over or events == 0 or self.log.first_seq > self.written:
                 return
-            self.log.drop_oldest()
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        before = self.log.size[1]
+        self.log.drop_oldest()
+        if self._budget is not None:
+            self._budget.give(before - self.log.size[1])
+
+    def release(self) -> None:
+        """The session no longer keeps this stream: its log stops counting against the
+        session's budget (a writer still replaying it holds it only until it is done)."""
+        if self._budget is not None:
+            self._budget.give(self.log.size[1])
+            self._budget = None
 
     def finish(self) -> None:
         """No more events will come (a request stream's last response is in)."""

@@ -155,14 +155,12 @@ class StreamableHttpTransport:
             else None
         )
         try:
-            await session.deliver(body.messages)
+            await session.deliver(body.messages, size=body.size)
         except SessionClosed:
             await respond_error(send, 404, INVALID_REQUEST, "the session ended")
             return
-        except SessionOverloaded:
-            await respond_unavailable(
-                send, "the session's stream is full: read it before sending more", 1
-            )
+        except SessionOverloaded as exc:
+            await respond_unavailable(send, str(exc), 1)
             return
         if stream is None:
             await respond(send, 202, b"")
@@ -185,6 +183,8 @@ class StreamableHttpTransport:
             # Sent outside the wait's scope: its deadline must not cut a body half sent,
             # after which the event stream below could not start.
             if responses is not None:
+                # Answered without event ids, the stream cannot be resumed: let it go.
+                session.forget_stream(stream)
                 await _answer_plainly(send, stream, responses, body.is_batch, session_header)
                 return
         await serve_stream(

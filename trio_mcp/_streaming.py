@@ -2,7 +2,8 @@
 
 :func:`serve_stream` runs in the HTTP request's own task and is the only code that
 sends bytes on that response. Beside it, in a nursery of its own, a watcher waits for
-``http.disconnect`` and cancels the nursery. The writer stops when the stream is
+``http.disconnect`` and queues the writer among the departures, which cancel the
+nursery a group at a time (:mod:`._pacing`). The writer stops when the stream is
 complete (a request stream's last reply is out), the session ends, the client leaves, or
 a newer connection takes the stream over; none of these cancels the session's handlers.
 """
@@ -19,6 +20,7 @@ from ._cutoff import connection_of, cut_off
 from ._eventstream import HEARTBEAT, encode_event
 from ._heartbeat import heartbeats, stall_watch
 from ._http import Receive, Scope, Send
+from ._pacing import departures
 from ._session import Session
 from ._stream import OutboundStream
 
@@ -88,7 +90,12 @@ async def serve_stream(
                 while (await receive())["type"] != "http.disconnect":
                     pass
                 client_left = True
-                nursery.cancel_scope.cancel()
+                # The writer is cancelled in its turn, not now: thousands of clients
+                # that leave together must not stall everyone else (see _pacing). This
+                # task waits to be cancelled with it: ending now would cost a task's
+                # exit in the very pass every other departure is in.
+                writer.depart()
+                await trio.sleep_forever()
 
             nursery.start_soon(watch_disconnect)
             try:
@@ -113,6 +120,7 @@ class _Writer:
     the stream, so that a writer that was taken over cannot unregister its successor."""
 
     __slots__ = (
+        "_departures",
         "_heartbeats",
         "_request",
         "_send",
@@ -140,6 +148,7 @@ class _Writer:
         self._request = request
         self._heartbeats = heartbeats(settings.heartbeat_interval)
         self._stalls = stall_watch(settings.stalled_client_timeout)
+        self._departures = departures()
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
         self.stalled = False
@@ -189,9 +198,14 @@ class _Writer:
     def still_sending(self) -> bool:
         return self.sending
 
+    def depart(self) -> None:
+        """The client left: this writer is cancelled in its turn among departures."""
+        self._departures.add(self)
+
     def forget(self) -> None:
         self._heartbeats.forget(self)
         self._stalls.forget(self)
+        self._departures.discard(self)
 
     def on_heartbeat_due(self) -> None:
         self.stream.beat()

@@ -4,21 +4,35 @@ Sessions outlive the HTTP request that created them (a POST addresses a session 
 stream another request holds; a session survives a dropped stream for its resume grace
 period), so their tasks cannot live in a request's nursery. They live here, in a nursery
 opened by the app's lifespan, and each ends when its session decides to or the app stops.
+
+At ``max_sessions`` a new client is refused only if no session can give way. The one idle
+longest (an HTTP+SSE session waiting out its resume grace, a Streamable HTTP session with
+no stream open and no request running) gives way, as if its grace or idle timeout had
+run out, once its client has had ``sse_retry_ms`` to reconnect: the delay the server
+itself suggested. Only this worker's own sessions can be ended here, so the supervisor,
+not the (possibly shared) store, keeps them in idle order.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from typing import Final
 
 import trio
 
 from ._config import Settings
 from ._heartbeat import heartbeats, stall_watch
+from ._pacing import departures
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
 from ._session import Session, TransportKind
 
 log = logging.getLogger("trio_mcp")
+
+#: Retry-After when the server is full and no session is idle: none is due to end, and a
+#: slot frees only when some client leaves, which cannot be foreseen; this paces retries.
+RETRY_WHEN_ALL_BUSY: Final = 5
 
 
 class NotServing(RuntimeError):
@@ -44,12 +58,17 @@ class SessionSupervisor:
         self._local: set[Session] = set()
         self._closing: str | None = None
         self._local_changed = trio.Event()
+        #: Local sessions with no sign of life, each with the time it has been idle
+        #: since; nearly oldest first (see :meth:`_give_way`).
+        self._idle: dict[Session, float] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancelling it ends every session."""
-        # The streams' timers run for the app's whole life, not from its first stream on.
+        # The streams' timers (and the departures' pacer) run for the app's whole life,
+        # not from its first stream on.
         heartbeats(self._settings.heartbeat_interval)
         stall_watch(self._settings.stalled_client_timeout)
+        departures()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -77,14 +96,58 @@ class SessionSupervisor:
         if self._closing is not None:
             raise NotServing(self._closing, retry_after=1)
         if len(self.store) >= self._settings.max_sessions:
-            raise NotServing(
-                f"the server holds {self._settings.max_sessions} sessions, as many as it may; "
-                "try again shortly",
-                retry_after=5,
-            )
-        session = Session(new_session_id(), self._server, self._settings, kind, owner)
+            wait = self._give_way()
+            if len(self.store) >= self._settings.max_sessions:
+                raise NotServing(
+                    f"the server holds {self._settings.max_sessions} sessions, as many as "
+                    "max_sessions allows, and none can give way to a new client yet",
+                    retry_after=RETRY_WHEN_ALL_BUSY if wait is None else max(1, math.ceil(wait)),
+                )
+        session = Session(
+            new_session_id(), self._server, self._settings, kind, owner, on_idle=self._note_idle
+        )
         await self._nursery.start(self._own, session)
         return session
+
+    def _note_idle(self, session: Session, since: float | None) -> None:
+        self._idle.pop(session, None)
+        if since is not None and not session.closed:
+            self._idle[session] = since  # to the end: the most recently active
+
+    def _give_way(self) -> float | None:
+        """End the local session idle longest if it may give way to a new client.
+
+        Returns 0 when one did, else the seconds until the first may (its client has
+        not yet had the reconnection delay), or None when no session is idle.
+
+        Sessions tell the supervisor whenever their idleness may have changed (see
+        ``Session.idle_since``), so the first is the one idle longest; one found in use,
+        or idle since later than it said, is dropped or moved back here, so a refusal
+        costs little however many sessions are idle.
+        """
+        now = trio.current_time()
+        patience = self._settings.sse_retry_ms / 1000
+        while self._idle:
+            session, noted = next(iter(self._idle.items()))
+            since = None if session.closed else session.idle_since()
+            if since is None:
+                del self._idle[session]  # in use again: noted anew when it falls idle
+                continue
+            if since != noted:
+                del self._idle[session]  # to the end, as the most recently active
+                self._idle[session] = since
+                continue
+            if now < since + patience:
+                return since + patience - now
+            del self._idle[session]
+            log.info(
+                "session %s gave way to a new client, idle for %.0f s",
+                session.id[:8],
+                now - since,
+            )
+            self.end(session)
+            return 0.0
+        return None
 
     async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
         self.store.add(session)
@@ -97,6 +160,7 @@ class SessionSupervisor:
             log.exception("session %s failed", session.id[:8])
         finally:
             self._local.discard(session)
+            self._idle.pop(session, None)
             self.store.remove(session.id)
             self._local_changed.set()
 

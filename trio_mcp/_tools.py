@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -218,6 +219,8 @@ class Tool:
         try:
             kwargs = self._structure(arguments)
         except ArgumentError as exc:
+            # The client's mistake, not the server's: one line in the log, no traceback.
+            log.info("tool %r: invalid arguments: %s", self.name, exc)
             return error_result(f"Invalid arguments for tool {self.name!r}: {exc}")
         if self._context_param is not None:
             kwargs[self._context_param] = context
@@ -235,6 +238,8 @@ class Tool:
         except JSONRPCError:
             raise  # a deliberate protocol error, answered as such
         except ToolError as exc:
+            # A failure the tool meant, with its own message: a line, not a traceback.
+            log.info("tool %r failed: %s", self.name, exc)
             return error_result(str(exc))
         except Exception as exc:
             # The model gets the message so it can adapt; the operator gets the traceback.
@@ -243,8 +248,10 @@ class Tool:
         try:
             return self._result(value, version)
         except (TypeError, ValueError) as exc:
-            log.exception("tool %r returned a value that cannot be sent", self.name)
-            return error_result(f"Tool {self.name!r} returned an unsupported value: {exc}")
+            # The message says all a traceback would (it would show only the encoder).
+            why = _unsendable(value, exc)
+            log.warning("tool %r returned a value that cannot be sent: %s", self.name, why)
+            return error_result(f"Tool {self.name!r} returned an unsupported value: {why}")
 
     def _structure(self, arguments: JSON) -> dict[str, Any]:
         if self._raw_arguments:
@@ -321,6 +328,34 @@ def _plain(value: Any) -> Any:
 
 def _text_of(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
+
+
+def _unsendable(value: Any, exc: TypeError | ValueError) -> str:
+    """Why a tool's value cannot be sent, in the client's terms.
+
+    Python's own messages for numbers JSON cannot carry name interpreter internals (an
+    integer past ``sys.get_int_max_str_digits()`` digits asks the reader to raise that
+    limit): those are said plainly instead. Runs only once encoding has failed."""
+    limit = sys.get_int_max_str_digits()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif attrs.has(type(item)):
+            pending.extend(attrs.astuple(item, recurse=False))
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a number JSON can carry"
+        elif isinstance(item, int) and limit and _digits(item) > limit:
+            return f"an integer of about {_digits(item)} digits; at most {limit} are sent"
+    return str(exc)
+
+
+def _digits(number: int) -> int:
+    """About how many decimal digits ``number`` has, without converting it to text."""
+    return int(abs(number).bit_length() * math.log10(2)) + 1
 
 
 def error_result(message: str) -> JSON:
