@@ -8,7 +8,13 @@ cannot: a ratio exactly at its bound is met, one just past it is missed.
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 from typing import Any
+
+# The harness is not installed with the package: find it in the checkout, after the
+# installed trio_mcp (appended, so that the checkout's copy does not shadow it).
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.report import ISSUE_12, issue_12_targets, render, targets
 
