@@ -25,17 +25,25 @@ ASYNCIO_HOSTS = ["hypercorn-asyncio", "uvicorn"]
 REQUEST_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("request_tag", default="")
 
 
-def mounted(mcp_app: trio_mcp.App) -> Any:
-    """A Starlette app serving its own route, with trio-mcp mounted under /tools."""
+def mounted(mcp_app: trio_mcp.App, *, http_middleware: bool = False) -> Any:
+    """A Starlette app serving its own route, with trio-mcp mounted under /tools; with
+    ``http_middleware``, behind a ``BaseHTTPMiddleware`` (FastAPI's
+    ``@app.middleware("http")``), whose receive and send are anyio-based wrappers."""
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 
     async def hello(request: Any) -> PlainTextResponse:
         return PlainTextResponse("hello from starlette")
 
+    async def passing(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
     return Starlette(
         routes=[Route("/hello", hello), Mount("/tools", app=mcp_app)],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=passing)] if http_middleware else [],
         lifespan=lambda _: mcp_app.lifespan(),
     )
 
@@ -54,6 +62,31 @@ async def test_mounted_in_starlette_serves_sse_under_the_prefix(host: str) -> No
             await session.initialize()
             added = await session.call_tool("add", {"a": 2, "b": 40})
     assert added.structured_content == {"result": 42}
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_mounted_behind_an_http_middleware_serves_both_transports(host: str) -> None:
+    # The middleware's send and receive are asyncio code of its own (anyio streams): they
+    # must run as asyncio tasks, not inside a guest tick.
+    from trio_mcp._demo import demo
+
+    app = mounted(demo.asgi_app(), http_middleware=True)
+    async with serving(app, host) as url:
+        with trio.fail_after(20):
+            async with (
+                sse_client(url + "/tools/sse") as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                added = await session.call_tool("add", {"a": 2, "b": 40})
+            async with (
+                streamable_http_client(url + "/tools/mcp") as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                echoed = await session.call_tool("echo", {"text": "through"})
+    assert added.structured_content == {"result": 42}
+    assert echoed.content[0].text == "through"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("host", ASYNCIO_HOSTS)

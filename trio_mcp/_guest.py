@@ -15,10 +15,13 @@ and a server that cancels the call (a client gone under some servers, shutdown u
 all) cancels the trio task and waits until it has unwound.
 
 Calling into asyncio from trio costs the most when each call needs an asyncio task and
-two hops between the loops; most ``send`` calls and many ``receive`` calls complete
-without suspending (a write into the transport's buffer, a body already read), so the
-first step of each is run in place and only one that suspends is handed to an asyncio
-task. And the asyncio side acts on trio directly, not through trio's thread-safe entry
+two hops between the loops; most of a server's own ``send`` calls and many ``receive``
+calls complete without suspending (a write into the transport's buffer, a body already
+read), so for the servers known to need no task there (uvicorn, hypercorn) the first
+step of each is run in place and only one that suspends is handed to an asyncio task.
+A middleware's wrapper always runs as a task: inside a guest tick sniffio says trio and
+there is no current asyncio task, which asyncio code of unknown shape may rely on.
+And the asyncio side acts on trio directly, not through trio's thread-safe entry
 queue: it starts a call's task with ``Nursery.start_soon`` and wakes a trio task with
 ``trio.lowlevel.reschedule``. Both are safe here because every asyncio callback runs on
 the thread that owns the trio run, between two guest ticks (never inside one), and
@@ -68,6 +71,8 @@ class GuestHost:
         self._ready: asyncio.Future[None] | None = None
         #: Resolved with the guest run's outcome when it has ended.
         self._finished: asyncio.Future[None] | None = None
+        #: A run has ended; only a new lifespan starts another.
+        self._ended = False
 
     @property
     def running(self) -> bool:
@@ -75,6 +80,10 @@ class GuestHost:
 
     async def __call__(self, scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
         """Serve one ASGI call (asyncio side) in a task of the guest run."""
+        if self._ended and scope["type"] != "lifespan":
+            # The lifespan is over (or the run failed): a late request must not start a
+            # run with no lifespan of its own, which nothing would ever stop.
+            raise RuntimeError("trio-mcp's trio side has stopped")
         await self._start()
         loop = self._loop
         assert loop is not None and self._token is not None
@@ -98,6 +107,8 @@ class GuestHost:
                     await asyncio.wait((done,))
                 except asyncio.CancelledError:
                     pass
+            if not done.cancelled() and done.exception() is not None:
+                log.error("trio-mcp: a cancelled call failed", exc_info=done.exception())
             raise
         finally:
             if scope["type"] == "lifespan":
@@ -116,6 +127,7 @@ class GuestHost:
 
     async def _start(self) -> None:
         if self._ready is None:
+            self._ended = False
             self._loop = asyncio.get_running_loop()
             self._ready = self._loop.create_future()
             self._finished = self._loop.create_future()
@@ -154,9 +166,10 @@ class GuestHost:
                     future.set_result(None)
                 else:
                     future.set_exception(RuntimeError(f"trio-mcp's trio side failed: {error!r}"))
-        # A later call (a server that runs a second lifespan) starts a fresh run.
+        # A later lifespan (a server that runs a second one) starts a fresh run.
         self._ready = self._finished = None
         self._token = None
+        self._ended = True
 
 
 class _Call:
@@ -192,16 +205,25 @@ class _Call:
             # Never into the shared nursery: one failed request must not end the others.
             # Cancelled (the server cancelled the call, or the run is ending) ends the
             # call on the asyncio side as finished.
+            cancelled = _only_cancelled(exc)
             if not self.done.done():
-                if isinstance(exc, trio.Cancelled):
+                if cancelled:
                     self.done.set_result(None)
                 else:
                     self.done.set_exception(exc)
-            if isinstance(exc, trio.Cancelled | KeyboardInterrupt | SystemExit):
+            if cancelled or isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
         else:
             if not self.done.done():
                 self.done.set_result(None)
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is trio's Cancelled, or a group of nothing else (what a handler
+    with a nursery of its own raises when the run ends)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
 
 
 def _start_guest(
@@ -263,38 +285,57 @@ def _ending_lifespan(send: AsgiSend, call: _Call) -> AsgiSend:
     return lifespan_send
 
 
+#: Servers whose own ``receive``/``send`` need no asyncio task of their own: their first
+#: step may run in place, inside a guest tick (where sniffio says trio and there is no
+#: current asyncio task). Anything else, a middleware's wrapper above all (Starlette's
+#: uses anyio, which would take itself for trio there), always runs as an asyncio task.
+_IN_PLACE_MODULES = ("uvicorn.", "hypercorn.")
+
+
+def _in_place(callable_: Callable[..., Any]) -> bool:
+    return str(getattr(callable_, "__module__", "")).startswith(_IN_PLACE_MODULES)
+
+
 def _trio_receive(receive: AsgiReceive) -> AsgiReceive:
+    in_place = _in_place(receive)
+
     async def trio_receive() -> Message:
-        message: Message = await call_asyncio(receive())
+        message: Message = await call_asyncio(receive(), in_place=in_place)
         return message
 
     return trio_receive
 
 
 def _trio_send(send: AsgiSend) -> AsgiSend:
+    in_place = _in_place(send)
+
     async def trio_send(message: Message) -> None:
-        await call_asyncio(send(message))
+        await call_asyncio(send(message), in_place=in_place)
 
     return trio_send
 
 
-async def call_asyncio(coroutine: Awaitable[Any]) -> Any:
+async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> Any:
     """Await an asyncio coroutine from a trio task of the guest run.
 
-    Its first step runs here and now: when it completes without suspending (the common
-    case for an ASGI ``send``), that is all. Otherwise the rest runs as an asyncio task
-    and this trio task sleeps until it is done. Cancelling the trio task cancels the
+    With ``in_place``, its first step runs here and now: when it completes without
+    suspending (the common case for a server's ASGI ``send``), that is all. Otherwise
+    (and always without ``in_place``) it runs as an asyncio task and this trio task
+    sleeps until it is done. Cancelling the trio task cancels the
     asyncio task and waits until it has unwound, then raises :class:`trio.Cancelled`.
     """
     assert isinstance(coroutine, Coroutine)
-    try:
-        suspended_on = coroutine.send(None)
-    except StopIteration as stop:
-        # Complete without suspending; still a checkpoint, as every trio call must be
-        # able to be: the caller may loop on sends that never suspend.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        return stop.value
-    task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
+    if in_place:
+        try:
+            suspended_on = coroutine.send(None)
+        except StopIteration as stop:
+            # Complete without suspending; still a checkpoint, as every trio call must
+            # be able to be: the caller may loop on sends that never suspend.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return stop.value
+        task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
+    else:
+        task = asyncio.get_running_loop().create_task(coroutine)
     trio_task = trio.lowlevel.current_task()
     aborted = False
 

@@ -37,18 +37,23 @@ async def drain_on_signals(drain: Callable[[], Awaitable[None]]) -> None:
 
     def chain(previous: Callable[[int, FrameType | None], Any]) -> Callable[..., None]:
         def handler(signum: int, frame: FrameType | None) -> None:
-            if not received:
-                received.append(signum)
-                # Thread- and signal-safe: the rest happens in trio.
-                token.run_sync_soon(signalled.set)
-            previous(signum, frame)
+            try:
+                if not received:
+                    received.append(signum)
+                    # Thread- and signal-safe: the rest happens in trio.
+                    token.run_sync_soon(signalled.set)
+            except trio.RunFinishedError:
+                pass  # outlived the run (another handler chained on top of ours)
+            finally:
+                previous(signum, frame)
 
         return handler
 
     try:
         for signum in SHUTDOWN_SIGNALS:
             previous = signal.getsignal(signum)
-            if callable(previous):
+            # Python's own SIGINT handler (KeyboardInterrupt) is a default, not a server's.
+            if callable(previous) and previous is not signal.default_int_handler:
                 ours = chain(previous)
                 try:
                     signal.signal(signum, ours)
