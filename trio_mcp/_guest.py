@@ -74,10 +74,6 @@ class GuestHost:
         #: A run has ended; only a new lifespan starts another.
         self._ended = False
 
-    @property
-    def running(self) -> bool:
-        return self._nursery is not None
-
     async def __call__(self, scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
         """Serve one ASGI call (asyncio side) in a task of the guest run."""
         if self._ended and scope["type"] != "lifespan":
