@@ -141,9 +141,14 @@ async def test_when_even_a_refusal_has_no_room_the_post_gets_503_with_the_overlo
             assert body["error"]["code"] == trio_mcp.SERVER_BUSY
 
 
-async def test_a_session_that_ends_lets_go_of_all_it_held(serve_app: Any) -> None:
+async def test_a_session_that_ends_lets_go_of_all_it_held() -> None:
+    # Under hypercorn's trio worker only, in the test's own run: the bound is on the
+    # process's RSS, and an asyncio host in a thread of this process adds its own
+    # transports' buffers and allocator state to it (2.4 MiB over, once in three runs).
+    from hosts import serving
+
     app = demo_app(max_session_bytes=2 * MiB, replay_bytes=64 * 1024, resume_grace=0)
-    async with serve_app(app) as url, httpx.AsyncClient(timeout=30) as http:
+    async with serving(app) as url, httpx.AsyncClient(timeout=30) as http:
         before = rss()
         session, stream, _ = await stop_reading_and_ask(app, url, http, 100, 512 * 1024)
         assert session.budget.held > 2 * MiB  # it held something
