@@ -5,6 +5,7 @@ The public API is what this module exports; everything in ``trio_mcp._*`` is pri
 
 from ._app import App
 from ._auth import BearerAuth
+from ._caching import CacheHint
 from ._config import Settings
 from ._content import (
     Annotations,
@@ -17,6 +18,7 @@ from ._content import (
     TextResourceContents,
 )
 from ._context import ClientError, Context, MissingCapability
+from ._input import InputRequired
 from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -51,12 +53,14 @@ __all__ = [
     "AudioContent",
     "BearerAuth",
     "BlobResourceContents",
+    "CacheHint",
     "ClientError",
     "Context",
     "EmbeddedResource",
     "Icon",
     "ImageContent",
     "InMemorySessionStore",
+    "InputRequired",
     "JSONRPCError",
     "MissingCapability",
     "Prompt",
