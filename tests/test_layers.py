@@ -43,6 +43,7 @@ FORBIDDEN = {
             "_eventlog",
             "_schema",
             "_converter",
+            "_sealing",
         ],
         TRANSPORTS | SESSIONS | {"trio"},
     ),
