@@ -1,5 +1,5 @@
 """Sealed requestState (trio_mcp/_sealing.py): what opens, what is refused and with
-which words, key rotation, and the digest of a request's arguments.
+which words, key rotation, the arguments' digest, and the Settings that configure it.
 Pure functions of their inputs and of ``now``, so no server and no clock are needed."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trio_mcp
 from trio_mcp import _sealing
 from trio_mcp._sealing import (
     MAX_TOKEN_CHARS,
@@ -282,6 +283,13 @@ def test_a_ttl_that_is_not_a_positive_finite_number_is_refused(ttl: float) -> No
         StateSealer([OLD_KEY], audience="travel", ttl=ttl)
 
 
+def test_generate_state_key_makes_a_new_usable_key_each_time() -> None:
+    first, second = trio_mcp.generate_state_key(), trio_mcp.generate_state_key()
+    assert first != second
+    token = StateSealer([second], audience="a", ttl=1).seal(1, BINDING, now=NOW)
+    assert StateSealer([first, second], audience="a", ttl=1).open(token, BINDING, now=NOW) == 1
+
+
 # -- the arguments' digest ----------------------------------------------------------------
 
 
@@ -341,3 +349,52 @@ json_values = st.recursive(
 def test_the_deep_fallback_writes_what_json_writes(value: Any) -> None:
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert "".join(_iter_canonical_json(value)) == canonical
+
+
+# -- Settings -----------------------------------------------------------------------------
+
+
+def test_settings_read_state_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIO_MCP_STATE_KEYS", f"{NEW_KEY}, {OLD_KEY}")
+    assert trio_mcp.Settings().state_keys == (NEW_KEY, OLD_KEY)
+
+
+def test_settings_without_the_environment_have_no_state_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRIO_MCP_STATE_KEYS", raising=False)
+    assert trio_mcp.Settings().state_keys == ()
+
+
+def test_settings_take_state_keys_as_a_list_or_one_comma_separated_str(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIO_MCP_STATE_KEYS", "ignored when state_keys is given")
+    assert trio_mcp.Settings(state_keys=[NEW_KEY, OLD_KEY]).state_keys == (NEW_KEY, OLD_KEY)
+    assert trio_mcp.Settings(state_keys=f"{NEW_KEY},{OLD_KEY},").state_keys == (NEW_KEY, OLD_KEY)
+
+
+def test_settings_refuse_an_invalid_state_key_by_its_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIO_MCP_STATE_KEYS", f"{OLD_KEY},typo-secret")
+    with pytest.raises(ValueError, match=r"TRIO_MCP_STATE_KEYS.*state key 1 ") as caught:
+        trio_mcp.Settings()
+    assert "typo-secret" not in str(caught.value)
+
+
+def test_settings_repr_hides_the_state_keys() -> None:
+    settings = trio_mcp.Settings(state_keys=[OLD_KEY, NEW_KEY])
+    assert OLD_KEY not in repr(settings)
+    assert "state_keys=<2 keys>" in repr(settings)
+
+
+def test_settings_default_state_ttl_and_audience() -> None:
+    settings = trio_mcp.Settings(state_keys=())
+    assert (settings.state_ttl, settings.state_audience) == (600.0, None)
+
+
+@pytest.mark.parametrize("ttl", [0, -5.0, math.inf, math.nan])
+def test_settings_refuse_a_state_ttl_that_is_not_positive_and_finite(ttl: float) -> None:
+    with pytest.raises(ValueError, match="state_ttl"):
+        trio_mcp.Settings(state_ttl=ttl)
