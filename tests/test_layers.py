@@ -55,6 +55,7 @@ FORBIDDEN = {
             "_converter",
             "_caching",
             "_stateless",
+            "_sealing",
         ],
         TRANSPORTS | SESSIONS | {"trio"},
     ),

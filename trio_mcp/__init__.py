@@ -34,6 +34,7 @@ from ._registry import InMemorySessionStore, SessionStore
 from ._resources import Resource, ResourceTemplate
 from ._run import run
 from ._run_stdio import run_stdio
+from ._sealing import generate_key as generate_state_key
 from ._server import Server
 from ._tools import Icon, Tool, ToolAnnotations, ToolError
 
@@ -77,6 +78,7 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "ToolError",
+    "generate_state_key",
     "run",
     "run_stdio",
 ]
