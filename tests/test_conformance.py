@@ -104,3 +104,33 @@ async def test_the_active_suite_passes_whole(conformance: list[str], everything_
     output = await run_suite(conformance, everything_url)
     assert failures(output) == [], output[-6000:]
     assert len(summary(output)) >= 30
+
+
+# -- MCP 2026-07-28: the stateless wire on the same endpoint, the tasks extension included --
+
+
+async def test_every_2026_07_28_scenario_passes_scored_or_not(
+    conformance: list[str], everything_url: str
+) -> None:
+    output = await run_suite(conformance, everything_url, "--requirements", "2026-07-28")
+    # Unscored scenarios (the tasks extension, pending ones) print in the SUMMARY too.
+    assert failures(output) == [], output[-6000:]
+    assert len(summary(output)) >= 50
+
+
+async def test_the_whole_suite_passes(conformance: list[str], everything_url: str) -> None:
+    output = await run_suite(conformance, everything_url, "--suite", "all")
+    assert failures(output) == [], output[-6000:]
+    assert len(summary(output)) >= 65
+
+
+async def test_the_pending_suite_passes(conformance: list[str], everything_url: str) -> None:
+    output = await run_suite(conformance, everything_url, "--suite", "pending")
+    assert failures(output) == [], output[-6000:]
+    assert len(summary(output)) >= 17
+
+
+async def test_the_draft_suite_passes(conformance: list[str], everything_url: str) -> None:
+    output = await run_suite(conformance, everything_url, "--suite", "draft")
+    assert failures(output) == [], output[-6000:]
+    assert len(summary(output)) >= 19
