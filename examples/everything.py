@@ -533,6 +533,79 @@ async def test_prompt_with_image() -> list[PromptMessage]:
     ]
 
 
+# -- the tasks extension (io.modelcontextprotocol/tasks) ------------------------------------
+
+
+@server.tool()
+async def greet(name: str) -> str:
+    """Greets someone by name (never a task)."""
+    return f"Hello, {name}!"
+
+
+@server.tool(task="optional")
+async def slow_compute(seconds: float, label: str = "") -> str:
+    """Waits the given seconds, then reports: a task for a client that can have one."""
+    await trio.sleep(seconds)
+    return f"Computed {label or 'result'} after {seconds:g} s"
+
+
+@server.tool(task="required")
+async def failing_job() -> str:
+    """Runs briefly as a task, then fails as a tool (an isError result)."""
+    await trio.sleep(0.5)
+    raise trio_mcp.ToolError("the job failed: the input could not be processed")
+
+
+@server.tool(task="required")
+async def protocol_error_job() -> str:
+    """Runs as a task and ends with a JSON-RPC error (the task fails)."""
+    await trio.sleep(0.1)
+    raise trio_mcp.JSONRPCError(trio_mcp.INTERNAL_ERROR, "the job hit an internal error")
+
+
+CONFIRM_SCHEMA = {
+    "type": "object",
+    "properties": {"confirm": {"type": "boolean"}},
+    "required": ["confirm"],
+}
+
+
+@server.tool(task="required")
+async def confirm_delete(filename: str, ctx: Context) -> str:
+    """Asks the user to confirm, while running as a task, before deleting a file."""
+    answer = await ctx.elicit(f"Delete {filename}?", CONFIRM_SCHEMA)
+    confirmed = answer.get("action") == "accept" and (answer.get("content") or {}).get("confirm")
+    return f"Deleted {filename}" if confirmed else f"Kept {filename}"
+
+
+@server.tool(task="required")
+async def multi_input(ctx: Context) -> str:
+    """Asks two questions at once while running as a task."""
+    answers: dict[str, Any] = {}
+
+    async def ask(what: str, schema: dict[str, Any]) -> None:
+        answers[what] = await ctx.elicit(f"Please give your {what}.", schema)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "name", NAME_SCHEMA)
+        nursery.start_soon(ask, "confirmation", CONFIRM_SCHEMA)
+    return "Received " + ", ".join(
+        f"{what}: {(answer.get('content') or {})}" for what, answer in sorted(answers.items())
+    )
+
+
+async def _ask_user_name(arguments: dict[str, Any], ctx: Context) -> str:
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    return str((answer.get("content") or {}).get("name", "stranger"))
+
+
+@server.tool(task="required", before_task=_ask_user_name)
+async def test_tool_with_task(ctx: Context) -> str:
+    """Asks the user's name first (multi round-trip), then greets them as a task."""
+    await trio.sleep(0.1)
+    return f"Hello, {ctx.prepared}, from a task!"
+
+
 app = server.asgi_app()
 
 

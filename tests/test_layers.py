@@ -35,6 +35,7 @@ SESSIONS = {
     "_heartbeat",
     "_pacing",
     "_stateless_call",
+    "_task_runner",
 }
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO
@@ -56,6 +57,8 @@ FORBIDDEN = {
             "_caching",
             "_stateless",
             "_sealing",
+            "_tasks",
+            "_task_store",
         ],
         TRANSPORTS | SESSIONS | {"trio"},
     ),

@@ -36,6 +36,8 @@ from ._run import run
 from ._run_stdio import run_stdio
 from ._sealing import generate_key as generate_state_key
 from ._server import Server
+from ._task_store import InMemoryTaskStore, TaskStore
+from ._tasks import TASKS_EXTENSION, TaskMode, TaskRecord
 from ._tools import Icon, Tool, ToolAnnotations, ToolError
 
 __version__ = "0.1.0"
@@ -49,6 +51,7 @@ __all__ = [
     "PARSE_ERROR",
     "SERVER_BUSY",
     "SUPPORTED_VERSIONS",
+    "TASKS_EXTENSION",
     "Annotations",
     "App",
     "AudioContent",
@@ -61,6 +64,7 @@ __all__ = [
     "Icon",
     "ImageContent",
     "InMemorySessionStore",
+    "InMemoryTaskStore",
     "InputRequired",
     "JSONRPCError",
     "MissingCapability",
@@ -73,6 +77,9 @@ __all__ = [
     "Server",
     "SessionStore",
     "Settings",
+    "TaskMode",
+    "TaskRecord",
+    "TaskStore",
     "TextContent",
     "TextResourceContents",
     "Tool",

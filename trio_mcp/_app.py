@@ -48,6 +48,8 @@ from ._stateless_call import StatelessService
 from ._stateless_http import StatelessHttpTransport
 from ._streamable import StreamableHttpTransport
 from ._supervisor import SessionSupervisor
+from ._task_runner import TaskRunner
+from ._task_store import TaskStore
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -69,9 +71,11 @@ class App(QuartTrio):
         settings: Settings | None = None,
         *,
         store: SessionStore | None = None,
+        task_store: TaskStore | None = None,
     ) -> None:
         """``store`` is where live sessions are registered (in memory by default); a
-        shared store is the seam for sessions that span worker processes."""
+        shared store is the seam for sessions that span worker processes.
+        ``task_store`` keeps the records of tasks (in memory by default)."""
         super().__init__(server.identity.name)
         #: Set on the first call from an asyncio server: trio then runs as its guest.
         self._guest: GuestHost | None = None
@@ -80,9 +84,17 @@ class App(QuartTrio):
         self.supervisor = SessionSupervisor(server, self.settings, store)
         sse = SseTransport(self.supervisor, self.settings)
         #: Open ``subscriptions/listen`` streams, ended cleanly at shutdown.
-        self.listeners = ListenStreams(server, self.settings)
+        #: Runs the calls that become tasks, in the lifespan's nursery.
+        self.tasks = TaskRunner(
+            server,
+            task_store,
+            ttl=self.settings.task_ttl,
+            poll_interval=self.settings.task_poll_interval,
+        )
+        self.listeners = ListenStreams(server, self.settings, self.tasks)
         stateless = StatelessHttpTransport(
-            StatelessService(server, _sealer(server, self.settings)), self.listeners.listen
+            StatelessService(server, _sealer(server, self.settings), self.tasks),
+            self.listeners.listen,
         )
         streamable = StreamableHttpTransport(self.supervisor, self.settings, stateless)
         #: path -> HTTP method -> handler, for the MCP endpoints only.
@@ -114,6 +126,7 @@ class App(QuartTrio):
     async def _start_supervisor(self) -> None:
         # QuartTrio's lifespan nursery lives exactly as long as the app is served.
         await self.nursery.start(self.supervisor.run)
+        await self.nursery.start(self.tasks.run)
 
     async def _tune_collector(self) -> None:
         # Registered only when the setting asks for it; once everything above is built.
@@ -122,6 +135,7 @@ class App(QuartTrio):
 
     async def _stop_supervisor(self) -> None:
         self.listeners.end_all()
+        self.tasks.close()
         self.supervisor.close()
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:

@@ -166,6 +166,12 @@ class Settings:
         state_audience: who a sealed ``requestState`` is for; None means the server's
             name. Two deployments of the same server that share keys but should not
             accept each other's state (staging and production) set different ones.
+        task_ttl: seconds a task (the ``io.modelcontextprotocol/tasks`` extension) is
+            kept after its last update, sent as its ``ttlMs``; then it is deleted, and
+            cancelled first if it still runs. None keeps tasks until the app stops.
+            One timer serves every task, whatever their number.
+        task_poll_interval: seconds a client is asked to wait between ``tasks/get``
+            polls (a task's ``pollIntervalMs``).
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
@@ -198,3 +204,5 @@ class Settings:
     )
     state_ttl: float = attrs.field(default=600.0, validator=_positive_finite)
     state_audience: str | None = None
+    task_ttl: float | None = attrs.field(default=3600.0, validator=_positive_or_none)
+    task_poll_interval: float = attrs.field(default=1.0, validator=_positive_finite)

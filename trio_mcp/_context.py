@@ -93,6 +93,8 @@ class Context:
             raising :class:`~trio_mcp.InputRequired`, by key (empty in the first round).
         request_state: the ``state`` the handler put in its last
             :class:`~trio_mcp.InputRequired`, or None.
+        prepared: what the tool's ``before_task`` returned (see
+            :meth:`~trio_mcp.Server.tool`), or None for a tool without one.
     """
 
     def __init__(self, port: SessionPort, request_id: RequestId | None, meta: JSON | None) -> None:
@@ -101,6 +103,10 @@ class Context:
         self.meta: JSON = meta or {}
         self.input_responses: dict[str, Any] = {}
         self.request_state: Any = None
+        self.prepared: Any = None
+        #: Whether ``before_task`` already ran for this call (on the request, when the
+        #: call became a task): the handler then must not run it again.
+        self.prepared_ready = False
 
     @property
     def session(self) -> SessionPort:

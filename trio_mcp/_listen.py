@@ -18,15 +18,27 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Final
 
-from ._jsonrpc import JSON, Request, RequestId, dumps, notification_message, result_message
+from ._auth import PRINCIPAL_KEY
+from ._http import respond_json
+from ._jsonrpc import (
+    JSON,
+    Request,
+    RequestId,
+    dumps,
+    error_message,
+    notification_message,
+    result_message,
+)
 from ._stateless import SUBSCRIPTION_ID_KEY, RequestMeta, complete
 from ._stream import OutboundStream
 from ._streaming import serve_stream
+from ._tasks import declares_tasks, missing_extension
 
 if TYPE_CHECKING:
     from ._config import Settings
     from ._http import Receive, Scope, Send
     from ._server import Server
+    from ._task_runner import TaskRunner
 
 #: Filter field -> (the server's list it follows, the notification it brings).
 LIST_FILTERS: Final = {
@@ -42,15 +54,23 @@ MAX_EVENTS: Final = 32
 class _Listener:
     """One open ``subscriptions/listen`` response."""
 
-    __slots__ = ("_lists", "_request_id", "_uris", "id", "stream")
+    __slots__ = ("_lists", "_principal", "_request_id", "_task_ids", "_uris", "id", "stream")
 
     def __init__(
-        self, request_id: RequestId, lists: frozenset[str], uris: frozenset[str], max_bytes: int
+        self,
+        request_id: RequestId,
+        lists: frozenset[str],
+        uris: frozenset[str],
+        max_bytes: int,
+        task_ids: frozenset[str] = frozenset(),
+        principal: str | None = None,
     ) -> None:
         self.id = secrets.token_hex(4)
         self._request_id = request_id
         self._lists = lists
         self._uris = uris
+        self._task_ids = task_ids
+        self._principal = principal
         self.stream = OutboundStream(
             max_events=MAX_EVENTS, max_bytes=max_bytes, drop_when_full=True
         )
@@ -69,6 +89,12 @@ class _Listener:
         elif event == "resource_updated" and detail in self._uris:
             self.send("notifications/resources/updated", {"uri": detail})
 
+    def on_task(self, principal: str | None, task: JSON) -> None:
+        """A task changed: ``notifications/tasks`` with its ``DetailedTask``, if this
+        listener named it and belongs to the task's owner."""
+        if task["taskId"] in self._task_ids and principal == self._principal:
+            self.send("notifications/tasks", dict(task))
+
     def end(self, result: JSON) -> None:
         """End the stream with the request's result (a graceful end, e.g. shutdown)."""
         if self.stream.complete:
@@ -78,9 +104,10 @@ class _Listener:
         self.stream.finish()
 
 
-def honoured_filter(server: Server, requested: object) -> JSON:
+def honoured_filter(server: Server, requested: object, tasks: bool = False) -> JSON:
     """The part of the client's filter this server can honour (the spec: unsupported
-    kinds are left out of the acknowledgment)."""
+    kinds are left out of the acknowledgment). ``tasks``: whether ``taskIds`` (the
+    tasks extension's status notifications) can be honoured."""
     if not isinstance(requested, dict):
         return {}
     offered = server.change_kinds()
@@ -91,15 +118,19 @@ def honoured_filter(server: Server, requested: object) -> JSON:
     uris = requested.get("resourceSubscriptions")
     if "resources" in offered and isinstance(uris, list):
         honoured["resourceSubscriptions"] = [uri for uri in uris if isinstance(uri, str)]
+    task_ids = requested.get("taskIds")
+    if tasks and isinstance(task_ids, list):
+        honoured["taskIds"] = [task_id for task_id in task_ids if isinstance(task_id, str)]
     return honoured
 
 
 class ListenStreams:
     """Every open listener of one app: so that a shutdown can end them all cleanly."""
 
-    def __init__(self, server: Server, settings: Settings) -> None:
+    def __init__(self, server: Server, settings: Settings, tasks: TaskRunner | None = None) -> None:
         self._server = server
         self._settings = settings
+        self._tasks = tasks
         self._open: set[_Listener] = set()
         self._closing = False
 
@@ -107,14 +138,31 @@ class ListenStreams:
         self, scope: Scope, receive: Receive, send: Send, request: Request, meta: RequestMeta
     ) -> None:
         params = request.params or {}
-        honoured = honoured_filter(self._server, params.get("notifications"))
+        requested = params.get("notifications")
+        tasks = self._tasks
+        if isinstance(requested, dict) and "taskIds" in requested and tasks is not None:
+            if not declares_tasks(meta.client_capabilities):
+                refusal = missing_extension("a subscription to task status notifications")
+                await respond_json(send, 400, error_message(request.id, refusal))
+                return
+        honoured = honoured_filter(self._server, requested, tasks is not None)
         lists = frozenset(LIST_FILTERS[field][0] for field in honoured if field in LIST_FILTERS)
         uris = frozenset(honoured.get("resourceSubscriptions", ()))
-        listener = _Listener(request.id, lists, uris, self._settings.replay_bytes)
+        principal = scope.get(PRINCIPAL_KEY)
+        listener = _Listener(
+            request.id,
+            lists,
+            uris,
+            self._settings.replay_bytes,
+            frozenset(honoured.get("taskIds", ())),
+            None if principal is None else str(principal),
+        )
         listener.send("notifications/subscriptions/acknowledged", {"notifications": honoured})
         if self._closing:
             listener.end(complete({}, self._server.identity))
         self._server.subscribe_changes(listener.on_change)
+        if tasks is not None:
+            tasks.watch(listener.on_task)
         self._open.add(listener)
         try:
             await serve_stream(
@@ -130,6 +178,8 @@ class ListenStreams:
         finally:
             self._open.discard(listener)
             self._server.unsubscribe_changes(listener.on_change)
+            if tasks is not None:
+                tasks.unwatch(listener.on_task)
             listener.stream.close()
 
     def end_all(self) -> None:

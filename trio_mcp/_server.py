@@ -20,13 +20,15 @@ from ._jsonrpc import INVALID_PARAMS, JSON, METHOD_NOT_FOUND, JSONRPCError, Noti
 from ._prompts import Prompt, PromptFunction
 from ._protocol import ServerIdentity, version_at_least
 from ._resources import Reader, Resource, ResourceTemplate
-from ._tools import Icon, Tool, ToolAnnotations, ToolFunction
+from ._tasks import TaskMode
+from ._tools import BeforeTask, Icon, Tool, ToolAnnotations, ToolFunction
 from ._uritemplate import UriTemplate
 
 if TYPE_CHECKING:
     from ._app import App
     from ._config import Settings
     from ._registry import SessionStore
+    from ._task_store import TaskStore
 
 F = TypeVar("F", bound=ToolFunction)
 R = TypeVar("R", bound=Reader)
@@ -122,6 +124,8 @@ class Server:
         structured_output: bool | None = None,
         input_schema: JSON | None = None,
         timeout: float | None = None,
+        task: TaskMode = "never",
+        before_task: BeforeTask | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def`` function as a tool; its hints become its schema.
 
@@ -129,6 +133,25 @@ class Server:
         then receives the arguments as they came (declare ``**arguments``), unchecked.
         ``timeout`` (seconds, ``math.inf`` for none) overrides the server's
         ``tool_timeout`` for this tool.
+
+        ``task`` says whether a call may become a task (the ``io.modelcontextprotocol/
+        tasks`` extension, MCP 2026-07-28): ``"never"`` (the default) runs every call
+        on its request; ``"optional"`` answers a client that declared the extension
+        on the request with a task at once, and runs the call inline for one that did
+        not; ``"required"`` does the former and refuses the latter with -32021. A task
+        runs the same coroutine in the app's task nursery, past the end of its request:
+        ``ctx.elicit`` and the other asks park it in ``input_required`` until the
+        client's ``tasks/update`` answers, then it resumes where it waited;
+        ``tasks/cancel`` cancels it like any trio task. Its progress and log
+        notifications are dropped (the spec supports neither on tasks).
+
+        ``before_task`` is ``async def before(arguments: dict, ctx) -> Any``, run on
+        the request before the call becomes a task: what it asks with ``ctx`` is asked
+        by multi round-trip (``input_required`` and retry, SEP-2322), so the task is
+        created only once it has its answers. Its return value reaches the tool as
+        ``ctx.prepared``. It runs for inline calls too, so the tool sees the same
+        ``ctx.prepared`` either way; raising :class:`~trio_mcp.ToolError` ends the
+        call with that ``isError`` result before any task exists.
         """
 
         def register(fn: F) -> F:
@@ -143,6 +166,8 @@ class Server:
                 structured_output=structured_output,
                 input_schema=input_schema,
                 timeout=timeout,
+                task=task,
+                before_task=before_task,
             )
             return fn
 
@@ -391,12 +416,16 @@ class Server:
         return offered.get(feature, True)
 
     def asgi_app(
-        self, settings: Settings | None = None, *, store: SessionStore | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        store: SessionStore | None = None,
+        task_store: TaskStore | None = None,
     ) -> App:
         """The ASGI app serving this server; run it with ``hypercorn -k trio``."""
         from ._app import App  # the app is the layer above; imported only when asked for
 
-        return App(self, settings, store=store)
+        return App(self, settings, store=store, task_store=task_store)
 
     # -- methods ------------------------------------------------------------------------
 
@@ -414,10 +443,36 @@ class Server:
             arguments = {}
         if not isinstance(arguments, dict):
             raise _params_error("tools/call 'arguments' must be an object")
-        tool = self._tools.get(name)
+        tool = self._tool_of(params)
+        failed = await tool.prepare(arguments, context)
+        if failed is not None:
+            return failed
+        return await tool.call(arguments, context, default_timeout=self.tool_timeout)
+
+    def _tool_of(self, params: JSON) -> Tool:
+        name = params.get("name")
+        tool = self._tools.get(name) if isinstance(name, str) else None
         if tool is None:
             raise _params_error(f"Unknown tool: {name}", {"name": name})
-        return await tool.call(arguments, context, default_timeout=self.tool_timeout)
+        return tool
+
+    def task_mode(self, params: JSON) -> TaskMode:
+        """How the ``tools/call`` with ``params`` may run as a task (``never`` for a
+        tool that does not exist: the call then fails as usual)."""
+        name = params.get("name")
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return "never" if tool is None else tool.task
+
+    def has_task_tools(self) -> bool:
+        return any(tool.task != "never" for tool in self._tools.values())
+
+    async def prepare_task(self, params: JSON, context: Context) -> JSON | None:
+        """Run the tool's ``before_task`` on the request, before the call becomes a
+        task: None, or the ``isError`` result that ends the call instead."""
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise _params_error("tools/call 'arguments' must be an object")
+        return await self._tool_of(params).prepare(arguments, context)
 
     async def _list_resources(self, params: JSON, context: Context) -> JSON:
         version = context.protocol_version

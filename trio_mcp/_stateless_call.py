@@ -43,11 +43,13 @@ from ._stateless import (
     method_not_found,
     read_meta,
 )
+from ._tasks import TASK_METHODS, TASKS_EXTENSION, declares_tasks, missing_extension
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._server import Server
+    from ._task_runner import TaskRunner
 
 log = logging.getLogger("trio_mcp")
 
@@ -120,9 +122,14 @@ class CallPort:
 class StatelessService:
     """Admits and answers stateless requests for one :class:`~trio_mcp.Server`."""
 
-    def __init__(self, server: Server, sealer: StateSealer) -> None:
+    def __init__(
+        self, server: Server, sealer: StateSealer, tasks: TaskRunner | None = None
+    ) -> None:
+        """``tasks`` runs the calls that become tasks and serves ``tasks/*``; without
+        it the extension is neither advertised nor served."""
         self._server = server
         self._sealer = sealer
+        self._tasks = tasks
 
     def admit(self, request: Request, headers: Mapping[str, str]) -> RequestMeta:
         """The request's ``_meta`` once it may be served, else a
@@ -134,6 +141,7 @@ class StatelessService:
             method == "server/discover"
             or method in TRANSPORT_METHODS
             or self._server.serves(method)
+            or (method in TASK_METHODS and self._tasks is not None)
         ):
             raise method_not_found(method)
         return meta
@@ -165,10 +173,22 @@ class StatelessService:
         server = self._server
         method = request.method
         if method == "server/discover":
-            return discover_result(
-                server.identity, server.capabilities(meta.protocol_version), server.discover_cache
-            )
+            capabilities = server.capabilities(meta.protocol_version)
+            if self._tasks is not None and server.has_task_tools():
+                capabilities["extensions"] = {TASKS_EXTENSION: {}}
+            return discover_result(server.identity, capabilities, server.discover_cache)
         params = request.params or {}
+        if method in TASK_METHODS and self._tasks is not None:
+            if not declares_tasks(meta.client_capabilities):
+                raise missing_extension(method)
+            return complete(await self._tasks.serve(method, params, principal), server.identity)
+        as_task = False
+        if method == "tools/call":
+            mode = server.task_mode(params)
+            declared = self._tasks is not None and declares_tasks(meta.client_capabilities)
+            if mode == "required" and not declared:
+                raise missing_extension(f"tool {params.get('name')!r}")
+            as_task = mode != "never" and declared
         if method not in ASKING_METHODS:
             context = Context(CallPort(meta, emit, Answers({})), request.id, meta.raw)
             result = await server.dispatch(request, context)
@@ -179,10 +199,33 @@ class StatelessService:
         context.input_responses = answers.given
         context.request_state = state
         try:
+            if as_task:
+                return await self._start_task(request, meta, principal, context)
             result = await server.dispatch(request, context)
         except InputRequired as need:
             return self._input_required(need, answers, meta, binding)
         return complete(result, server.identity, server.cache_hint(method, params))
+
+    async def _start_task(
+        self, request: Request, meta: RequestMeta, principal: str | None, context: Context
+    ) -> JSON:
+        """Gather on the request what the tool's ``before_task`` asks (multi round-trip:
+        this raises :class:`InputRequired`), then create the task and answer with it."""
+        assert self._tasks is not None
+        params = request.params or {}
+        failed = await self._server.prepare_task(params, context)
+        if failed is not None:
+            return complete(failed, self._server.identity)
+        created = await self._tasks.start(
+            request,
+            protocol_version=meta.protocol_version,
+            capabilities=meta.client_capabilities,
+            meta=meta.raw,
+            principal=principal,
+            prepared=context.prepared,
+            prepared_ready=context.prepared_ready,
+        )
+        return complete(created, self._server.identity)
 
     def _unseal(self, params: JSON, binding: Binding) -> tuple[Answers, Any]:
         """Earlier rounds' answers and the author's state from ``requestState``, with

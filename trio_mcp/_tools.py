@@ -30,11 +30,14 @@ from ._input import InputRequired
 from ._jsonrpc import JSONRPCError
 from ._protocol import version_at_least
 from ._schema import Schema, object_schema, parse_docstring, schema_for
+from ._tasks import TaskMode, check_mode
 
 log = logging.getLogger("trio_mcp")
 
 JSON = dict[str, Any]
 ToolFunction = Callable[..., Awaitable[Any]]
+#: ``before_task(arguments, ctx)``: runs on the request before the call may become a task.
+BeforeTask = Callable[[JSON, Context], Awaitable[Any]]
 
 
 @attrs.frozen
@@ -138,7 +141,14 @@ class Tool:
         structured_output: bool | None = None,
         input_schema: Schema | None = None,
         timeout: float | None = None,
+        task: TaskMode = "never",
+        before_task: BeforeTask | None = None,
     ) -> None:
+        if before_task is not None and not inspect.iscoroutinefunction(before_task):
+            raise TypeError("before_task must be an 'async def' function (arguments, ctx)")
+        #: Whether a call may (``optional``) or must (``required``) run as a task.
+        self.task: TaskMode = check_mode(task)
+        self.before_task = before_task
         if timeout is not None and not timeout > 0:
             raise ValueError(
                 f"a tool's timeout must be positive seconds (or math.inf), not {timeout!r}"
@@ -255,6 +265,25 @@ class Tool:
             why = _unsendable(value, exc)
             log.warning("tool %r returned a value that cannot be sent: %s", self.name, why)
             return error_result(f"Tool {self.name!r} returned an unsupported value: {why}")
+
+    async def prepare(self, arguments: JSON, context: Context) -> JSON | None:
+        """Run ``before_task`` (once per call) and keep its value in ``ctx.prepared``;
+        None, or the ``isError`` result the call ends with when it failed.
+        :class:`~trio_mcp.InputRequired` and JSON-RPC errors are the caller's."""
+        if self.before_task is None or context.prepared_ready:
+            return None
+        try:
+            context.prepared = await self.before_task(dict(arguments), context)
+        except JSONRPCError:
+            raise
+        except ToolError as exc:
+            log.info("tool %r: before_task failed: %s", self.name, exc)
+            return error_result(str(exc))
+        except Exception as exc:
+            log.exception("tool %r: before_task raised", self.name)
+            return error_result(f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}")
+        context.prepared_ready = True
+        return None
 
     def _structure(self, arguments: JSON) -> dict[str, Any]:
         if self._raw_arguments:

@@ -1,0 +1,451 @@
+"""The tasks extension (``io.modelcontextprotocol/tasks``, SEP-2663) on the 2026-07-28
+wire: over real HTTP on loopback for what a client sees, and the sans-io record and the
+runner's expiry timer (under MockClock) on their own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+import trio_mcp
+from trio_mcp import Context, InMemoryTaskStore, TaskRecord
+from trio_mcp._jsonrpc import Request
+from trio_mcp._task_runner import TaskRunner
+
+VERSION = "2026-07-28"
+EXT = {"extensions": {trio_mcp.TASKS_EXTENSION: {}}}
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}}
+#: Bound on any wait for a task to reach a state (a failure, not a hang, past it).
+WAIT = 5.0
+
+
+class Client:
+    """Stateless 2026-07-28 requests: the headers and ``_meta`` every one carries."""
+
+    def __init__(self, url: str, capabilities: dict[str, Any]) -> None:
+        self.url = url + "/mcp"
+        self.capabilities = capabilities
+        self._id = 0
+
+    async def post(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self._id += 1
+        params = {
+            **params,
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": VERSION,
+                "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+            },
+        }
+        headers = {
+            "MCP-Protocol-Version": VERSION,
+            "Mcp-Method": method,
+            "Accept": "application/json, text/event-stream",
+        }
+        name = params.get("taskId", params.get("name"))
+        if isinstance(name, str):
+            headers["Mcp-Name"] = name
+        body = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            response = await http.post(self.url, json=body, headers=headers)
+        return response.status_code, json.loads(response.text)
+
+    async def result(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        status, message = await self.post(method, params)
+        assert status == 200 and "result" in message, message
+        result: dict[str, Any] = message["result"]
+        return result
+
+    async def error(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        _, message = await self.post(method, params)
+        assert "error" in message, message
+        error: dict[str, Any] = message["error"]
+        return error
+
+    async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
+        return await self.result("tools/call", {"name": name, "arguments": arguments})
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        return await self.result("tasks/get", {"taskId": task_id})
+
+    async def wait_for(self, task_id: str, *statuses: str) -> dict[str, Any]:
+        """Poll until the task's status is one of ``statuses`` (bounded by WAIT)."""
+        with trio.fail_after(WAIT):
+            while True:
+                task = await self.get(task_id)
+                if task["status"] in statuses:
+                    return task
+                await trio.sleep(0.02)
+
+
+def task_server() -> tuple[trio_mcp.Server, dict[str, int]]:
+    """A server with tools that count how often they start and how they end."""
+    server = trio_mcp.Server("tasks-test")
+    seen = {"runs": 0, "cancelled": 0, "asks": 0}
+
+    @server.tool(task="optional")
+    async def quick(text: str) -> str:
+        return f"echo {text}"
+
+    @server.tool(task="required")
+    async def forever() -> str:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            seen["cancelled"] += 1
+            raise
+        return "never"
+
+    @server.tool(task="required")
+    async def ask_once(ctx: Context) -> str:
+        seen["runs"] += 1
+        answer = await ctx.elicit("Name?", NAME_SCHEMA)
+        return f"Hi {answer['content']['name']}"
+
+    @server.tool(task="required")
+    async def ask_twice(ctx: Context) -> str:
+        answers: dict[str, Any] = {}
+
+        async def ask(what: str) -> None:
+            answers[what] = await ctx.elicit(what, NAME_SCHEMA)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "first")
+            nursery.start_soon(ask, "second")
+        return " ".join(answers[k]["content"]["name"] for k in ("first", "second"))
+
+    @server.tool(task="required")
+    async def broken() -> str:
+        raise trio_mcp.JSONRPCError(trio_mcp.INTERNAL_ERROR, "broken on purpose")
+
+    async def ask_name(arguments: dict[str, Any], ctx: Context) -> str:
+        seen["asks"] += 1
+        answer = await ctx.elicit("Who?", NAME_SCHEMA, key="who")
+        return str(answer["content"]["name"])
+
+    @server.tool(task="required", before_task=ask_name)
+    async def prepared(ctx: Context) -> str:
+        return f"Hello {ctx.prepared}"
+
+    return server, seen
+
+
+Serve = Callable[[Any], Any]
+
+
+@pytest.mark.every_host
+async def test_a_task_is_created_then_completes_with_the_result_inlined(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, EXT)
+        created = await client.call("quick", text="hi")
+        assert created["resultType"] == "task" and created["status"] == "working"
+        assert {"result", "error", "inputRequests", "requestState"}.isdisjoint(created)
+        assert created["ttlMs"] == 3_600_000 and created["pollIntervalMs"] == 1000
+        done = await client.wait_for(created["taskId"], "completed")
+        assert done["resultType"] == "complete"
+        assert done["result"]["content"] == [{"type": "text", "text": "echo hi"}]
+
+
+@pytest.mark.every_host
+async def test_an_optional_task_runs_inline_for_a_client_without_the_extension(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        result = await Client(url, {}).call("quick", text="inline")
+        assert result["resultType"] == "complete" and "taskId" not in result
+        assert result["content"] == [{"type": "text", "text": "echo inline"}]
+
+
+@pytest.mark.every_host
+async def test_cancel_cancels_the_running_coroutine_and_settles_cancelled(
+    serve_app: Serve,
+) -> None:
+    server, seen = task_server()
+    app = server.asgi_app()
+    async with serve_app(app) as url:
+        client = Client(url, EXT)
+        task_id = (await client.call("forever"))["taskId"]
+        assert await client.result("tasks/cancel", {"taskId": task_id}) == {
+            "resultType": "complete",
+            "_meta": {
+                "io.modelcontextprotocol/serverInfo": {"name": "tasks-test", "version": "0.1.0"}
+            },
+        }
+        task = await client.wait_for(task_id, "cancelled", "completed", "failed")
+        assert task["status"] == "cancelled"
+        assert seen["cancelled"] == 1
+        # Cancelling a task that has ended is the same empty acknowledgment.
+        again = await client.result("tasks/cancel", {"taskId": task_id})
+        assert again["resultType"] == "complete" and "status" not in again
+        assert len(app.tasks) == 0
+
+
+@pytest.mark.every_host
+async def test_an_ask_parks_the_task_and_the_update_resumes_the_same_coroutine(
+    serve_app: Serve,
+) -> None:
+    server, seen = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, {**EXT, "elicitation": {}})
+        task_id = (await client.call("ask_once"))["taskId"]
+        parked = await client.wait_for(task_id, "input_required")
+        (key,) = parked["inputRequests"]
+        assert parked["inputRequests"][key]["method"] == "elicitation/create"
+        ack = await client.result(
+            "tasks/update",
+            {
+                "taskId": task_id,
+                "inputResponses": {key: {"action": "accept", "content": {"name": "Ada"}}},
+            },
+        )
+        assert ack["resultType"] == "complete" and "status" not in ack
+        done = await client.wait_for(task_id, "completed")
+        assert done["result"]["content"][0]["text"] == "Hi Ada"
+        assert seen["runs"] == 1  # resumed where it waited, not run again
+
+
+@pytest.mark.every_host
+async def test_a_partial_update_leaves_only_the_unanswered_key(serve_app: Serve) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, {**EXT, "elicitation": {}})
+        task_id = (await client.call("ask_twice"))["taskId"]
+        with trio.fail_after(WAIT):
+            while len((parked := await client.get(task_id)).get("inputRequests", {})) < 2:
+                await trio.sleep(0.02)
+        by_message = {r["params"]["message"]: k for k, r in parked["inputRequests"].items()}
+        first, second = by_message["first"], by_message["second"]
+        answer = {"action": "accept", "content": {"name": "one"}}
+        await client.result("tasks/update", {"taskId": task_id, "inputResponses": {first: answer}})
+        after = await client.get(task_id)
+        assert after["status"] == "input_required"
+        assert list(after["inputRequests"]) == [second]
+        answer = {"action": "accept", "content": {"name": "two"}}
+        await client.result("tasks/update", {"taskId": task_id, "inputResponses": {second: answer}})
+        done = await client.wait_for(task_id, "completed")
+        assert done["result"]["content"][0]["text"] == "one two"
+        assert first != second
+
+
+async def test_a_malformed_answer_is_refused_and_the_question_stays(serve_app: Serve) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, {**EXT, "elicitation": {}})
+        task_id = (await client.call("ask_once"))["taskId"]
+        (key,) = (await client.wait_for(task_id, "input_required"))["inputRequests"]
+        error = await client.error(
+            "tasks/update", {"taskId": task_id, "inputResponses": {key: {"action": "maybe"}}}
+        )
+        assert error["code"] == trio_mcp.INVALID_PARAMS
+        assert list((await client.get(task_id))["inputRequests"]) == [key]
+
+
+@pytest.mark.every_host
+async def test_a_json_rpc_error_fails_the_task_with_that_error(serve_app: Serve) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, EXT)
+        task_id = (await client.call("broken"))["taskId"]
+        failed = await client.wait_for(task_id, "failed", "completed")
+        assert failed["status"] == "failed" and "result" not in failed
+        assert failed["error"] == {"code": trio_mcp.INTERNAL_ERROR, "message": "broken on purpose"}
+
+
+@pytest.mark.every_host
+async def test_a_required_task_without_the_extension_is_32021(serve_app: Serve) -> None:
+    server, seen = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        status, message = await Client(url, {}).post(
+            "tools/call", {"name": "ask_once", "arguments": {}}
+        )
+        assert status == 400 and message["error"]["code"] == -32021
+        assert message["error"]["data"] == {
+            "requiredCapabilities": {"extensions": {trio_mcp.TASKS_EXTENSION: {}}}
+        }
+        assert seen["runs"] == 0
+
+
+@pytest.mark.every_host
+@pytest.mark.parametrize("method", ["tasks/get", "tasks/update", "tasks/cancel"])
+async def test_tasks_methods_without_the_extension_are_32021(serve_app: Serve, method: str) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        error = await Client(url, {}).error(method, {"taskId": "x", "inputResponses": {}})
+        assert error["code"] == -32021
+
+
+@pytest.mark.every_host
+async def test_an_unknown_task_is_32602_and_removed_methods_are_32601(serve_app: Serve) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, EXT)
+        for method in ("tasks/get", "tasks/update", "tasks/cancel"):
+            error = await client.error(method, {"taskId": "no-such-task", "inputResponses": {}})
+            assert error["code"] == trio_mcp.INVALID_PARAMS, method
+        for method in ("tasks/result", "tasks/list"):
+            assert (await client.error(method, {"taskId": "x"}))["code"] == -32601
+
+
+@pytest.mark.every_host
+async def test_discover_advertises_the_extension(serve_app: Serve) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        discovered = await Client(url, {}).result("server/discover", {})
+        assert discovered["capabilities"]["extensions"] == {trio_mcp.TASKS_EXTENSION: {}}
+        assert "tasks" not in discovered["capabilities"]
+
+
+@pytest.mark.every_host
+async def test_before_task_asks_by_round_trip_then_the_task_gets_its_value(
+    serve_app: Serve,
+) -> None:
+    server, seen = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, {**EXT, "elicitation": {}})
+        first = await client.call("prepared")
+        assert first["resultType"] == "input_required" and "taskId" not in first
+        assert list(first["inputRequests"]) == ["who"]
+        created = await client.result(
+            "tools/call",
+            {
+                "name": "prepared",
+                "arguments": {},
+                "inputResponses": {"who": {"action": "accept", "content": {"name": "Alice"}}},
+                "requestState": first["requestState"],
+            },
+        )
+        assert created["resultType"] == "task" and "requestState" not in created
+        done = await client.wait_for(created["taskId"], "completed")
+        assert done["result"]["content"][0]["text"] == "Hello Alice"
+        assert seen["asks"] == 2  # once per round on the request; never in the task
+
+
+async def test_an_expired_task_is_reaped_and_its_coroutine_cancelled(serve_app: Serve) -> None:
+    server, seen = task_server()
+    app = server.asgi_app(trio_mcp.Settings(task_ttl=0.2))
+    async with serve_app(app) as url:
+        client = Client(url, EXT)
+        created = await client.call("forever")
+        assert created["ttlMs"] == 200
+        with trio.fail_after(WAIT):
+            while (await client.post("tasks/get", {"taskId": created["taskId"]}))[0] == 200:
+                await trio.sleep(0.05)
+        error = await client.error("tasks/get", {"taskId": created["taskId"]})
+        assert error["code"] == trio_mcp.INVALID_PARAMS
+        with trio.fail_after(WAIT):
+            while len(app.tasks):
+                await trio.sleep(0.01)
+        assert seen["cancelled"] == 1
+
+
+async def test_ended_tasks_leave_no_trio_task_behind(serve_app: Serve) -> None:
+    server, _ = task_server()
+    app = server.asgi_app()
+    async with serve_app(app) as url:
+        client = Client(url, EXT)
+        nursery = app.tasks._nursery
+        assert nursery is not None
+        baseline = len(nursery.child_tasks)
+        ids = [(await client.call("quick", text=str(n)))["taskId"] for n in range(5)]
+        ids.append((await client.call("forever"))["taskId"])
+        await client.result("tasks/cancel", {"taskId": ids[-1]})
+        for task_id in ids:
+            await client.wait_for(task_id, "completed", "cancelled")
+        assert len(app.tasks) == 0
+        assert len(nursery.child_tasks) == baseline
+
+
+# -- without HTTP --------------------------------------------------------------------------
+
+
+def test_the_wire_shapes_carry_only_their_status_payload() -> None:
+    record = TaskRecord(
+        "t", "working", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", 1000, 500
+    )
+    assert record.created() == {
+        "resultType": "task",
+        "taskId": "t",
+        "status": "working",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "lastUpdatedAt": "2026-01-01T00:00:00.000Z",
+        "ttlMs": 1000,
+        "pollIntervalMs": 500,
+    }
+    record.input_requests = {"k": {"method": "roots/list"}}
+    record.result = {"content": []}
+    assert "inputRequests" not in record.detailed() and "result" not in record.detailed()
+    record.status = "input_required"
+    assert record.detailed()["inputRequests"] == {"k": {"method": "roots/list"}}
+    record.status = "completed"
+    assert record.detailed()["result"] == {"content": []}
+    assert TaskRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+async def test_the_in_memory_store_does_not_bring_back_a_deleted_task() -> None:
+    store = InMemoryTaskStore()
+    record = TaskRecord("t", "working", "a", "a", None, None)
+    await store.create(record)
+    await store.delete("t")
+    await store.put(record)
+    assert await store.get("t") is None and len(store) == 0
+
+
+async def test_one_timer_reaps_tasks_ttl_after_their_last_update(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Pure timing: the runner's expiry under trio's MockClock (no HTTP, no waiting)."""
+    server = trio_mcp.Server("ttl")
+
+    @server.tool(task="required")
+    async def sleeper() -> str:
+        await trio.sleep(1000)
+        return "woke"
+
+    runner = TaskRunner(server, ttl=10.0)
+    request = Request(1, "tools/call", {"name": "sleeper", "arguments": {}})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        created = await runner.start(
+            request, protocol_version=VERSION, capabilities=EXT, meta={}, principal=None
+        )
+        task_id = created["taskId"]
+        await trio.sleep(9.9)
+        assert await runner.store.get(task_id) is not None
+        await trio.sleep(0.2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await runner.store.get(task_id) is None
+        assert len(runner) == 0
+        runner.close()
+
+
+async def test_shutdown_settles_running_tasks_cancelled() -> None:
+    server = trio_mcp.Server("stop")
+
+    @server.tool(task="required")
+    async def sleeper() -> str:
+        await trio.sleep_forever()
+        return "never"
+
+    runner = TaskRunner(server)
+    request = Request(1, "tools/call", {"name": "sleeper", "arguments": {}})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        task_id = (
+            await runner.start(
+                request, protocol_version=VERSION, capabilities=EXT, meta={}, principal=None
+            )
+        )["taskId"]
+        await trio.testing.wait_all_tasks_blocked()
+        runner.close()
+    record = await runner.store.get(task_id)
+    assert record is not None and record.status == "cancelled"
+    assert record.status_message == "the server shut down"

@@ -1,0 +1,421 @@
+"""Running tasks (``io.modelcontextprotocol/tasks``): calls that outlive their request.
+
+A ``tools/call`` that becomes a task is recorded in the :class:`~trio_mcp.TaskStore`
+first (so the ``tasks/get`` a client sends the moment it has the id succeeds), then run
+in the runner's nursery, which the app's lifespan owns: not in the request's, which ends
+as soon as the ``CreateTaskResult`` is sent. The handler is the same coroutine it would
+be inline; its :class:`~trio_mcp.Context` talks to a :class:`TaskPort`.
+
+Asking the client from a task: ``await ctx.elicit(...)`` (or ``sample``, ``list_roots``,
+or an :class:`~trio_mcp.InputRequired` the server answers through the port) parks the
+coroutine on a :class:`trio.Event` and shows the question in the task's
+``inputRequests`` under a key never used before in this task, with the status
+``input_required``. ``tasks/update`` hands the answer to the parked coroutine, which
+resumes where it waited: nothing runs twice. Several asks may be pending at once (a
+handler asking in a nursery); each answer releases its own.
+
+Cancellation: ``tasks/cancel`` cancels the task's cancel scope, as cancelling any trio
+task does, and the task settles ``cancelled``. A task expires ``ttl`` seconds after its
+last update (one :class:`~trio_mcp._heartbeat.DelayQueue` for all of them, not a timer
+each): it is cancelled if still running and deleted from the store. Shutting the
+runner down cancels every task, and each settles ``cancelled`` with a message saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._context import Context
+from ._heartbeat import DelayQueue
+from ._input import CAPABILITY_OF, check_answer
+from ._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, JSON, JSONRPCError, Request, RequestId
+from ._task_store import InMemoryTaskStore, TaskStore
+from ._tasks import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INPUT_REQUIRED,
+    WORKING,
+    TaskRecord,
+    iso_now,
+    new_task_id,
+    task_id_of,
+    unknown_task,
+)
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+log = logging.getLogger("trio_mcp")
+
+#: ``watcher(principal, detailed_task)``: told of every change a client could see.
+TaskWatcher = Callable[[str | None, JSON], None]
+#: Seconds a settling write may take once the task itself was cancelled.
+_SETTLE_TIMEOUT = 5.0
+
+
+@attrs.define(eq=False)
+class _Ask:
+    method: str
+    request: JSON
+    event: trio.Event = attrs.field(factory=trio.Event)
+    answer: JSON | None = None
+
+
+@attrs.define(eq=False)
+class _LiveTask:
+    """What of a task only this process has: its cancel scope and its pending asks."""
+
+    record: TaskRecord
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: Serialises the task's writes, so the store never gets an older snapshot last.
+    lock: trio.Lock = attrs.field(factory=trio.Lock)
+    asks: dict[str, _Ask] = attrs.field(factory=dict)
+    used_keys: set[str] = attrs.field(factory=set)
+    counts: dict[str, int] = attrs.field(factory=dict)
+    #: Why the scope was cancelled, for the ``cancelled`` status message.
+    cancel_reason: str = "cancelled"
+    #: Reaped: the record is gone, and must not come back with the last write.
+    expired: bool = False
+
+
+class TaskPort:
+    """The :class:`~trio_mcp._context.SessionPort` of a task's handler.
+
+    Progress and log notifications have nowhere to go (the spec supports neither on
+    tasks) and are dropped; a request to the client parks the handler until
+    ``tasks/update`` answers it."""
+
+    __slots__ = ("_capabilities", "_live", "_runner", "_version", "subscriptions")
+
+    def __init__(
+        self, runner: TaskRunner, live: _LiveTask, protocol_version: str, capabilities: JSON
+    ) -> None:
+        self._runner = runner
+        self._live = live
+        self._version = protocol_version
+        self._capabilities = capabilities
+        self.subscriptions: set[str] = set()
+
+    @property
+    def protocol_version(self) -> str:
+        return self._version
+
+    @property
+    def client_capabilities(self) -> JSON:
+        return self._capabilities
+
+    @property
+    def log_level(self) -> str | None:
+        return None
+
+    def set_log_level(self, level: str) -> None:
+        """Unreachable: a task serves no ``logging/setLevel``."""
+
+    async def notify(
+        self, method: str, params: JSON | None, *, related_request: RequestId | None = None
+    ) -> None:
+        """Dropped: no stream belongs to a task."""
+
+    async def request(
+        self,
+        method: str,
+        params: JSON | None,
+        *,
+        related_request: RequestId | None = None,
+        timeout: float | None = None,
+        key: str | None = None,
+    ) -> JSON:
+        if method not in CAPABILITY_OF:
+            raise JSONRPCError(INTERNAL_ERROR, f"{method} cannot be asked of a client in a task")
+        return await self._runner._ask(self._live, method, params, key, timeout)
+
+
+class TaskRunner:
+    """Runs the tasks of one :class:`~trio_mcp.Server` and serves ``tasks/*``.
+
+    ``ttl`` is the seconds a task is kept after its last update (None: until the
+    runner stops), ``poll_interval`` the seconds suggested between polls.
+    Start it with ``await nursery.start(runner.run)``; :meth:`close` stops it.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        store: TaskStore | None = None,
+        *,
+        ttl: float | None = 3600.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._server = server
+        self.store: TaskStore = store if store is not None else InMemoryTaskStore()
+        self.ttl = ttl
+        self.poll_interval = poll_interval
+        self._live: dict[str, _LiveTask] = {}
+        self._nursery: trio.Nursery | None = None
+        self._watchers: set[TaskWatcher] = set()
+        self._reaper: DelayQueue[str] | None = None
+        self._expired_send, self._expired = trio.open_memory_channel[str](math.inf)
+
+    # -- life ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`close` (or cancelled): every task runs in here."""
+        async with trio.open_nursery() as nursery:
+            if self.ttl is not None:
+                self._reaper = DelayQueue(self.ttl, self._expired_send.send_nowait)
+                nursery.start_soon(self._reaper.run)
+                nursery.start_soon(self._reap)
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    @property
+    def running(self) -> bool:
+        return self._nursery is not None
+
+    def close(self) -> None:
+        """Stop: every running task is cancelled and settles ``cancelled``."""
+        if self._nursery is not None:
+            for live in self._live.values():
+                live.cancel_reason = "the server shut down"
+            self._nursery.cancel_scope.cancel()
+
+    def __len__(self) -> int:
+        """Tasks running in this process now."""
+        return len(self._live)
+
+    def watch(self, watcher: TaskWatcher) -> None:
+        self._watchers.add(watcher)
+
+    def unwatch(self, watcher: TaskWatcher) -> None:
+        self._watchers.discard(watcher)
+
+    # -- creating -----------------------------------------------------------------------
+
+    async def start(
+        self,
+        request: Request,
+        *,
+        protocol_version: str,
+        capabilities: JSON,
+        meta: JSON,
+        principal: str | None,
+        prepared: Any = None,
+        prepared_ready: bool = False,
+    ) -> JSON:
+        """Record a task for ``request`` and start running it; its ``CreateTaskResult``.
+
+        ``prepared`` is what the tool's ``before_task`` returned on the request, handed
+        to the handler as ``ctx.prepared``."""
+        nursery = self._nursery
+        if nursery is None:
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                "tasks cannot run: the app's lifespan (which runs them) is not running",
+            )
+        now = iso_now()
+        record = TaskRecord(
+            task_id=new_task_id(),
+            status=WORKING,
+            created_at=now,
+            last_updated_at=now,
+            ttl_ms=None if self.ttl is None else max(1, round(self.ttl * 1000)),
+            poll_interval_ms=max(1, round(self.poll_interval * 1000)),
+            principal=principal,
+        )
+        # Durable before anyone hears of it: the spec's strong consistency of creation.
+        await self.store.create(record)
+        live = _LiveTask(record)
+        self._live[record.task_id] = live
+        if self._reaper is not None:
+            self._reaper.touch(record.task_id)
+        context = Context(
+            TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
+        )
+        context.prepared = prepared
+        context.prepared_ready = prepared_ready
+        nursery.start_soon(self._run, live, request, context, name=f"task {record.task_id}")
+        return record.created()
+
+    async def _run(self, live: _LiveTask, request: Request, context: Context) -> None:
+        status: str = CANCELLED
+        fields: dict[str, Any] = {"status_message": live.cancel_reason}
+        try:
+            with live.scope:
+                result = await self._server.handle_request(request, context)
+                status, fields = COMPLETED, {"result": result}
+            if live.scope.cancelled_caught:
+                status, fields = CANCELLED, {"status_message": live.cancel_reason}
+        except JSONRPCError as exc:
+            status, fields = FAILED, {"error": exc.to_json(), "status_message": exc.message}
+        except Exception:
+            log.exception("task %s of %s failed", live.record.task_id, request.method)
+            status = FAILED
+            fields = {"error": {"code": INTERNAL_ERROR, "message": "Internal error"}}
+        finally:
+            # Also when the runner itself is cancelled (shutdown): say how it ended.
+            with trio.move_on_after(_SETTLE_TIMEOUT, shield=True):
+                if status == CANCELLED:
+                    fields = {"status_message": live.cancel_reason}
+                await self._settle(live, status, fields)
+            self._live.pop(live.record.task_id, None)
+
+    async def _settle(self, live: _LiveTask, status: str, fields: dict[str, Any]) -> None:
+        async with live.lock:
+            if live.expired:
+                return
+            record = live.record
+            record.status = status
+            record.input_requests = {}
+            for name, value in fields.items():
+                setattr(record, name, value)
+            try:
+                await self._write(live)
+            except (TypeError, ValueError) as exc:
+                # A result that is not JSON: the call failed, as it would have inline.
+                log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
+                record.status, record.result = FAILED, None
+                record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
+                record.status_message = None
+                await self._write(live)
+
+    async def _write(self, live: _LiveTask) -> None:
+        """Store the task's record as it is now; its lock is held."""
+        record = live.record
+        record.last_updated_at = iso_now()
+        await self.store.put(record)
+        if self._reaper is not None:
+            self._reaper.touch(record.task_id)
+        if self._watchers:
+            detailed = record.detailed()
+            for watcher in list(self._watchers):
+                watcher(record.principal, detailed)
+
+    # -- asking the client --------------------------------------------------------------
+
+    def _key(self, live: _LiveTask, method: str, key: str | None) -> str:
+        """A key for an ask never used before in this task (the spec requires keys to
+        be unique over a task's life, so an answer can only mean one question)."""
+        if key is None:
+            kind = CAPABILITY_OF[method]
+            live.counts[kind] = count = live.counts.get(kind, 0) + 1
+            key = f"{kind}-{count}"
+        unique, n = key, 1
+        while unique in live.used_keys:
+            n += 1
+            unique = f"{key}-{n}"
+        live.used_keys.add(unique)
+        return unique
+
+    async def _ask(
+        self,
+        live: _LiveTask,
+        method: str,
+        params: JSON | None,
+        key: str | None,
+        timeout: float | None,
+    ) -> JSON:
+        request: JSON = {"method": method}
+        if params is not None:
+            request["params"] = params
+        ask = _Ask(method, request)
+        wire_key = self._key(live, method, key)
+        async with live.lock:
+            live.asks[wire_key] = ask
+            await self._show_asks(live)
+        try:
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                await ask.event.wait()
+        except trio.TooSlowError:
+            async with live.lock:
+                if live.asks.pop(wire_key, None) is not None:
+                    await self._show_asks(live)
+            raise
+        finally:
+            live.asks.pop(wire_key, None)
+        assert ask.answer is not None
+        return ask.answer
+
+    async def _show_asks(self, live: _LiveTask) -> None:
+        record = live.record
+        if record.terminal or live.expired:
+            return
+        record.input_requests = {key: ask.request for key, ask in live.asks.items()}
+        record.status = INPUT_REQUIRED if live.asks else WORKING
+        await self._write(live)
+
+    # -- tasks/* ------------------------------------------------------------------------
+
+    async def serve(self, method: str, params: JSON, principal: str | None) -> JSON:
+        """The result of ``tasks/get``, ``tasks/update`` or ``tasks/cancel``."""
+        task_id = task_id_of(params)
+        record = await self.store.get(task_id)
+        if record is None or record.principal != principal:
+            raise unknown_task(task_id)
+        if method == "tasks/get":
+            return record.detailed()
+        if method == "tasks/update":
+            await self._update(task_id, params.get("inputResponses"))
+            return {}
+        if method == "tasks/cancel":
+            await self._cancel(record)
+            return {}
+        raise JSONRPCError(INVALID_PARAMS, f"not a tasks method: {method}")
+
+    async def _update(self, task_id: str, responses: Any) -> None:
+        if not isinstance(responses, dict):
+            raise JSONRPCError(INVALID_PARAMS, "tasks/update needs an object 'inputResponses'")
+        live = self._live.get(task_id)
+        if live is None:
+            return  # ended, or not running here: nothing is waiting for answers
+        async with live.lock:
+            # Answers to keys not outstanding are ignored (the spec); the others are all
+            # checked before any is taken, so a bad one loses nothing.
+            taken = {
+                key: check_answer(key, live.asks[key].method, answer)
+                for key, answer in responses.items()
+                if key in live.asks
+            }
+            for key, answer in taken.items():
+                ask = live.asks.pop(key)
+                ask.answer = answer
+                ask.event.set()
+            if taken:
+                # Shown before the ack: a tasks/get right after sees only what is left.
+                await self._show_asks(live)
+
+    async def _cancel(self, record: TaskRecord) -> None:
+        if record.terminal:
+            return
+        live = self._live.get(record.task_id)
+        if live is not None:
+            live.cancel_reason = "cancelled by the client"
+            live.scope.cancel()
+            return
+        # Not running in this process (its process is gone): nothing left to stop.
+        record.status, record.input_requests = CANCELLED, {}
+        record.status_message = "cancelled by the client"
+        record.last_updated_at = iso_now()
+        await self.store.put(record)
+
+    # -- expiry -------------------------------------------------------------------------
+
+    async def _reap(self) -> None:
+        async for task_id in self._expired:
+            live = self._live.get(task_id)
+            if live is not None:
+                live.expired = True
+                live.cancel_reason = "expired"
+                live.scope.cancel()
+            await self.store.delete(task_id)
+            log.debug("task %s expired", task_id)

@@ -1,0 +1,63 @@
+"""Where task records live: a small seam, so they can live elsewhere than in memory.
+
+The runner keeps what cannot leave the process (the running coroutine, its parked
+asks) and writes everything a client may see into a :class:`TaskStore`: a task is in
+the store before its ``CreateTaskResult`` is sent, so a ``tasks/get`` anywhere finds it.
+Records cross the seam as :class:`~trio_mcp._tasks.TaskRecord`, whose
+:meth:`~trio_mcp._tasks.TaskRecord.to_json` is all a store needs to keep.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+
+from ._tasks import TaskRecord
+
+
+class TaskStore(abc.ABC):
+    """Keeps task records by id. Every method is async, so a store may be remote.
+
+    ``create`` must be durable when it returns (the spec's strong consistency of
+    creation); ``put`` replaces a record and must not bring back one deleted since (a
+    reaped task stays gone); ``delete`` of an unknown id is no error.
+    """
+
+    @abc.abstractmethod
+    async def create(self, record: TaskRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, task_id: str) -> TaskRecord | None: ...
+
+    @abc.abstractmethod
+    async def put(self, record: TaskRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, task_id: str) -> None: ...
+
+
+class InMemoryTaskStore(TaskStore):
+    """Records as JSON text in a dict: one process's tasks. Keeping the text, not the
+    object, means a record that could not be stored remotely fails here too, and no
+    caller can change a stored record behind the store's back."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, str] = {}
+
+    async def create(self, record: TaskRecord) -> None:
+        self._records[record.task_id] = json.dumps(record.to_json())
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        text = self._records.get(task_id)
+        return None if text is None else TaskRecord.from_json(json.loads(text))
+
+    async def put(self, record: TaskRecord) -> None:
+        text = json.dumps(record.to_json())  # first: an unsendable record changes nothing
+        if record.task_id in self._records:
+            self._records[record.task_id] = text
+
+    async def delete(self, task_id: str) -> None:
+        self._records.pop(task_id, None)
+
+    def __len__(self) -> int:
+        return len(self._records)
