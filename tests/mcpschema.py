@@ -48,7 +48,12 @@ def _by_method(version: str) -> dict[str, str]:
     return found
 
 
-def result_definition(version: str, method: str) -> str:
+def result_definition(version: str, method: str, result: Any = None) -> str:
+    """The definition a result of ``method`` must match. From 2026-07-28 a result says
+    its own kind: ``resultType: "input_required"`` is an InputRequiredResult whatever
+    the method."""
+    if isinstance(result, dict) and result.get("resultType") == "input_required":
+        return "InputRequiredResult"
     request = _by_method(version)[method]
     candidate = request.removesuffix("Request") + "Result"
     _, definitions = _definitions(version)
@@ -75,7 +80,34 @@ def validate_server_message(
             raise jsonschema.ValidationError(f"{definition} is not something a server sends")
     elif "result" in message:
         assert request_method is not None, "a result must answer a known request"
-        validate(version, result_definition(version, request_method), message["result"])
+        result = message["result"]
+        validate(version, result_definition(version, request_method, result), result)
+    elif "error" in message:
+        validate_error(version, message)
+
+
+#: JSON-RPC error code -> the definition an error with it must match, when the revision
+#: defines one: a whole response (the 2026-07-28 errors) or the error object alone.
+_ERRORS = {
+    -32020: "HeaderMismatchError",
+    -32021: "MissingRequiredClientCapabilityError",
+    -32022: "UnsupportedProtocolVersionError",
+    -32600: "InvalidRequestError",
+    -32601: "MethodNotFoundError",
+    -32602: "InvalidParamsError",
+    -32603: "InternalError",
+}
+
+
+def validate_error(version: str, message: dict[str, Any]) -> None:
+    """Check an error response against its code's own definition, where the revision
+    has one (else only the generic JSONRPCMessage check applies)."""
+    name = _ERRORS.get(message["error"].get("code"))
+    _, definitions = _definitions(version)
+    if name is None or name not in definitions:
+        return
+    whole_response = "error" in definitions[name].get("properties", {})
+    validate(version, name, message if whole_response else message["error"])
 
 
 def _is_member(version: str, union: str, definition: str) -> bool:

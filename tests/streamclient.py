@@ -84,13 +84,15 @@ class McpClient:
         assert response.headers["content-type"] == "application/json"
         return self.check(response.json())
 
-    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
+    async def initialize(
+        self, version: str = "2025-11-25", capabilities: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         response = await self.post(
             self.request(
                 "initialize",
                 {
                     "protocolVersion": version,
-                    "capabilities": {"sampling": {}},
+                    "capabilities": {"sampling": {}} if capabilities is None else capabilities,
                     "clientInfo": {"name": "raw-streamable-client", "version": "1"},
                 },
             )
