@@ -384,7 +384,8 @@ class StatelessSession:
     capabilities), its method in ``Mcp-Method`` and, for ``tools/call``, the tool's name
     in ``Mcp-Name``; the answer is a JSON body or an event stream that ends with the
     reply. ``establish`` asks ``server/discover`` once, as a client that wants to know
-    the server speaks the revision before using it does (and as the SDKs' clients do);
+    the server speaks the revision before using it does (the Python SDK's client probes
+    it by default);
     with ``hold_stream`` it then opens the client's one long-lived stream, a
     ``subscriptions/listen`` for tools-list changes, on a connection of its own, and
     checks that the stream starts with the acknowledgement. ``hold`` reads that stream
@@ -422,7 +423,8 @@ class StatelessSession:
 
     async def establish(self, *, hold_stream: bool = True) -> None:
         found = await self._ask("server/discover", {})
-        if PROTOCOLS[STATELESS] not in found.get("supportedVersions", ()):
+        versions = found.get("supportedVersions")
+        if not isinstance(versions, list) or PROTOCOLS[STATELESS] not in versions:
             raise McpFailure(f"server/discover: {PROTOCOLS[STATELESS]} not among {found}")
         if not hold_stream:
             return
@@ -430,8 +432,8 @@ class StatelessSession:
         stream = await _open_stream(self._target, self._index, "/mcp", headers, body=body)
         self._stream = stream
         event = await stream.next_event(None)
-        method = json.loads(event.data).get("method") if event.data else None
-        if method != LISTEN_ACKNOWLEDGED:
+        first = json.loads(event.data) if event.data else None
+        if not isinstance(first, dict) or first.get("method") != LISTEN_ACKNOWLEDGED:
             raise McpFailure(f"the listen stream starts with {event.data[:200]!r}")
 
     async def call(self, text: str) -> None:
