@@ -385,10 +385,9 @@ class StatelessSession:
     in ``Mcp-Name``; the answer is a JSON body or an event stream that ends with the
     reply. ``establish`` asks ``server/discover`` once, as a client that wants to know
     the server speaks the revision before using it does (the Python SDK's client probes
-    it by default);
-    with ``hold_stream`` it then opens the client's one long-lived stream, a
-    ``subscriptions/listen`` for tools-list changes, on a connection of its own, and
-    checks that the stream starts with the acknowledgement. ``hold`` reads that stream
+    it by default); with ``hold_stream`` it then opens the client's one long-lived
+    stream, a ``subscriptions/listen`` for tools-list changes, on a connection of its
+    own, and checks that the stream starts with the acknowledgement. ``hold`` reads that stream
     (heartbeats counted) until the server ends it or the caller cancels.
     """
 
