@@ -17,6 +17,8 @@ setup(
         "quart-trio>=0.11",
         "cattrs>=24.1",
         "attrs>=23.1",
+        # Fernet seals MCP 2026-07-28's requestState (trio_mcp/_sealing.py).
+        "cryptography>=42",
     ],
     extras_require={
         "test": [

@@ -259,6 +259,178 @@ async def json_schema_2020_12_tool(**arguments: Any) -> str:
 # -- resources ----------------------------------------------------------------------------------
 
 
+# -- the stateless wire (MCP 2026-07-28) ------------------------------------------------
+
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+
+
+@server.tool()
+async def test_missing_capability(ctx: Context) -> str:
+    """Needs the client's sampling: a client that did not declare it is told so."""
+    result = await ctx.sample("Say hello", max_tokens=20)
+    return f"LLM said: {result.get('content')}"
+
+
+@server.tool()
+async def test_streaming_elicitation(ctx: Context) -> str:
+    """Asks the user's name; on the stateless wire the question comes back as input_required."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA)
+    return f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}"
+
+
+@server.tool()
+async def test_logging_tool(ctx: Context) -> str:
+    """Logs three messages: sent only when the request asked for a log level."""
+    for text in ("Tool execution started", "Tool processing data", "Tool execution completed"):
+        await ctx.info(text)
+    return "Logging test completed"
+
+
+async def dynamic_tool() -> str:
+    """A tool that comes and goes, to show list change notifications."""
+    return "I am here for now"
+
+
+async def dynamic_prompt() -> str:
+    """A prompt that comes and goes, to show list change notifications."""
+    return "I am here for now"
+
+
+@server.tool()
+async def test_trigger_tool_change() -> str:
+    """Adds or removes the tool 'dynamic_tool', so the tool list changes."""
+    if "dynamic_tool" in server.tools:
+        server.remove_tool("dynamic_tool")
+        return "dynamic_tool removed"
+    server.add_tool(dynamic_tool)
+    return "dynamic_tool added"
+
+
+@server.tool()
+async def test_trigger_prompt_change() -> str:
+    """Adds or removes the prompt 'dynamic_prompt', so the prompt list changes."""
+    if "dynamic_prompt" in server.prompts:
+        server.remove_prompt("dynamic_prompt")
+        return "dynamic_prompt removed"
+    server.add_prompt(dynamic_prompt)
+    return "dynamic_prompt added"
+
+
+# -- input from the client, asked the same way on both wires (SEP-2322 on the new one) ----
+
+
+@server.tool()
+async def test_input_required_result_elicitation(ctx: Context) -> str:
+    """Asks the user's name (under the key 'user_name')."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    return f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}!"
+
+
+@server.tool()
+async def test_input_required_result_sampling(ctx: Context) -> str:
+    """Asks the client's LLM a question (under the key 'capital_question')."""
+    answer = await ctx.sample(
+        "What is the capital of France?", max_tokens=100, key="capital_question"
+    )
+    content = answer.get("content")
+    text = content.get("text", "") if isinstance(content, dict) else ""
+    return f"The LLM answered: {text}"
+
+
+@server.tool()
+async def test_input_required_result_list_roots(ctx: Context) -> str:
+    """Lists the client's roots (under the key 'client_roots')."""
+    roots = await ctx.list_roots(key="client_roots")
+    return "Roots: " + ", ".join(str(root.get("uri")) for root in roots)
+
+
+@server.tool()
+async def test_input_required_result_request_state(ctx: Context) -> str:
+    """Keeps a state of its own across the round trip, and checks it came back."""
+    if ctx.request_state != {"round": 1} or "user_name" not in ctx.input_responses:
+        raise trio_mcp.InputRequired(
+            {"user_name": elicitation("What is your name?")}, state={"round": 1}
+        )
+    return "state-ok: the request state came back intact"
+
+
+def elicitation(message: str, schema: dict[str, Any] = NAME_SCHEMA) -> dict[str, Any]:
+    return {
+        "method": "elicitation/create",
+        "params": {"mode": "form", "message": message, "requestedSchema": schema},
+    }
+
+
+@server.tool()
+async def test_input_required_result_multiple_inputs(ctx: Context) -> str:
+    """Asks three questions at once: the user, the LLM and the roots."""
+    wanted = {
+        "user_name": elicitation("What is your name?"),
+        "greeting": {
+            "method": "sampling/createMessage",
+            "params": {
+                "messages": [{"role": "user", "content": {"type": "text", "text": "Greet me"}}],
+                "maxTokens": 50,
+            },
+        },
+        "client_roots": {"method": "roots/list"},
+    }
+    missing = {key: request for key, request in wanted.items() if key not in ctx.input_responses}
+    if missing:
+        raise trio_mcp.InputRequired(missing, state={"asked": sorted(missing)})
+    return f"Got all {len(wanted)} answers"
+
+
+@server.tool()
+async def test_input_required_result_multi_round(ctx: Context) -> str:
+    """Asks two questions, one round each."""
+    name = await ctx.elicit("Step 1: What is your name?", NAME_SCHEMA, key="step1")
+    color = await ctx.elicit(
+        "Step 2: What is your favorite color?",
+        {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]},
+        key="step2",
+    )
+    who = (name.get("content") or {}).get("name")
+    return f"{who} likes {(color.get('content') or {}).get('color')}"
+
+
+@server.tool()
+async def test_input_required_result_tampered_state(ctx: Context) -> str:
+    """Round trips a sealed state: a changed one is refused."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    return f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}!"
+
+
+@server.tool()
+async def test_input_required_result_capabilities(ctx: Context) -> str:
+    """Asks the user when the client can elicit, else the client's LLM."""
+    if "elicitation" in ctx.client_capabilities:
+        answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+        return f"Hello, {(answer.get('content') or {}).get('name')}"
+    answer = await ctx.sample("Invent a name", max_tokens=20, key="invented_name")
+    return f"The LLM suggests: {answer.get('content')}"
+
+
+REGION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "region": {
+            "type": "string",
+            "description": "Where to run; mirrored in the Mcp-Param-Region header",
+            "x-mcp-header": "Region",
+        },
+        "query": {"type": "string", "description": "What to run"},
+    },
+    "required": ["region", "query"],
+}
+
+
+@server.tool(input_schema=REGION_SCHEMA)
+async def test_header_parameter(**arguments: Any) -> str:
+    """Runs a query in a region; the region travels in a header as well as the body."""
+    return f"ran {arguments.get('query')!r} in {arguments.get('region')}"
+
+
 @server.resource("test://static-text", name="static-text", mime_type="text/plain")
 async def static_text() -> str:
     """A fixed text resource."""
@@ -339,6 +511,17 @@ async def test_prompt_with_embedded_resource(resourceUri: str) -> list[PromptMes
         PromptMessage("user", EmbeddedResource(resource)),
         PromptMessage("user", TextContent("Please process the embedded resource above.")),
     ]
+
+
+@server.prompt()
+async def test_input_required_result_prompt(ctx: Context) -> str:
+    """Asks the user for a topic before writing the prompt."""
+    answer = await ctx.elicit(
+        "What should the prompt be about?",
+        {"type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]},
+        key="topic",
+    )
+    return f"Write a short poem about {(answer.get('content') or {}).get('topic', 'trio')}."
 
 
 @server.prompt()

@@ -23,10 +23,20 @@ HTTP = {
     "_security",
     "_run",
     "_run_uvicorn",
+    "_stateless_http",
+    "_listen",
 }
 STDIO = {"_stdio", "_stdfds", "_run_stdio"}
-SESSIONS = {"_session", "_supervisor", "_stream", "_registry", "_heartbeat", "_pacing"}
-TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content"}
+SESSIONS = {
+    "_session",
+    "_supervisor",
+    "_stream",
+    "_registry",
+    "_heartbeat",
+    "_pacing",
+    "_stateless_call",
+}
+TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO
 #: What only the HTTP side may import: a stdio server never loads it.
 HTTP_LIBRARIES = {"hypercorn", "quart", "quart_trio"}
@@ -43,6 +53,9 @@ FORBIDDEN = {
             "_eventlog",
             "_schema",
             "_converter",
+            "_caching",
+            "_stateless",
+            "_sealing",
         ],
         TRANSPORTS | SESSIONS | {"trio"},
     ),

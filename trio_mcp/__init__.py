@@ -5,6 +5,7 @@ The public API is what this module exports; everything in ``trio_mcp._*`` is pri
 
 from ._app import App
 from ._auth import BearerAuth
+from ._caching import CacheHint
 from ._config import Settings
 from ._content import (
     Annotations,
@@ -17,6 +18,7 @@ from ._content import (
     TextResourceContents,
 )
 from ._context import ClientError, Context, MissingCapability
+from ._input import InputRequired
 from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -32,6 +34,7 @@ from ._registry import InMemorySessionStore, SessionStore
 from ._resources import Resource, ResourceTemplate
 from ._run import run
 from ._run_stdio import run_stdio
+from ._sealing import generate_key as generate_state_key
 from ._server import Server
 from ._tools import Icon, Tool, ToolAnnotations, ToolError
 
@@ -51,12 +54,14 @@ __all__ = [
     "AudioContent",
     "BearerAuth",
     "BlobResourceContents",
+    "CacheHint",
     "ClientError",
     "Context",
     "EmbeddedResource",
     "Icon",
     "ImageContent",
     "InMemorySessionStore",
+    "InputRequired",
     "JSONRPCError",
     "MissingCapability",
     "Prompt",
@@ -73,6 +78,7 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "ToolError",
+    "generate_state_key",
     "run",
     "run_stdio",
 ]

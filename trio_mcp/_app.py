@@ -37,11 +37,15 @@ from ._http import (
 )
 from ._jsonrpc import INVALID_REQUEST
 from ._lifespan import run_lifespan
+from ._listen import ListenStreams
 from ._registry import SessionStore
+from ._sealing import StateSealer, generate_key
 from ._security import host_allowed, origin_allowed
 from ._server import Server
 from ._signals import drain_on_signals
 from ._sse import SseTransport
+from ._stateless_call import StatelessService
+from ._stateless_http import StatelessHttpTransport
 from ._streamable import StreamableHttpTransport
 from ._supervisor import SessionSupervisor
 
@@ -75,7 +79,12 @@ class App(QuartTrio):
         self.settings = settings or Settings()
         self.supervisor = SessionSupervisor(server, self.settings, store)
         sse = SseTransport(self.supervisor, self.settings)
-        streamable = StreamableHttpTransport(self.supervisor, self.settings)
+        #: Open ``subscriptions/listen`` streams, ended cleanly at shutdown.
+        self.listeners = ListenStreams(server, self.settings)
+        stateless = StatelessHttpTransport(
+            StatelessService(server, _sealer(server, self.settings)), self.listeners.listen
+        )
+        streamable = StreamableHttpTransport(self.supervisor, self.settings, stateless)
         #: path -> HTTP method -> handler, for the MCP endpoints only.
         self._routes: dict[str, dict[str, Handler]] = {
             self.settings.sse_path: {"GET": sse.stream},
@@ -112,6 +121,7 @@ class App(QuartTrio):
         tune_for_serving(self.settings.gc_young_threshold)
 
     async def _stop_supervisor(self) -> None:
+        self.listeners.end_all()
         self.supervisor.close()
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
@@ -130,6 +140,8 @@ class App(QuartTrio):
             timeout = self.settings.shutdown_timeout
         # Keep a tenth of the time (at most a second) for the streams to end.
         margin = min(1.0, timeout / 10)
+        # A listener has nothing running to wait for: it ends at once, with its result.
+        self.listeners.end_all()
         await self.supervisor.drain(trio.current_time() + timeout - margin)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -263,3 +275,17 @@ async def _refuse_lifespan(library: str, receive: Receive, send: Send) -> None:
         if event["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.failed", "message": message})
             return
+
+
+def _sealer(server: Server, settings: Settings) -> StateSealer:
+    """What seals ``requestState`` on the stateless wire: the configured keys, or one
+    made for this process (state it seals is then refused by every other instance)."""
+    keys = settings.state_keys
+    if not keys:
+        log.info(
+            "no state_keys (TRIO_MCP_STATE_KEYS) set: requestState is sealed with a key of "
+            "this process alone; set shared keys to serve one server from several processes"
+        )
+        keys = (generate_key(),)
+    audience = settings.state_audience or server.identity.name
+    return StateSealer(keys, audience=audience, ttl=settings.state_ttl)

@@ -3,10 +3,14 @@ one immutable object."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ._sealing import check_keys
 
 if TYPE_CHECKING:
     # Only a type here: the session core reads Settings and must not import HTTP code.
@@ -21,6 +25,44 @@ def _names(values: Iterable[str]) -> frozenset[str]:
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be None or > 0, not {value!r}")
+
+
+#: Where ``Settings.state_keys`` comes from when it is not given: comma-separated keys.
+STATE_KEYS_ENV = "TRIO_MCP_STATE_KEYS"
+
+
+def _state_keys_from_env() -> str:
+    # Read when a Settings is made, not at import: a test or a launcher may set it later.
+    return os.environ.get(STATE_KEYS_ENV, "")
+
+
+def _state_keys(value: str | Iterable[str]) -> tuple[str, ...]:
+    # One comma-separated str (as the environment has it) or any iterable of keys;
+    # blanks around and between them are dropped.
+    keys = value.split(",") if isinstance(value, str) else list(value)
+    for index, key in enumerate(keys):
+        if not isinstance(key, str):
+            raise TypeError(f"state_keys[{index}] is not a str but {type(key).__name__}")
+    return tuple(key.strip() for key in keys if key.strip())
+
+
+def _valid_state_keys(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A mistyped key fails when the settings are made (at startup), not on the first
+    # input_required result; the message names the key by index, never by its text.
+    try:
+        check_keys(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name} (or ${STATE_KEYS_ENV}): {exc}") from None
+
+
+def _hide_keys(keys: tuple[str, ...]) -> str:
+    # Settings get logged; keys are secrets.
+    return f"<{len(keys)} keys>"
+
+
+def _positive_finite(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{attribute.name} must be finite and > 0, not {value!r}")
 
 
 @attrs.frozen
@@ -105,6 +147,25 @@ class Settings:
             that requests in flight are not promoted into costly full collections.
             None leaves the collector as it is (for an app sharing its process with
             others that tune it).
+        state_keys: the keys that seal the ``requestState`` of MCP 2026-07-28's
+            multi round-trip requests (the state a tool needing the user's input hands
+            the client, to be echoed on its retry): the first seals, every one opens,
+            so a key is rotated by putting a new one first and dropping the old one
+            once ``state_ttl`` has passed. A tuple of keys, or one comma-separated str;
+            by default the ``TRIO_MCP_STATE_KEYS`` environment variable, read when the
+            Settings is made. Empty (no variable), the app makes one random key per
+            process at startup: right for one process, but instances behind a load
+            balancer, or a process that restarts while clients are mid-request, must
+            share keys, or the retry lands where the state cannot be opened and the
+            client must start again. Make a key with
+            ``python -c "import trio_mcp; print(trio_mcp.generate_state_key())"``. A key
+            that is not one fails here, named by its index; the repr hides them.
+        state_ttl: seconds a sealed ``requestState`` stays valid after it is issued;
+            a retry after that is refused (-32602) and the client starts the request
+            again. Long enough for a user to answer, short enough to bound a replay.
+        state_audience: who a sealed ``requestState`` is for; None means the server's
+            name. Two deployments of the same server that share keys but should not
+            accept each other's state (staging and production) set different ones.
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
@@ -129,3 +190,11 @@ class Settings:
     auth: BearerAuth | None = None
     shutdown_timeout: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
     gc_young_threshold: int | None = attrs.field(default=10_000, validator=_positive_or_none)
+    state_keys: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(_state_keys_from_env),
+        converter=_state_keys,
+        validator=_valid_state_keys,
+        repr=_hide_keys,
+    )
+    state_ttl: float = attrs.field(default=600.0, validator=_positive_finite)
+    state_audience: str | None = None

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
-from ._jsonrpc import JSON, RequestId
+from ._jsonrpc import JSON, JSONRPCError, RequestId
 from ._protocol import version_at_least
+
+#: The first revision on which the client's input comes back by retry (SEP-2322), and
+#: a capability the client lacks is a protocol error rather than a tool's failure.
+STATELESS_ERA: Final = "2026-07-28"
+#: MissingRequiredClientCapability (2026-07-28).
+MISSING_REQUIRED_CAPABILITY: Final = -32021
 
 LOG_LEVELS: Final = (
     "debug",
@@ -72,6 +78,7 @@ class SessionPort(Protocol):
         *,
         related_request: RequestId | None,
         timeout: float | None,
+        key: str | None = None,
     ) -> JSON: ...
 
 
@@ -82,12 +89,18 @@ class Context:
         request_id: the JSON-RPC id of the request being served (None while serving a
             notification, whose messages then belong to no request).
         meta: the request's ``params._meta`` (empty when none was sent).
+        input_responses: the client's answers so far to what the handler asked by
+            raising :class:`~trio_mcp.InputRequired`, by key (empty in the first round).
+        request_state: the ``state`` the handler put in its last
+            :class:`~trio_mcp.InputRequired`, or None.
     """
 
     def __init__(self, port: SessionPort, request_id: RequestId | None, meta: JSON | None) -> None:
         self._port = port
         self.request_id = request_id
         self.meta: JSON = meta or {}
+        self.input_responses: dict[str, Any] = {}
+        self.request_state: Any = None
 
     @property
     def session(self) -> SessionPort:
@@ -154,19 +167,40 @@ class Context:
         await self.log("error", data)
 
     async def send_request(
-        self, method: str, params: JSON | None = None, *, timeout: float | None = None
+        self,
+        method: str,
+        params: JSON | None = None,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
     ) -> JSON:
-        """Send a request to the client and wait for its result.
+        """Ask the client and wait for its result.
+
+        On a session this is a server-to-client request. On the stateless wire it ends
+        the round with ``input_required`` under ``key`` (by default numbered in the
+        order the handler asks) unless the client's retry brought the answer, which is
+        then returned at once: see :class:`~trio_mcp.InputRequired`.
 
         Raises :class:`ClientError` when the client answers with an error and
         :class:`trio.TooSlowError` when it does not answer within ``timeout`` seconds
         (by default the app's ``client_request_timeout``).
         """
         return await self._port.request(
-            method, params, related_request=self.request_id, timeout=timeout
+            method, params, related_request=self.request_id, timeout=timeout, key=key
         )
 
     def _require(self, capability: str, minimum_version: str) -> JSON:
+        if version_at_least(self.protocol_version, STATELESS_ERA):
+            declared = self.client_capabilities.get(capability)
+            if not isinstance(declared, dict):
+                # Capabilities come with each request: the client must say it can.
+                raise JSONRPCError(
+                    MISSING_REQUIRED_CAPABILITY,
+                    f"this request needs the client's {capability!r} capability, which it "
+                    "did not declare in clientCapabilities",
+                    {"requiredCapabilities": {capability: {}}},
+                )
+            return declared
         if not version_at_least(self.protocol_version, minimum_version):
             raise MissingCapability(
                 f"{capability} needs MCP {minimum_version} or later; this session speaks "
@@ -191,6 +225,7 @@ class Context:
         include_context: str | None = None,
         metadata: JSON | None = None,
         timeout: float | None = None,
+        key: str | None = None,
     ) -> JSON:
         """Ask the client's LLM for a completion (``sampling/createMessage``).
 
@@ -211,10 +246,15 @@ class Context:
             "metadata": metadata,
         }
         params.update({k: v for k, v in optional.items() if v is not None})
-        return await self.send_request("sampling/createMessage", params, timeout=timeout)
+        return await self.send_request("sampling/createMessage", params, timeout=timeout, key=key)
 
     async def elicit(
-        self, message: str, requested_schema: JSON, *, timeout: float | None = None
+        self,
+        message: str,
+        requested_schema: JSON,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
     ) -> JSON:
         """Ask the user for structured input through the client (form mode).
 
@@ -227,7 +267,7 @@ class Context:
         params: JSON = {"message": message, "requestedSchema": requested_schema}
         if version_at_least(self.protocol_version, "2025-11-25"):
             params["mode"] = "form"
-        return await self.send_request("elicitation/create", params, timeout=timeout)
+        return await self.send_request("elicitation/create", params, timeout=timeout, key=key)
 
     async def elicit_url(
         self, message: str, url: str, elicitation_id: str, *, timeout: float | None = None
@@ -245,9 +285,11 @@ class Context:
         }
         return await self.send_request("elicitation/create", params, timeout=timeout)
 
-    async def list_roots(self, *, timeout: float | None = None) -> list[JSON]:
+    async def list_roots(
+        self, *, timeout: float | None = None, key: str | None = None
+    ) -> list[JSON]:
         """The client's roots (``roots/list``): the directories or files it shares."""
         self._require("roots", "2024-11-05")
-        result = await self.send_request("roots/list", None, timeout=timeout)
+        result = await self.send_request("roots/list", None, timeout=timeout, key=key)
         roots = result.get("roots")
         return roots if isinstance(roots, list) else []

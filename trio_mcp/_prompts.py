@@ -16,6 +16,7 @@ import attrs
 
 from ._content import CONTENT_TYPES, Content, TextContent
 from ._context import Context
+from ._input import InputRequired
 from ._jsonrpc import INVALID_PARAMS, JSON, JSONRPCError
 from ._protocol import version_at_least
 from ._schema import parse_docstring
@@ -111,6 +112,8 @@ class Prompt:
         if self._context_param is not None:
             kwargs[self._context_param] = context
         value = await self.fn(**kwargs)
+        if isinstance(value, InputRequired):
+            raise value
         version = context.protocol_version
         result: JSON = {"messages": [m.to_json(version) for m in _as_messages(value)]}
         if self.description:

@@ -14,8 +14,10 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._caching import CacheHint
 from ._content import Annotations, BlobResourceContents, ResourceContents, TextResourceContents
 from ._context import Context
+from ._input import InputRequired
 from ._jsonrpc import INVALID_PARAMS, JSON, JSONRPCError
 from ._protocol import version_at_least
 from ._tools import Icon
@@ -77,6 +79,8 @@ class _ReaderMixin:
         if self._context_param is not None:
             kwargs[self._context_param] = context
         value = await self.fn(**kwargs)
+        if isinstance(value, InputRequired):
+            raise value
         return [
             c.to_json(context.protocol_version) for c in _as_contents(uri, value, self.mime_type)
         ]
@@ -131,8 +135,11 @@ class Resource(_ReaderMixin):
         annotations: Annotations | None = None,
         icons: list[Icon] | None = None,
         meta: JSON | None = None,
+        cache: CacheHint | None = None,
     ) -> None:
         self._setup_reader(fn)
+        #: Caching hint of a read on the stateless wire (None: the server's default).
+        self.cache = cache
         self.uri = uri
         self.name = name or fn.__name__
         self.title = title
@@ -177,8 +184,11 @@ class ResourceTemplate(_ReaderMixin):
         annotations: Annotations | None = None,
         icons: list[Icon] | None = None,
         meta: JSON | None = None,
+        cache: CacheHint | None = None,
     ) -> None:
         self._setup_reader(fn)
+        #: Caching hint of a read on the stateless wire (None: the server's default).
+        self.cache = cache
         self.template = UriTemplate(uri_template)
         missing = set(self._hints) - set(self.template.variables)
         if missing:

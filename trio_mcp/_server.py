@@ -12,8 +12,10 @@ import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._caching import CACHEABLE_METHODS, DEFAULT_LIST_HINT, DEFAULT_READ_HINT, CacheHint
 from ._content import Annotations
 from ._context import LOG_LEVELS, Context
+from ._input import InputRequired
 from ._jsonrpc import INVALID_PARAMS, JSON, METHOD_NOT_FOUND, JSONRPCError, Notification, Request
 from ._prompts import Prompt, PromptFunction
 from ._protocol import ServerIdentity, version_at_least
@@ -37,6 +39,9 @@ Completer = Callable[[str, str, dict[str, str]], Awaitable[list[str]]]
 C = TypeVar("C", bound=Completer)
 #: The spec caps one completion reply at 100 values.
 MAX_COMPLETIONS = 100
+#: Rounds of asking the client a handler may take on a session before it is stopped:
+#: a handler that never has enough is a bug, and must not ask forever.
+MAX_INPUT_ROUNDS = 16
 
 
 def _params_error(message: str, data: Any = None) -> JSONRPCError:
@@ -58,6 +63,9 @@ class Server:
     ``page_size`` bounds how many items one ``*/list`` reply carries; clients page with
     the opaque ``nextCursor``. ``tool_timeout`` bounds every tool call (seconds; a tool
     may set its own): a call past it is cancelled and fails with ``isError``.
+    ``cache`` is the caching hint the stateless wire puts on ``server/discover`` and the
+    lists (by default a minute, public); :meth:`set_cache` overrides it per method, and
+    a resource's own ``cache=`` its reads (by default 0 ms, private).
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class Server:
         instructions: str | None = None,
         page_size: int = 100,
         tool_timeout: float = 600.0,
+        cache: CacheHint = DEFAULT_LIST_HINT,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -83,6 +92,8 @@ class Server:
         self._prompts: dict[str, Prompt] = {}
         self._completers: dict[tuple[str, str], Completer] = {}
         self._listeners: set[ServerListener] = set()
+        self._cache: dict[str, CacheHint] = dict.fromkeys(CACHEABLE_METHODS, cache)
+        self._cache["resources/read"] = DEFAULT_READ_HINT
         self._methods: dict[str, Handler] = {
             "tools/list": self._list_tools,
             "tools/call": self._call_tool,
@@ -164,9 +175,11 @@ class Server:
         annotations: Annotations | None = None,
         icons: list[Icon] | None = None,
         meta: JSON | None = None,
+        cache: CacheHint | None = None,
     ) -> Callable[[R], R]:
         """Register a reader for ``uri``; a URI with ``{variables}`` is a template whose
-        variables become the reader's arguments."""
+        variables become the reader's arguments. ``cache`` is the caching hint its reads
+        carry on the stateless wire (by default the server's: 0 ms, private)."""
 
         def register(fn: R) -> R:
             self.add_resource(
@@ -179,6 +192,7 @@ class Server:
                 annotations=annotations,
                 icons=icons,
                 meta=meta,
+                cache=cache,
             )
             return fn
 
@@ -235,6 +249,10 @@ class Server:
         del self._prompts[name]
         self._changed("prompts")
 
+    @property
+    def prompts(self) -> dict[str, Prompt]:
+        return dict(self._prompts)
+
     def completion(
         self, *, prompt: str | None = None, resource_template: str | None = None
     ) -> Callable[[C], C]:
@@ -249,6 +267,34 @@ class Server:
             return fn
 
         return register
+
+    # -- caching hints (stateless wire) ---------------------------------------------------
+
+    def set_cache(self, method: str, hint: CacheHint) -> None:
+        """The caching hint of ``method``'s results (one of the lists,
+        ``server/discover``, or ``resources/read`` for resources without their own)."""
+        if method not in CACHEABLE_METHODS:
+            raise ValueError(
+                f"{method!r} results carry no caching hint; use one of "
+                + ", ".join(sorted(CACHEABLE_METHODS))
+            )
+        self._cache[method] = hint
+
+    @property
+    def discover_cache(self) -> CacheHint:
+        return self._cache["server/discover"]
+
+    def cache_hint(self, method: str, params: JSON) -> CacheHint | None:
+        """The hint a complete result of ``method`` carries, or None for none."""
+        if method == "resources/read":
+            uri = params.get("uri")
+            resource = self._resources.get(uri) if isinstance(uri, str) else None
+            if resource is not None and resource.cache is not None:
+                return resource.cache
+            for template in self._templates.values():
+                if template.cache is not None and isinstance(uri, str) and template.match(uri):
+                    return template.cache
+        return self._cache.get(method)
 
     # -- change notification ------------------------------------------------------------
 
@@ -286,10 +332,49 @@ class Server:
         return capabilities
 
     async def handle_request(self, request: Request, context: Context) -> JSON:
+        """Serve a request whose client is asked for input as it goes (a session, a
+        task): a handler that raises :class:`~trio_mcp.InputRequired` has its requests
+        sent to the client through ``context`` and runs again with the answers."""
+        for _ in range(MAX_INPUT_ROUNDS):
+            try:
+                return await self.dispatch(request, context)
+            except InputRequired as need:
+                for key, asked in need.requests.items():
+                    context.input_responses[key] = await context.send_request(
+                        asked["method"], asked.get("params"), key=key
+                    )
+                context.request_state = need.state
+        raise JSONRPCError(
+            INVALID_PARAMS,
+            f"{request.method} still needed input after {MAX_INPUT_ROUNDS} rounds of asking",
+        )
+
+    async def dispatch(self, request: Request, context: Context) -> JSON:
+        """Run the handler of ``request`` once; :class:`~trio_mcp.InputRequired` is
+        the caller's to answer."""
         handler = self._methods.get(request.method)
         if handler is None or not self._offers(request.method):
             raise JSONRPCError(METHOD_NOT_FOUND, f"Method not found: {request.method}")
         return await handler(request.params or {}, context)
+
+    def change_kinds(self) -> set[str]:
+        """The lists whose changes this server announces (those it has)."""
+        kinds = set()
+        if self._tools:
+            kinds.add("tools")
+        if self._resources or self._templates:
+            kinds.add("resources")
+        if self._prompts:
+            kinds.add("prompts")
+        return kinds
+
+    def serves(self, method: str) -> bool:
+        """Whether ``method`` is one this server answers (its feature is registered)."""
+        return method in self._methods and self._offers(method)
+
+    def tool_input_schema(self, name: str) -> JSON | None:
+        tool = self._tools.get(name)
+        return tool.input_schema if tool is not None else None
 
     async def handle_notification(self, notification: Notification, context: Context) -> None:
         """Client notifications with no built-in meaning are accepted and ignored."""

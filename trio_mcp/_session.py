@@ -532,8 +532,10 @@ class Session:
         *,
         related_request: RequestId | None = None,
         timeout: float | None = None,
+        key: str | None = None,
     ) -> JSON:
-        """Send a request to the client and wait for its reply.
+        """Send a request to the client and wait for its reply (``key`` names an
+        answer only on the stateless wire; a session needs no names).
 
         On timeout the client is told to stop (``notifications/cancelled``) and
         :class:`trio.TooSlowError` is raised; on an error reply, :class:`ClientError`.

@@ -43,6 +43,8 @@ from ._http import (
 from ._jsonrpc import INVALID_REQUEST, Request
 from ._protocol import SUPPORTED_VERSIONS, version_at_least
 from ._session import Session, SessionClosed, SessionOverloaded
+from ._stateless import is_stateless_version, routes_statelessly
+from ._stateless_http import StatelessHttpTransport
 from ._stream import OutboundStream, StreamBusy, StreamGap
 from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
@@ -52,9 +54,32 @@ VERSION_HEADER: Final = b"mcp-protocol-version"
 
 
 class StreamableHttpTransport:
-    def __init__(self, supervisor: SessionSupervisor, settings: Settings) -> None:
+    def __init__(
+        self,
+        supervisor: SessionSupervisor,
+        settings: Settings,
+        stateless: StatelessHttpTransport | None = None,
+    ) -> None:
         self._supervisor = supervisor
         self._settings = settings
+        #: Serves the POSTs of MCP 2026-07-28, which name no session.
+        self._stateless = stateless
+
+    async def _refuse_stateless(self, scope: Scope, send: Send) -> bool:
+        """405 for a GET or DELETE of the stateless wire, which has only POST."""
+        version = header(scope, VERSION_HEADER)
+        if header(scope, SESSION_HEADER) or version is None:
+            return False
+        if not is_stateless_version(version.strip()):
+            return False
+        await respond_error(
+            send,
+            405,
+            INVALID_REQUEST,
+            f"MCP {version.strip()} has no {scope['method']} on this endpoint: POST each request",
+            headers=[(b"allow", b"POST")],
+        )
+        return True
 
     # -- checks shared by every method ----------------------------------------------------
 
@@ -96,8 +121,6 @@ class StreamableHttpTransport:
     # -- POST -------------------------------------------------------------------------------
 
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self._check_version(scope, send):
-            return
         json_ok, sse_ok = accepts(scope)
         if not (json_ok or sse_ok):
             await respond_error(
@@ -112,6 +135,15 @@ class StreamableHttpTransport:
             scope, receive, send, settings.max_body_bytes, settings.body_timeout
         )
         if body is None:
+            return
+        if self._stateless is not None and routes_statelessly(
+            header(scope, SESSION_HEADER),
+            header(scope, VERSION_HEADER),
+            None if body.is_batch else body.messages[0],
+        ):
+            await self._stateless.post(scope, receive, send, body, json_ok, sse_ok)
+            return
+        if not await self._check_version(scope, send):
             return
         requests = [item for item in body.messages if isinstance(item, Request)]
         initializing = any(request.method == "initialize" for request in requests)
@@ -213,6 +245,8 @@ class StreamableHttpTransport:
     # -- GET --------------------------------------------------------------------------------
 
     async def get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refuse_stateless(scope, send):
+            return
         if not await self._check_version(scope, send):
             return
         _, sse_ok = accepts(scope)
@@ -282,6 +316,8 @@ class StreamableHttpTransport:
     # -- DELETE -----------------------------------------------------------------------------
 
     async def delete(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refuse_stateless(scope, send):
+            return
         if not await self._check_version(scope, send):
             return
         session = await self._find_session(scope, send)

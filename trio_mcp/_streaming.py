@@ -11,7 +11,7 @@ a newer connection takes the stream over; none of these cancels the session's ha
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import trio
 
@@ -21,7 +21,6 @@ from ._eventstream import HEARTBEAT, encode_event
 from ._heartbeat import heartbeats, stall_watch
 from ._http import Receive, Scope, Send
 from ._pacing import departures
-from ._session import Session
 from ._stream import OutboundStream
 
 log = logging.getLogger("trio_mcp")
@@ -39,12 +38,22 @@ STREAM_HEADERS: Final = [
 FLUSH_ABOVE = 64 * 1024
 
 
+class StreamOwner(Protocol):
+    """What a stream belongs to (a session, a ``subscriptions/listen`` request): told
+    when its client comes and goes, named in the log."""
+
+    @property
+    def id(self) -> str: ...
+
+    def touch(self) -> None: ...
+
+
 class _ClientStalled(Exception):
     """The client took nothing for ``stalled_client_timeout``: it stopped reading."""
 
 
 async def serve_stream(
-    session: Session,
+    session: StreamOwner,
     stream: OutboundStream,
     receive: Receive,
     send: Send,
@@ -135,7 +144,7 @@ class _Writer:
 
     def __init__(
         self,
-        session: Session,
+        session: StreamOwner,
         stream: OutboundStream,
         send: Send,
         settings: Settings,

@@ -26,6 +26,7 @@ import trio
 from ._content import CONTENT_TYPES, TextContent
 from ._context import Context
 from ._converter import ArgumentError, structure_argument, unstructure
+from ._input import InputRequired
 from ._jsonrpc import JSONRPCError
 from ._protocol import version_at_least
 from ._schema import Schema, object_schema, parse_docstring, schema_for
@@ -245,6 +246,8 @@ class Tool:
             # The model gets the message so it can adapt; the operator gets the traceback.
             log.exception("tool %r raised", self.name)
             return error_result(f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}")
+        if isinstance(value, InputRequired):
+            raise value
         try:
             return self._result(value, version)
         except (TypeError, ValueError) as exc:
