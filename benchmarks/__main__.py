@@ -1,11 +1,12 @@
 """``python -m benchmarks``: idle capacity and latency of trio-mcp beside the official SDK.
 
-Every run measures, on this machine and in the same run: trio-mcp (``/sse`` and
-``/mcp``) under each host (hypercorn's trio worker, hypercorn's asyncio worker, uvicorn
-with uvloop and httptools), the official Python SDK on uvicorn (installed into
-``benchmarks/.venv-sdk``), the official TypeScript SDK on express (installed into
-``benchmarks/.node-sdk``), and two floors (a bare ASGI SSE app and a bare quart-trio SSE
-route, both on hypercorn's trio worker). Servers run on one core, the load generator on
+Every run measures, on this machine and in the same run: trio-mcp (``/sse``, ``/mcp``
+and MCP 2026-07-28's stateless wire on ``/mcp``) under each host (hypercorn's trio
+worker, hypercorn's asyncio worker, uvicorn with uvloop and httptools), the official
+Python SDK on uvicorn (installed into ``benchmarks/.venv-sdk``; the stateless wire too),
+the official TypeScript SDK on express (installed into ``benchmarks/.node-sdk``), and
+two floors (a bare ASGI SSE app and a bare quart-trio SSE route, both on hypercorn's
+trio worker). Servers run on one core, the load generator on
 another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
 the idle sweep. The attack section then runs trio-mcp's echo loop under each host alone
 and beside hostile clients (``--attacks`` runs it alone, ``--no-attacks`` skips it).
@@ -23,19 +24,31 @@ from typing import Any
 
 from . import nodeenv, report, sdkenv
 from .attacks import run_attacks, takes_attacks
-from .config import ATTACKS, RunConfig
+from .config import ATTACKS, STATELESS, RunConfig
 from .idle import run_idle
 from .latency import run_latency
 from .machine import describe
+from .mcpclient import PROTOCOLS
 from .proc import fd_limit, pin_to_core, raise_fd_limit
 from .progress import Progress
-from .servers import NODE, PROJECT, PROJECT_LAUNCHER, PYTHON_SDK, SYSTEM_NAMES, SYSTEMS, Launcher
+from .servers import (
+    NODE,
+    PROJECT,
+    PROJECT_LAUNCHER,
+    PYTHON_SDK,
+    SYSTEM_NAMES,
+    SYSTEMS,
+    TRANSPORTS,
+    Launcher,
+    System,
+)
 from .workers import LoadWorkers
 
 SYSTEMS_BY_NAME = {system.name: system for system in SYSTEMS}
 
 SMOKE = {
     "sizes": "40",
+    "listen_sizes": "40",
     # 64: the level the targets are judged at, so that every target is computed.
     "concurrency": "1,64",
     "heartbeat": 0.5,
@@ -76,7 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="idle sessions to hold, comma-separated")
     parser.add_argument("--concurrency", help="sessions for the echo runs, comma-separated")
     parser.add_argument("--systems", default=",".join(SYSTEM_NAMES))
-    parser.add_argument("--transports", default="sse,mcp")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS))
+    parser.add_argument(
+        "--listen-sizes",
+        help="idle subscriptions/listen streams to hold on the stateless wire (5000)",
+    )
     parser.add_argument("--heartbeat", type=float, help="heartbeat interval, s (15)")
     parser.add_argument("--idle-seconds", type=float, help="idle window, s (60)")
     parser.add_argument("--duration", type=float, help="measured echo window, s (10)")
@@ -126,8 +143,9 @@ def make_config(args: argparse.Namespace) -> RunConfig:
     preset: dict[str, Any] = dict(SMOKE) if args.smoke else {}
     sizes = args.sizes or preset.pop("sizes", "1000,5000,10000,19000")
     concurrency = args.concurrency or preset.pop("concurrency", "1,16,64")
-    preset.pop("sizes", None)
-    preset.pop("concurrency", None)
+    listen_sizes = args.listen_sizes or preset.pop("listen_sizes", "5000")
+    for name in ("sizes", "concurrency", "listen_sizes"):
+        preset.pop(name, None)
     for name in ("heartbeat", "idle_seconds", "duration", "warmup", "workers"):
         value = getattr(args, name)
         if value is not None:
@@ -137,6 +155,9 @@ def make_config(args: argparse.Namespace) -> RunConfig:
     unknown = set(_names(args.systems)) - set(SYSTEM_NAMES)
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    unknown = set(_names(args.transports)) - set(TRANSPORTS)
+    if unknown:
+        raise SystemExit(f"unknown transports: {', '.join(sorted(unknown))}")
     unknown = set(_names(args.attack_kinds)) - set(ATTACKS)
     if unknown:
         raise SystemExit(f"unknown attacks: {', '.join(sorted(unknown))}")
@@ -147,12 +168,37 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         concurrency=_ints(concurrency),
         systems=_names(args.systems),
         transports=_names(args.transports),
+        listen_sizes=_ints(listen_sizes),
         server_core=args.server_core,
         load_core=args.load_core,
         out_dir=args.out,
         collect=not args.no_collect,
         attacks=[kind for kind in ATTACKS if kind in _names(args.attack_kinds)],
         **preset,
+    )
+
+
+def idle_sizes(config: RunConfig, system: System, transport: str) -> list[int]:
+    """The idle sweep's sizes for one system and transport: on the stateless wire, the
+    listen sizes for the systems that hold idle listen streams, and none for the rest."""
+    if transport != STATELESS:
+        return config.sizes
+    return config.listen_sizes if system.listens else []
+
+
+def ts_sdk_stateless_note(versions: list[str], sdk_version: str) -> str:
+    """Why the TypeScript SDK has no row on the stateless wire, from what it serves."""
+    wanted = PROTOCOLS[STATELESS]
+    if wanted in versions:
+        return (
+            f"ts-sdk /{STATELESS} not measured: @modelcontextprotocol/sdk {sdk_version} "
+            f"lists {wanted}, but the harness has no stateless server script for it yet"
+        )
+    served = ", ".join(versions) if versions else "(its versions could not be read)"
+    return (
+        f"ts-sdk /{STATELESS} not measured: @modelcontextprotocol/sdk {sdk_version} serves "
+        f"{served}, not {wanted}; its Streamable HTTP transport answers "
+        f"MCP-Protocol-Version: {wanted} with 400 (unsupported protocol version)"
     )
 
 
@@ -186,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             node = nodeenv.ensure()
             launchers[NODE] = Launcher(node, nodeenv.ENV)
             node_versions = nodeenv.versions(node)
+            if STATELESS in config.transports:
+                sdk_version = node_versions.get("@modelcontextprotocol/sdk", "?")
+                notes.append(ts_sdk_stateless_note(nodeenv.protocol_versions(node), sdk_version))
         except nodeenv.TsSdkUnavailable as exc:
             if args.ts_sdk == "require":
                 print(f"the TypeScript SDK is required but unavailable: {exc}", file=sys.stderr)
@@ -204,10 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     attacked = [] if args.no_attacks else [s for s in SYSTEMS if s.name in config.systems]
     attacked = [system for system in attacked if takes_attacks(system)]
+    idle_runs = sum(len(idle_sizes(config, system, transport)) for system, transport in plan)
     steps = (
-        (0 if args.no_latency else len(plan))
-        + (0 if args.no_idle else len(plan) * len(config.sizes))
-        + len(attacked)
+        (0 if args.no_latency else len(plan)) + (0 if args.no_idle else idle_runs) + len(attacked)
     )
     progress = Progress(steps, enabled=not args.quiet)
     results: dict[str, Any] = {
@@ -230,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     config, workers, system, transport, server_command, progress
                 )
             if not args.no_idle:
-                for size in config.sizes:
+                for size in idle_sizes(config, system, transport):
                     progress.begin(f"{system.name} /{transport} idle N={size:,}")
                     results["idle"].append(
                         run_idle(config, workers, system, transport, size, server_command, progress)

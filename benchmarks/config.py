@@ -9,6 +9,10 @@ from pathlib import Path
 #: whole ephemeral port range to itself, so TIME_WAIT from earlier runs never runs it dry.
 SOURCES = [f"127.0.0.{host}" for host in range(2, 18)]
 
+#: The transport name of MCP 2026-07-28's stateless wire on /mcp: the command line's,
+#: the report's and the server scripts' (see mcpclient.StatelessSession).
+STATELESS = "mcp-stateless"
+
 #: The attack section's attacks, in the order they run (see attackers.py).
 ATTACKS = (
     "stalled-readers",
@@ -25,6 +29,10 @@ class RunConfig:
     concurrency: list[int]
     systems: list[str]
     transports: list[str]
+    #: The idle sweep's sizes on the stateless wire (idle subscriptions/listen streams,
+    #: for the systems that listen): fewer than on /sse, to keep the full run's length,
+    #: and among ``sizes`` so that a listener's RSS has an /sse session's to compare with.
+    listen_sizes: list[int] = field(default_factory=lambda: [5000])
     heartbeat: float = 15.0
     idle_seconds: float = 60.0
     settle_seconds: float = 5.0

@@ -1,9 +1,12 @@
-"""MCP clients for the load generator: a session over HTTP+SSE or Streamable HTTP.
+"""MCP clients for the load generator: a session over HTTP+SSE or Streamable HTTP, and a
+client of MCP 2026-07-28's stateless wire.
 
 Each session does what a real client does and nothing more: open (a stream, or
 ``initialize`` first on ``/mcp``), initialize, send ``notifications/initialized``, then
-hold its stream or make ``tools/call`` requests. The same code drives every server under
-test, so any difference in the figures is the server's.
+hold its stream or make ``tools/call`` requests. On the stateless wire there is nothing
+to open: a client asks ``server/discover`` once, then every request is a POST of its
+own, and what it holds idle is a ``subscriptions/listen`` stream. The same code drives
+every server under test, so any difference in the figures is the server's.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import Any, Final
 
 import trio
 
+from .config import STATELESS
 from .httpclient import Connection, ConnectionClosed, Head, ProtocolError, request_bytes
 from .sse import SseDecoder, SseEvent
 
 #: The revision each transport's client asks for.
-PROTOCOLS: Final = {"sse": "2024-11-05", "mcp": "2025-06-18"}
+PROTOCOLS: Final = {"sse": "2024-11-05", "mcp": "2025-06-18", STATELESS: "2026-07-28"}
 
 CLIENT_INFO: Final = {"name": "trio-mcp-benchmark", "version": "1"}
 
@@ -217,15 +221,22 @@ async def _open_stream(
     path: str,
     headers: dict[str, str],
     receive_buffer: int | None = None,
+    body: bytes | None = None,
 ) -> _Stream:
+    """A held-open event stream on a connection of its own: ``GET path``, or a POST of
+    ``body`` whose answer is the stream (``subscriptions/listen``)."""
+    method = "GET" if body is None else "POST"
     conn = await Connection.open(target.host, target.port, target.source(index), receive_buffer)
     try:
-        await conn.send(request_bytes("GET", path, target.authority, headers))
+        await conn.send(request_bytes(method, path, target.authority, headers, body))
         head = await conn.read_head()
         if head.status != 200 or head.content_type != b"text/event-stream":
-            raise McpFailure(f"GET {path}: {head.status} {head.content_type!r}")
+            payload = b"" if head.chunked else await conn.read_body(head)
+            raise McpFailure(
+                f"{method} {path}: {head.status} {head.content_type!r} {payload[:200]!r}"
+            )
         if not head.chunked:
-            raise McpFailure(f"GET {path}: the event stream is not chunked")
+            raise McpFailure(f"{method} {path}: the event stream is not chunked")
     except BaseException:
         conn.close()
         raise
@@ -365,6 +376,88 @@ class StreamableSession:
             self._stream.conn.close()
 
 
+class StatelessSession:
+    """A client of MCP 2026-07-28's stateless wire on ``/mcp``: no initialize, no session.
+
+    Every request is a POST of its own, carrying the revision in the
+    ``MCP-Protocol-Version`` header and in ``params._meta`` (with the client's info and
+    capabilities), its method in ``Mcp-Method`` and, for ``tools/call``, the tool's name
+    in ``Mcp-Name``; the answer is a JSON body or an event stream that ends with the
+    reply. ``establish`` asks ``server/discover`` once, as a client that wants to know
+    the server speaks the revision before using it does (the Python SDK's client probes
+    it by default); with ``hold_stream`` it then opens the client's one long-lived
+    stream, a ``subscriptions/listen`` for tools-list changes, on a connection of its
+    own, and checks that the stream starts with the acknowledgement. ``hold`` reads that stream
+    (heartbeats counted) until the server ends it or the caller cancels.
+    """
+
+    transport = STATELESS
+
+    def __init__(self, target: Target, index: int, post: PostFn) -> None:
+        self._target = target
+        self._index = index
+        self._post = post
+        self._stream: _Stream | None = None
+        self._next_id = 0
+
+    def _request(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """A request's id, headers and body, the revision's envelope in ``_meta``."""
+        self._next_id += 1
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": PROTOCOLS[STATELESS],
+            "Mcp-Method": method,
+        }
+        if "name" in params:
+            headers["Mcp-Name"] = params["name"]
+        body = encode(self._next_id, method, {**params, "_meta": STATELESS_META})
+        return self._next_id, headers, body
+
+    async def _ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        message_id, headers, body = self._request(method, params)
+        head, payload = await self._post("/mcp", body, headers)
+        if head.status != 200:
+            raise McpFailure(f"{method} answered {head.status}: {payload[:200]!r}")
+        return check_reply(_reply_in(head, payload, message_id), message_id)
+
+    async def establish(self, *, hold_stream: bool = True) -> None:
+        found = await self._ask("server/discover", {})
+        versions = found.get("supportedVersions")
+        if not isinstance(versions, list) or PROTOCOLS[STATELESS] not in versions:
+            raise McpFailure(f"server/discover: {PROTOCOLS[STATELESS]} not among {found}")
+        if not hold_stream:
+            return
+        _, headers, body = self._request("subscriptions/listen", LISTEN_PARAMS)
+        stream = await _open_stream(self._target, self._index, "/mcp", headers, body=body)
+        self._stream = stream
+        event = await stream.next_event(None)
+        first = json.loads(event.data) if event.data else None
+        if not isinstance(first, dict) or first.get("method") != LISTEN_ACKNOWLEDGED:
+            raise McpFailure(f"the listen stream starts with {event.data[:200]!r}")
+
+    async def call(self, text: str) -> None:
+        await self._ask("tools/call", {"name": "echo", "arguments": {"text": text}})
+
+    async def hold(self, stats: HoldStats) -> None:
+        assert self._stream is not None
+        await self._stream.hold(stats)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.conn.close()
+
+
+#: What every request on the stateless wire carries in ``params._meta``.
+STATELESS_META: Final = {
+    "io.modelcontextprotocol/protocolVersion": PROTOCOLS[STATELESS],
+    "io.modelcontextprotocol/clientInfo": CLIENT_INFO,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+#: The idle client's subscription: the one change a client of a tool server cares for.
+LISTEN_PARAMS: Final = {"notifications": {"toolsListChanged": True}}
+LISTEN_ACKNOWLEDGED: Final = "notifications/subscriptions/acknowledged"
+
+
 def _reply_in(head: Head, payload: bytes, message_id: int) -> Any:
     """The JSON-RPC reply in a POST's answer: a JSON body, or an event in an SSE body."""
     if head.content_type == b"text/event-stream":
@@ -377,4 +470,4 @@ def _reply_in(head: Head, payload: bytes, message_id: int) -> Any:
     return json.loads(payload)
 
 
-SESSION_TYPES: Final = {"sse": SseSession, "mcp": StreamableSession}
+SESSION_TYPES: Final = {"sse": SseSession, "mcp": StreamableSession, STATELESS: StatelessSession}

@@ -149,6 +149,32 @@ def ensure(env: Path = ENV, min_node: int = MIN_NODE) -> str:
     return node
 
 
+#: Prints the installed SDK's SUPPORTED_PROTOCOL_VERSIONS as JSON.
+VERSIONS_PROBE = (
+    "const t = await import('@modelcontextprotocol/sdk/types.js');"
+    "console.log(JSON.stringify(t.SUPPORTED_PROTOCOL_VERSIONS));"
+)
+
+
+def protocol_versions(node: str, env: Path = ENV) -> list[str]:
+    """The protocol revisions the installed SDK serves (its ``SUPPORTED_PROTOCOL_VERSIONS``;
+    its Streamable HTTP transport answers any other ``MCP-Protocol-Version`` with 400),
+    or an empty list if the probe fails. The run's notes say from this whether the SDK
+    could be measured on MCP 2026-07-28's stateless wire."""
+    try:
+        done = subprocess.run(
+            [node, "--input-type=module", "--eval", VERSIONS_PROBE],
+            cwd=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        found = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []
+    return [str(version) for version in found] if isinstance(found, list) else []
+
+
 def versions(node: str, env: Path = ENV) -> dict[str, str]:
     """Node's version and the installed packages' (from their package.json files)."""
     found = {"node": node_version(node)}

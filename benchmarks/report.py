@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .config import STATELESS
 from .machine import format_machine
-from .servers import HOSTS, HYPERCORN_TRIO
+from .servers import HOSTS, HYPERCORN_TRIO, SYSTEMS
 
 #: The targets (see benchmarks/README.md): bounds on trio-mcp's figures.
 CAPACITY_TARGET = 19_000
@@ -33,6 +34,16 @@ GUEST_CALLS_VS_TS_SDK = 1.0
 GUEST_P99_VS_SDK = 0.5
 GUEST_RSS_VS_NATIVE = 1.0
 ISSUE_12 = "issue 12: trio-mcp@uvicorn"
+
+#: Issue 13's: MCP 2026-07-28's stateless wire (/mcp-stateless), trio-mcp under each host
+#: against the Python SDK's stateless wire, and an idle subscriptions/listen stream
+#: against an idle /sse session of the same host. The issue's bounds are on the best
+#: host (the most calls/s); the report shows every host's.
+STATELESS_CALLS_VS_SDK = 1.5
+STATELESS_P99_VS_SDK = 0.5
+LISTENER_RSS_VS_SSE = 1.1
+TRIO_MCP_HOSTS = tuple(system.name for system in SYSTEMS if system.listens)
+ISSUE_13 = "issue 13: the stateless wire"
 
 
 @dataclass
@@ -431,7 +442,7 @@ def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[T
                 None,
             )
         )
-    return found + issue_12_targets(idle, latency)
+    return found + issue_12_targets(idle, latency) + issue_13_targets(idle, latency)
 
 
 def issue_12_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
@@ -469,6 +480,58 @@ def issue_12_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) 
     found += _capacity(ours, ISSUE_12)
     found += _heartbeat_cpu(ours, ISSUE_12)
     return found
+
+
+def issue_13_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
+    """Issue 13's, for trio-mcp under each host: the stateless echo at 64 sessions against
+    the Python SDK's stateless echo (calls/s, p99), and RSS per idle listen stream against
+    RSS per idle /sse session of the same host, at the largest N both held in full.
+    Each target's name starts with the host's system."""
+    found: list[Target] = []
+    sdk = _calls(latency, "sdk", STATELESS)
+    for system in TRIO_MCP_HOSTS:
+        mine = _calls(latency, system, STATELESS)
+        if mine and sdk:
+            ratio = mine["calls_per_s"] / sdk["calls_per_s"]
+            found.append(
+                Target(
+                    f"{system}: calls/s at 64 sessions vs sdk (/{STATELESS})",
+                    f"{mine['calls_per_s']:,.0f} vs {sdk['calls_per_s']:,.0f}",
+                    f">= {STATELESS_CALLS_VS_SDK:.2f}x sdk",
+                    ratio,
+                    ratio >= STATELESS_CALLS_VS_SDK,
+                    ISSUE_13,
+                )
+            )
+            (p99,) = _p99(mine, sdk, "sdk", STATELESS, STATELESS_P99_VS_SDK, ISSUE_13)
+            p99.name = f"{system}: {p99.name}"
+            found.append(p99)
+    for system in TRIO_MCP_HOSTS:
+        listeners, sessions = _idle(idle, system, STATELESS), _idle(idle, system, "sse")
+        common = [n for n in listeners if n in sessions]
+        common = [n for n in common if _full(listeners[n]) and _full(sessions[n])]
+        if not common:
+            continue
+        n = max(common)
+        mine, theirs = listeners[n]["rss_per_session"], sessions[n]["rss_per_session"]
+        found.append(
+            Target(
+                f"{system}: RSS per idle listener vs idle /sse session (N={n:,})",
+                f"{mine / 1024:.1f} KB vs {theirs / 1024:.1f} KB",
+                f"<= {LISTENER_RSS_VS_SSE:.2f}x /sse",
+                mine / theirs,
+                mine / theirs <= LISTENER_RSS_VS_SSE,
+                ISSUE_13,
+            )
+        )
+    return found
+
+
+def best_stateless_host(found: list[Target]) -> str | None:
+    """The host whose stateless echo made the most calls/s at 64 sessions (the one the
+    issue's bounds are on), from issue 13's targets; None if none was measured."""
+    calls = [t for t in found if t.group == ISSUE_13 and ": calls/s at 64 sessions" in t.name]
+    return max(calls, key=lambda t: t.ratio).name.split(":", 1)[0] if calls else None
 
 
 def _p99(
@@ -511,6 +574,11 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s"
             + (
+                f"; on /{STATELESS}, one subscriptions/listen stream per client"
+                if any(r["transport"] == STATELESS for r in results["idle"])
+                else ""
+            )
+            + (
                 "; one full GC asked of each Python server before it)" if config["collect"] else ")"
             ),
             idle_table(results["idle"]),
@@ -543,6 +611,15 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"Targets of issue 12 (trio-mcp as a guest on {HOSTS[GUEST]})",
             targets_table(issue_12, GUEST),
+        ]
+    issue_13 = [t for t in found if t.group == ISSUE_13]
+    if issue_13:
+        best = best_stateless_host(issue_13)
+        parts += [
+            "",
+            "Targets of issue 13 (MCP 2026-07-28's stateless wire, trio-mcp under each host"
+            + (f"; the issue's bounds are on the best host, {best})" if best else ")"),
+            targets_table(issue_13, "per host"),
         ]
     if results.get("notes"):
         parts += ["", *results["notes"]]

@@ -10,6 +10,11 @@ trio-mcp is measured under each ASGI server it runs on (the *host*): hypercorn's
 worker natively, and hypercorn's asyncio worker and uvicorn (uvloop, httptools) with
 trio as a guest on their loop. Each host is a system of its own, named
 ``trio-mcp@<host>``, except the native one, which keeps the name ``trio-mcp``.
+
+Transports are ``sse`` (HTTP+SSE), ``mcp`` (Streamable HTTP with sessions) and
+``mcp-stateless`` (MCP 2026-07-28's stateless wire on ``/mcp``), where a system serves
+them. On the stateless wire the echo runs for every system that has it, and the idle
+sweep holds ``subscriptions/listen`` streams for the systems that say ``listens``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import STATELESS
 from .proc import pin_to_core, raise_fd_limit
 
 SERVERS_DIR = Path(__file__).parent / "servers"
@@ -49,6 +55,9 @@ class System:
     #: Arguments for the script beyond the ones every server takes.
     args: tuple[str, ...] = ()
     floor: bool = False
+    #: Whether the idle sweep measures it on the stateless wire too: one idle
+    #: ``subscriptions/listen`` stream per client (trio-mcp's hosts; issue 13).
+    listens: bool = False
 
     @property
     def gc_hooks(self) -> bool:
@@ -57,29 +66,36 @@ class System:
         return self.runtime != NODE
 
 
+TRANSPORTS = ("sse", "mcp", STATELESS)
+
 SYSTEMS: tuple[System, ...] = (
     System(
         "trio-mcp",
         "trio_mcp_server.py",
-        ("sse", "mcp"),
+        TRANSPORTS,
         HYPERCORN_TRIO,
         args=("--server", "hypercorn-trio"),
+        listens=True,
     ),
     System(
         "trio-mcp@hypercorn-asyncio",
         "trio_mcp_server.py",
-        ("sse", "mcp"),
+        TRANSPORTS,
         "hypercorn (asyncio worker)",
         args=("--server", "hypercorn-asyncio"),
+        listens=True,
     ),
     System(
         "trio-mcp@uvicorn",
         "trio_mcp_server.py",
-        ("sse", "mcp"),
+        TRANSPORTS,
         "uvicorn (uvloop, httptools)",
         args=("--server", "uvicorn"),
+        listens=True,
     ),
-    System("sdk", "sdk_server.py", ("sse", "mcp"), "uvicorn (asyncio, h11)", PYTHON_SDK),
+    System("sdk", "sdk_server.py", TRANSPORTS, "uvicorn (asyncio, h11)", PYTHON_SDK),
+    # Not the stateless wire: the SDK's 1.32 line serves revisions up to 2025-11-25 (the
+    # run's notes say so, from the installed SDK; see nodeenv.protocol_versions).
     System("ts-sdk", "ts_sdk_server.mjs", ("sse", "mcp"), "node, express", NODE),
     System("floor-hypercorn", "floor_hypercorn.py", ("sse",), HYPERCORN_TRIO, floor=True),
     System("floor-quart", "floor_quart.py", ("sse",), HYPERCORN_TRIO, floor=True),

@@ -1,4 +1,5 @@
-"""The benchmark report's verdicts on issue 12's targets, from figures given here.
+"""The benchmark report's verdicts on issue 12's and issue 13's targets, from figures
+given here.
 
 The smoke test (test_benchmark_smoke.py) shows that every target is computed from a real
 run; these check each bound's direction and edge, which a smoke run's small figures
@@ -16,24 +17,39 @@ from typing import Any
 # installed trio_mcp (appended, so that the checkout's copy does not shadow it).
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.report import ISSUE_12, issue_12_targets, render, targets
+from benchmarks.__main__ import ts_sdk_stateless_note
+from benchmarks.report import (
+    ISSUE_12,
+    ISSUE_13,
+    issue_12_targets,
+    issue_13_targets,
+    render,
+    targets,
+)
 
 HOSTS = {
     "trio-mcp": "hypercorn -k trio",
+    "trio-mcp@hypercorn-asyncio": "hypercorn (asyncio worker)",
     "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
     "sdk": "uvicorn (asyncio, h11)",
     "ts-sdk": "node, express",
 }
+TRIO_MCP_HOSTS = ["trio-mcp", "trio-mcp@hypercorn-asyncio", "trio-mcp@uvicorn"]
 
 
 def _idle(
-    system: str, n: int, rss_kb: float, cpu_percent: float, held: int | None = None
+    system: str,
+    n: int,
+    rss_kb: float,
+    cpu_percent: float,
+    held: int | None = None,
+    transport: str = "sse",
 ) -> dict[str, Any]:
     established = n if held is None else held
     return {
         "system": system,
         "host": HOSTS[system],
-        "transport": "sse",
+        "transport": transport,
         "n": n,
         "established": established,
         "failed": n - established,
@@ -41,14 +57,21 @@ def _idle(
         "rss_per_session": rss_kb * 1024,
         "heartbeat": 15.0,
         "cpu_percent": cpu_percent,
+        # What the idle table prints beside them.
+        "establish_seconds": 1.0,
+        "cpu_seconds_per_minute": cpu_percent * 0.6,
+        "idle_window": 60.0,
+        "heartbeat_interval": {"p50": 15.0, "max": 15.1},
+        "gc": {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0]},
+        "gc_measured": True,
     }
 
 
-def _echo(system: str, calls_per_s: float, p99_ms: float) -> dict[str, Any]:
+def _echo(system: str, calls_per_s: float, p99_ms: float, transport: str = "sse") -> dict[str, Any]:
     return {
         "system": system,
         "host": HOSTS[system],
-        "transport": "sse",
+        "transport": transport,
         "sessions": 64,
         "calls_per_s": calls_per_s,
         "latency": {"p50": p99_ms / 2000, "p90": p99_ms / 1500, "p99": p99_ms / 1000},
@@ -88,6 +111,28 @@ def _figures(
 
 def _verdicts(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> dict[str, bool | None]:
     return {t.name: t.met for t in issue_12_targets(idle, latency)}
+
+
+MACHINE = {
+    "cpu": "cpu",
+    "cores": 2,
+    "memory_gib": 1.0,
+    "kernel": "Linux",
+    "python": "3.11",
+    "trio_mcp_commit": "0000000",
+    "load_average_at_start": [0.0, 0.0, 0.0],
+    "packages": {},
+    "sdk_packages": {},
+}
+CONFIG = {
+    "server_core": 0,
+    "load_core": 1,
+    "heartbeat": 15.0,
+    "duration": 10.0,
+    "warmup": 2.0,
+    "idle_seconds": 60.0,
+    "collect": True,
+}
 
 
 def test_issue_12_targets_are_met_at_their_bounds() -> None:
@@ -149,7 +194,9 @@ def test_report_prints_the_host_of_every_row_and_issue_12_apart() -> None:
     )
     # The echo table's rows, cell by cell (cells are two spaces apart or more).
     rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if " /sse " in line]
-    assert {row[0]: row[1] for row in rows} == HOSTS
+    assert {row[0]: row[1] for row in rows} == {
+        system: HOSTS[system] for system in ("trio-mcp", "trio-mcp@uvicorn", "sdk", "ts-sdk")
+    }
     ts_sdk = next(row for row in rows if row[0] == "ts-sdk")
     assert ts_sdk[-3:-1] == ["n/a", "n/a"]  # V8's collector: not counted
     assert "Targets of issue 12" in text
@@ -245,3 +292,119 @@ def test_attack_table_sets_each_attack_beside_the_echo_alone() -> None:
         "320 sessions asked 1 reply of 1 MiB each; let go: none; 50 held at the end (longest 9.9 s)"
     )
     assert cells[1][-1] == ("320 bodies: 408 x200; after p50 2.01 s, max 2.05 s; 3 client errors")
+
+
+STATELESS = "mcp-stateless"
+
+
+def _stateless(
+    *,
+    calls: dict[str, float] | None = None,
+    p99_ms: float = 50.0,
+    listener_kb: float = 33.0,
+    listeners_held: int = 5_000,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every trio-mcp host at issue 13's bounds exactly, unless told otherwise: 1.5x the
+    SDK's stateless calls/s (600), half its p99 (100 ms), an idle listener 1.1x an idle
+    /sse session (30 KB) at N=5,000; and the /sse rows at 1,000 too."""
+    calls = {host: 900.0 for host in TRIO_MCP_HOSTS} | (calls or {})
+    idle, latency = [], [_echo("sdk", 600.0, 100.0, STATELESS), _echo("sdk", 400.0, 300.0, "mcp")]
+    for host in TRIO_MCP_HOSTS:
+        latency.append(_echo(host, calls[host], p99_ms, STATELESS))
+        latency.append(_echo(host, 5_000.0, 1.0, "mcp"))  # another wire: not compared
+        idle += [
+            _idle(host, 1_000, 30.0, 1.0),
+            _idle(host, 5_000, 30.0, 2.0),
+            _idle(host, 5_000, listener_kb, 2.0, held=listeners_held, transport=STATELESS),
+        ]
+    return idle, latency
+
+
+def _issue_13(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> dict[str, bool | None]:
+    return {t.name: t.met for t in issue_13_targets(idle, latency)}
+
+
+def test_issue_13_targets_are_met_at_their_bounds_under_every_host() -> None:
+    assert _issue_13(*_stateless()) == {
+        name: True
+        for host in TRIO_MCP_HOSTS
+        for name in (
+            f"{host}: calls/s at 64 sessions vs sdk (/mcp-stateless)",
+            f"{host}: p99 at 64 sessions vs sdk (/mcp-stateless)",
+            f"{host}: RSS per idle listener vs idle /sse session (N=5,000)",
+        )
+    }
+
+
+def test_issue_13_targets_are_missed_just_past_their_bounds() -> None:
+    calls = {host: 899.0 for host in TRIO_MCP_HOSTS}
+    verdicts = _issue_13(*_stateless(calls=calls, p99_ms=50.01, listener_kb=33.01))
+    assert len(verdicts) == 9 and set(verdicts.values()) == {False}, verdicts
+
+
+def test_issue_13_compares_each_host_with_its_own_sse_sessions() -> None:
+    idle, latency = _stateless()
+    # uvicorn's /sse sessions are lighter: its listeners, as heavy as the others', miss.
+    for r in idle:
+        if r["system"] == "trio-mcp@uvicorn" and r["transport"] == "sse":
+            r["rss_per_session"] = 29 * 1024
+    verdicts = _issue_13(idle, latency)
+    rss = {name.split(":")[0]: met for name, met in verdicts.items() if "listener" in name}
+    assert rss == {"trio-mcp": True, "trio-mcp@hypercorn-asyncio": True, "trio-mcp@uvicorn": False}
+
+
+def test_issue_13_listeners_are_judged_only_where_every_one_was_held() -> None:
+    # 4,999 of 5,000 listeners opened, and no other N has both: no memory verdict.
+    verdicts = _issue_13(*_stateless(listeners_held=4_999))
+    assert not [name for name in verdicts if "listener" in name]
+    assert len(verdicts) == 6
+
+
+def test_issue_13_has_no_echo_verdict_without_the_sdk_stateless_run() -> None:
+    idle, latency = _stateless()
+    latency = [r for r in latency if not (r["system"] == "sdk" and r["transport"] == STATELESS)]
+    assert all("listener" in name for name in _issue_13(idle, latency))
+
+
+def test_report_prints_stateless_rows_and_issue_13_naming_the_best_host() -> None:
+    calls = {"trio-mcp": 700.0, "trio-mcp@hypercorn-asyncio": 800.0, "trio-mcp@uvicorn": 1_800.0}
+    idle, latency = _stateless(calls=calls)
+    found = targets(idle, latency)
+    text = render(
+        {
+            "machine": MACHINE,
+            "command": "python -m benchmarks",
+            "config": CONFIG,
+            "idle": idle,
+            "latency": latency,
+            "targets": [t.as_dict() for t in found],
+        }
+    )
+    assert "on /mcp-stateless, one subscriptions/listen stream per client" in text
+    rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
+    # The echo table: one /mcp-stateless row per host and the SDK's, with its host.
+    echo = [row for row in rows if row[2:4] == ["/mcp-stateless", "64"]]
+    assert {row[0]: row[1] for row in echo} == {
+        system: HOSTS[system] for system in [*TRIO_MCP_HOSTS, "sdk"]
+    }
+    assert next(row for row in echo if row[0] == "trio-mcp@uvicorn")[4] == "1,800"
+    # The idle table: the listeners' row beside the /sse sessions' at the same N.
+    idle_rows = [row for row in rows if row[0] == "trio-mcp" and row[3:4] == ["5,000"]]
+    assert [(row[2], row[7]) for row in idle_rows] == [("/sse", "30.0"), ("/mcp-stateless", "33.0")]
+    heading = "Targets of issue 13 (MCP 2026-07-28's stateless wire, trio-mcp under each host"
+    assert f"{heading}; the issue's bounds are on the best host, trio-mcp@uvicorn)" in text
+    section = text.split(heading, 1)[1]
+    verdicts = {row[0]: row[-1] for row in rows if row[0].startswith("trio-mcp@uvicorn: ")}
+    assert verdicts == {
+        "trio-mcp@uvicorn: calls/s at 64 sessions vs sdk (/mcp-stateless)": "met",
+        "trio-mcp@uvicorn: p99 at 64 sessions vs sdk (/mcp-stateless)": "met",
+        "trio-mcp@uvicorn: RSS per idle listener vs idle /sse session (N=5,000)": "met",
+    }
+    assert "trio-mcp: calls/s at 64 sessions vs sdk (/mcp-stateless)" in section
+    assert {t.group for t in found if "mcp-stateless" in t.name} == {ISSUE_13}
+
+
+def test_ts_sdk_stateless_note_says_which_revisions_it_serves() -> None:
+    note = ts_sdk_stateless_note(["2025-11-25", "2025-06-18"], "1.32.2")
+    assert note.startswith("ts-sdk /mcp-stateless not measured: @modelcontextprotocol/sdk 1.32.2")
+    assert "serves 2025-11-25, 2025-06-18, not 2026-07-28" in note

@@ -1,12 +1,16 @@
 """The benchmark's smoke mode, end to end, so that the benchmark never rots.
 
-It runs ``python -m benchmarks --smoke`` as a user would: every system (trio-mcp on both
-transports under each host: hypercorn's trio worker, hypercorn's asyncio worker and
+It runs ``python -m benchmarks --smoke`` as a user would: every system (trio-mcp on
+every transport under each host: hypercorn's trio worker, hypercorn's asyncio worker and
 uvicorn; the official Python SDK in its own virtualenv; the official TypeScript SDK on
 Node in its own npm environment; both floors) with a few dozen idle sessions and two
-short echo runs, then checks that the figures are whole. Outside CI a machine that
-cannot build an SDK's environment (no npm, say) measures the rest; in CI (``CI=true``)
-both SDKs are required, so no comparison is ever silently dropped.
+short echo runs, then checks that the figures are whole. On MCP 2026-07-28's stateless
+wire (``mcp-stateless``) the echo runs against trio-mcp under each host and against the
+Python SDK, and trio-mcp's hosts hold a few dozen idle ``subscriptions/listen`` streams;
+the TypeScript SDK does not serve that revision, and the run's notes must say so.
+Outside CI a machine that cannot build an SDK's environment (no npm, say) measures the
+rest; in CI (``CI=true``) both SDKs are required, so no comparison is ever silently
+dropped.
 
 The attack section runs apart (``--smoke --attacks``): trio-mcp under each host, its
 echo loop alone and beside each attack at a tenth of its size or less, the server's
@@ -24,6 +28,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+TRIO_MCP_HOSTS = {
+    "trio-mcp": "hypercorn -k trio",
+    "trio-mcp@hypercorn-asyncio": "hypercorn (asyncio worker)",
+    "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
+}
+STATELESS = "mcp-stateless"
 
 
 def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
@@ -80,9 +91,18 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         assert run["rss_after"] > 0 and run["idle_cpu_seconds"] >= 0, where
         assert run["heartbeats"] > 0, where  # the smoke run's heartbeat is short
         _assert_collector(run, where)
+    # The stateless wire: the echo for trio-mcp's hosts and the SDK, idle listen streams
+    # for trio-mcp's hosts only; every other system and transport has both.
+    stateless = {s for s in ("sdk", *TRIO_MCP_HOSTS) if s in measured}
+    assert {r["system"] for r in results["idle"] if r["transport"] == STATELESS} == set(
+        TRIO_MCP_HOSTS
+    )
     assert {(r["system"], r["transport"]) for r in results["latency"]} == {
         (r["system"], r["transport"]) for r in results["idle"]
-    }
+    } | {(system, STATELESS) for system in stateless}
+    if "ts-sdk" in measured:
+        why = "ts-sdk /mcp-stateless not measured: @modelcontextprotocol/sdk 1.32"
+        assert any(note.startswith(why) for note in results["notes"]), results["notes"]
     for run in results["latency"]:
         where = f"{run['system']} /{run['transport']} x{run.get('sessions')}"
         assert "error" not in run, where
@@ -109,6 +129,19 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
     assert issue_12 == wanted
     assert "Targets of issue 12" in done.stdout
 
+    issue_13 = {t["name"] for t in results["targets"] if t["group"].startswith("issue 13")}
+    wanted = {
+        f"{host}: RSS per idle listener vs idle /sse session (N=40)" for host in TRIO_MCP_HOSTS
+    }
+    if "sdk" in measured:
+        wanted |= {
+            f"{host}: {what} at 64 sessions vs sdk (/mcp-stateless)"
+            for host in TRIO_MCP_HOSTS
+            for what in ("calls/s", "p99")
+        }
+    assert issue_13 == wanted
+    assert "Targets of issue 13" in done.stdout
+
 
 def _assert_collector(run: dict[str, Any], where: str) -> None:
     """CPython servers report their collector's work; Node's is not CPython's: n/a."""
@@ -119,11 +152,6 @@ def _assert_collector(run: dict[str, Any], where: str) -> None:
         assert len(run["gc"]["collections"]) == len(run["gc"]["seconds"]) == 3, where
 
 
-TRIO_MCP_HOSTS = {
-    "trio-mcp": "hypercorn -k trio",
-    "trio-mcp@hypercorn-asyncio": "hypercorn (asyncio worker)",
-    "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
-}
 ATTACKS = [
     "stalled-readers",
     "flooded-session",

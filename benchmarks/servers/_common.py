@@ -23,7 +23,9 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between pings")
-    parser.add_argument("--transport", choices=["sse", "mcp"], default="sse")
+    # mcp-stateless: MCP 2026-07-28's stateless wire, served on /mcp beside Streamable
+    # HTTP by the servers that speak it (trio-mcp and the Python SDK).
+    parser.add_argument("--transport", choices=["sse", "mcp", "mcp-stateless"], default="sse")
     parser.add_argument("--max-sessions", type=int, default=20_000)
     return parser
 

@@ -4,6 +4,15 @@ Run by the SDK's own virtualenv (``benchmarks/.venv-sdk``). The SSE app is the S
 HTTP+SSE transport; the Streamable HTTP app is stateful (session ids, a GET stream),
 with its session cap lifted like trio-mcp's. The heartbeat is sse-starlette's ping,
 whose interval the SDK does not expose; setting its class default is the one way in.
+
+The stateless wire of MCP 2026-07-28 (``--transport mcp-stateless``) is served by the
+same Streamable HTTP app, as a user gets it: the SDK's session manager sends every
+request whose ``MCP-Protocol-Version`` is not one of the handshake revisions to its
+single-exchange entry (``mcp.server._streamable_http_modern``), whatever its own
+stateful or stateless setting, and ``MCPServer`` answers ``server/discover`` and
+registers a ``subscriptions/listen`` handler by default. In its default (not JSON)
+response mode that entry answers with a JSON body when the handler finishes within
+15 s without a notification, an event stream otherwise: an echo is answered in JSON.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ def main() -> None:
 
     if args.transport == "sse":
         app = server.sse_app()
-    else:
+    else:  # mcp and mcp-stateless: one app serves both wires on /mcp
         app = server.streamable_http_app(max_sessions=args.max_sessions)
     logging.basicConfig(level=logging.WARNING)
     install_gc_hooks()

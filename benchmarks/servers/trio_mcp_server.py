@@ -3,7 +3,9 @@
 ``--server`` picks the ASGI server: ``hypercorn-trio`` (hypercorn's trio worker, where
 trio-mcp runs natively), ``hypercorn-asyncio`` (hypercorn's asyncio worker) or
 ``uvicorn`` (uvloop and httptools); under the asyncio ones trio runs as a guest on the
-server's loop. The app is the same object in every case.
+server's loop. The app is the same object in every case, and it serves every transport
+the benchmark measures (``/sse``, Streamable HTTP and MCP 2026-07-28's stateless wire,
+both on ``/mcp``), so ``--transport`` changes nothing here.
 
 ``max_sessions`` is raised from its default (10,000) because the capacity target is
 about what one process can hold, not about the default's guard.
