@@ -27,6 +27,7 @@ from trio_mcp._stateless import (
     check_headers,
     complete,
     discover_result,
+    header_param_problems,
     header_params,
     method_not_found,
     read_meta,
@@ -98,7 +99,14 @@ def b64(text: str) -> str:
 
 
 def test_a_post_naming_a_session_stays_on_the_session_wire() -> None:
-    assert not routes_statelessly("abc", MODERN, request())
+    assert not routes_statelessly("abc", None, Request(1, "tools/list", {}))
+    assert not routes_statelessly("abc", LEGACY, request())
+
+
+def test_a_modern_version_header_ignores_a_stray_session_id() -> None:
+    # 2026-07-28 has no sessions: following the id back into the session era would
+    # answer with that era's refusal, which hides this revision from the client.
+    assert routes_statelessly("abc", MODERN, request())
 
 
 def test_a_bare_initialize_stays_on_the_session_wire() -> None:
@@ -180,9 +188,15 @@ def test_a_valid_log_level_is_kept() -> None:
     assert read_meta(request(**{LOG_LEVEL_KEY: "warning"}), LOG_LEVELS).log_level == "warning"
 
 
-@pytest.mark.parametrize("level", ["loud", 3, None])
-def test_an_invalid_log_level_means_no_logs(level: Any) -> None:
-    assert read_meta(request(**{LOG_LEVEL_KEY: level}), LOG_LEVELS).log_level is None
+def test_no_log_level_means_no_logs() -> None:
+    assert read_meta(request(), LOG_LEVELS).log_level is None
+
+
+@pytest.mark.parametrize("level", ["loud", 3, ""])
+def test_an_unknown_log_level_is_refused_as_invalid_params(level: Any) -> None:
+    with pytest.raises(Refusal) as refusal:
+        read_meta(request(**{LOG_LEVEL_KEY: level}), LOG_LEVELS)
+    assert (refusal.value.status, refusal.value.error.code) == (400, INVALID_PARAMS)
 
 
 def test_the_whole_meta_is_kept_raw() -> None:
@@ -360,6 +374,25 @@ def test_an_integer_param_that_is_not_a_number_is_a_header_mismatch() -> None:
     assert refused(call({"count": 3}), call_headers(Count="three")).error.code == HEADER_MISMATCH
 
 
+@pytest.mark.parametrize("header", ["4_2", "42.5", "4.2e1", " 42x", "0x2a", "42.0000000000000001"])
+def test_an_integer_param_must_be_written_as_that_integer(header: str) -> None:
+    # float() would take each of these for 42 (or near it): a proxy routing on the
+    # header would then see another value than the server runs with.
+    assert refused(call({"count": 42}), call_headers(Count=header)).error.code == HEADER_MISMATCH
+
+
+def test_an_integer_param_past_a_float_s_precision_compares_exactly() -> None:
+    big = 2**53
+    assert refused(call({"count": big}), call_headers(Count=str(big + 1))).error.code == (
+        HEADER_MISMATCH
+    )
+    check(call({"count": big + 1}), call_headers(Count=str(big + 1)))
+
+
+def test_an_integral_float_in_the_body_is_that_integer() -> None:
+    check(call({"count": 42.0}), call_headers(Count="42"))
+
+
 def test_a_boolean_param_is_true_or_false_in_lower_case() -> None:
     check(call({"dry": False}), call_headers(Dry="false"))
     assert refused(call({"dry": True}), call_headers(Dry="1")).error.code == HEADER_MISMATCH
@@ -496,3 +529,62 @@ def test_discover_result_offers_every_version_capabilities_instructions_and_hint
 def test_discover_result_leaves_out_absent_instructions() -> None:
     result = discover_result(ServerIdentity("s", "1"), {}, CacheHint(0))
     assert "instructions" not in result
+
+
+# -- x-mcp-header annotations, checked when a tool is registered ------------------------
+
+
+def annotated(**properties: JSON) -> JSON:
+    return {"type": "object", "properties": properties}
+
+
+def test_well_formed_header_annotations_have_no_problems() -> None:
+    schema = annotated(
+        region={"type": "string", "x-mcp-header": "Region"},
+        inner={"type": "object", "properties": {"n": {"type": "integer", "x-mcp-header": "N"}}},
+    )
+    assert header_param_problems(schema) == []
+
+
+@pytest.mark.parametrize("name", ["", "Two Words", "Ümlaut", "a:b"])
+def test_a_header_annotation_must_be_a_token(name: str) -> None:
+    problems = header_param_problems(annotated(p={"type": "string", "x-mcp-header": name}))
+    assert problems and "token" in problems[0]
+
+
+def test_header_annotations_must_differ_regardless_of_case() -> None:
+    schema = annotated(
+        a={"type": "string", "x-mcp-header": "Region"},
+        b={"type": "string", "x-mcp-header": "region"},
+    )
+    assert any("repeats" in problem for problem in header_param_problems(schema))
+
+
+@pytest.mark.parametrize("kind", ["number", "array", "object", None])
+def test_a_header_annotation_needs_an_integer_string_or_boolean(kind: str | None) -> None:
+    prop: JSON = {"x-mcp-header": "P"} if kind is None else {"type": kind, "x-mcp-header": "P"}
+    assert header_param_problems(annotated(p=prop))
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        annotated(a={"type": "array", "items": {"type": "string", "x-mcp-header": "A"}}),
+        {"type": "object", "anyOf": [annotated(a={"type": "string", "x-mcp-header": "A"})]},
+        {"type": "object", "$defs": {"d": {"type": "string", "x-mcp-header": "A"}}},
+    ],
+)
+def test_a_header_annotation_off_the_properties_chain_is_refused(schema: JSON) -> None:
+    assert any("only mark" in problem for problem in header_param_problems(schema))
+
+
+def test_a_tool_with_a_bad_header_annotation_cannot_be_registered() -> None:
+    import trio_mcp
+
+    server = trio_mcp.Server("s")
+
+    async def run(**arguments: Any) -> str:
+        return "ran"
+
+    with pytest.raises(ValueError, match="x-mcp-header"):
+        server.add_tool(run, input_schema=annotated(p={"type": "number", "x-mcp-header": "P"}))

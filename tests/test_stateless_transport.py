@@ -109,6 +109,36 @@ def make_server(seen: Seen) -> trio_mcp.Server:
         return f"state={ctx.request_state} name={content.get('name')}"
 
     @server.tool()
+    async def two_at_once(ctx: Context) -> str:
+        """Asks two questions at the same time, from two tasks."""
+        names: dict[str, str] = {}
+
+        async def ask(key: str) -> None:
+            answer = await ctx.elicit(f"{key}?", NAME_SCHEMA, key=key)
+            names[key] = str((answer.get("content") or {}).get("name"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "first")
+            nursery.start_soon(ask, "second")
+        return f"{names['first']} and {names['second']}"
+
+    @server.resource("test://asks", mime_type="text/plain", cache=CacheHint(60_000, "public"))
+    async def asks(ctx: Context) -> str:
+        answer = await ctx.elicit("Your name?", NAME_SCHEMA, key="name")
+        return f"read for {(answer.get('content') or {}).get('name')}"
+
+    @server.tool()
+    async def flood(ctx: Context) -> str:
+        """Logs 100 KB messages until cancelled."""
+        seen.events.append("started")
+        try:
+            while True:
+                await ctx.info("x" * 100_000)
+        except trio.Cancelled:
+            seen.events.append("cancelled")
+            raise
+
+    @server.tool()
     async def needs_sampling(ctx: Context) -> str:
         """Needs the client's LLM."""
         result = await ctx.sample("Hi", max_tokens=5)
@@ -443,6 +473,31 @@ async def test_the_client_leaving_mid_call_cancels_the_tool_and_leaks_nothing(
             await seen.wait_for("started")
         await seen.wait_for("cancelled")
         assert await tasks_back_to(app, before) == before
+
+
+@every_host
+async def test_a_client_that_stops_reading_its_stream_has_its_call_cancelled(
+    serve_app: Any, seen: Seen
+) -> None:
+    settings = trio_mcp.Settings(stalled_client_timeout=0.5)
+    async with served(serve_app, seen, settings) as (_, base):
+        async with open_stateless(base) as client:
+            message = client.request(
+                "tools/call", call("flood"), **{"io.modelcontextprotocol/logLevel": "info"}
+            )
+            body = json.dumps(message).encode()
+            head = "".join(f"{k}: {v}\r\n" for k, v in client.headers(message).items())
+        host, port = host_port(base)
+        # Connected, and reading nothing: the server's sends fill the socket's buffers
+        # and then wait, until the stall timer gives up on this client.
+        async with await trio.open_tcp_stream(host, port) as stream:
+            await stream.send_all(
+                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await seen.wait_for("started")
+            await seen.wait_for("cancelled", timeout=20)
 
 
 # -- caching hints ----------------------------------------------------------------------
@@ -870,3 +925,106 @@ async def test_a_listener_leaving_is_closed_and_leaks_nothing(serve_app: Any, se
                 await trio.sleep(0.02)
         assert len(app.listeners) == 0
         assert await tasks_back_to(app, before) == before
+
+
+# -- asks made at once, retries and caching, what is sealed, modes, stray session ids -------
+
+
+async def test_asks_made_at_once_from_a_nursery_are_one_round(client: StatelessClient) -> None:
+    _, first = await ask(client, "two_at_once")
+    result = first["result"]
+    assert result["resultType"] == "input_required"
+    assert set(result["inputRequests"]) == {"first", "second"}
+    answers = {
+        "first": {"action": "accept", "content": {"name": "Ann"}},
+        "second": {"action": "accept", "content": {"name": "Ben"}},
+    }
+    _, final = await ask(
+        client, "two_at_once", inputResponses=answers, requestState=result["requestState"]
+    )
+    assert final["result"]["content"][0]["text"] == "Ann and Ben"
+
+
+async def test_a_result_reached_by_retry_is_never_cached(client: StatelessClient) -> None:
+    read = client.request("resources/read", {"uri": "test://asks"})
+    _, (first,) = await client.exchange(read)
+    state = first["result"]["requestState"]
+    retry = client.request(
+        "resources/read",
+        {"uri": "test://asks", "inputResponses": {"name": ACCEPT}, "requestState": state},
+    )
+    _, (final,) = await client.exchange(retry)
+    result = final["result"]
+    assert result["contents"][0]["text"] == "read for Ada"
+    # The resource's own hint is a minute, public; what came by retry is neither.
+    assert (result["ttlMs"], result["cacheScope"]) == (0, "private")
+
+
+async def test_answers_nobody_asked_for_are_not_sealed(client: StatelessClient) -> None:
+    # A first round carrying 200 KB of unasked answers: the state must not carry them
+    # (it would fail to seal past its 64 KiB bound, or grow with whatever a client sends).
+    junk = {f"junk{n}": {"action": "accept", "content": {"x": "y" * 2000}} for n in range(100)}
+    response, reply = await ask(client, "ask_name", inputResponses=junk)
+    assert response.status_code == 200, response.text
+    result = reply["result"]
+    assert result["resultType"] == "input_required"
+    assert len(result["requestState"]) < 2000
+
+
+async def test_a_client_with_url_mode_elicitation_only_is_400_missing_capability(
+    url: str,
+) -> None:
+    async with open_stateless(url, capabilities={"elicitation": {"url": {}}}) as client:
+        response, reply = await ask(client, "ask_name")
+    assert response.status_code == 400
+    error = reply["error"]
+    assert error["code"] == -32021
+    assert error["data"]["requiredCapabilities"] == {"elicitation": {"form": {}}}
+
+
+async def test_an_explicit_url_mode_ask_to_a_form_only_client_is_refused(
+    serve_app: Any,
+) -> None:
+    # An empty elicitation object declares form mode alone.
+    server = trio_mcp.Server("url-asker")
+
+    @server.tool()
+    async def consent(ctx: Context) -> str:
+        """Sends the user to a page."""
+        request = {
+            "method": "elicitation/create",
+            "params": {
+                "mode": "url",
+                "message": "Approve",
+                "url": "https://example.com/approve",
+                "elicitationId": "e1",
+            },
+        }
+        raise trio_mcp.InputRequired({"approve": request})
+
+    async with (
+        serve_app(server.asgi_app()) as base,
+        open_stateless(base, capabilities={"elicitation": {}}) as client,
+    ):
+        response, reply = await ask(client, "consent")
+    assert response.status_code == 400
+    assert reply["error"]["data"]["requiredCapabilities"] == {"elicitation": {"url": {}}}
+
+
+async def test_a_stray_session_id_on_the_modern_revision_is_ignored(
+    client: StatelessClient,
+) -> None:
+    response, (reply,) = await client.exchange(
+        client.request("tools/list"), mcp_session_id="not-a-session"
+    )
+    assert response.status_code == 200, response.text
+    assert reply["result"]["resultType"] == "complete"
+
+
+async def test_an_unknown_log_level_is_400_invalid_params(client: StatelessClient) -> None:
+    message = client.request(
+        "tools/call", call("hello", {"name": "x"}), **{"io.modelcontextprotocol/logLevel": "loud"}
+    )
+    response = await client.post(message)
+    assert response.status_code == 400
+    assert error_of(response, client)["code"] == -32602

@@ -95,6 +95,7 @@ class App(QuartTrio):
         stateless = StatelessHttpTransport(
             StatelessService(server, _sealer(server, self.settings), self.tasks),
             self.listeners.listen,
+            stalled_client_timeout=self.settings.stalled_client_timeout,
         )
         streamable = StreamableHttpTransport(self.supervisor, self.settings, stateless)
         #: path -> HTTP method -> handler, for the MCP endpoints only.

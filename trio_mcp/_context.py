@@ -195,16 +195,25 @@ class Context:
             method, params, related_request=self.request_id, timeout=timeout, key=key
         )
 
+    def _missing(self, why: str, required: JSON) -> Exception:
+        """What to raise when the client lacks ``required``: on the stateless wire a
+        protocol error (-32021: capabilities come with each request, and the client must
+        say it can), on a session a :class:`MissingCapability` the tool may handle."""
+        if version_at_least(self.protocol_version, STATELESS_ERA):
+            return JSONRPCError(
+                MISSING_REQUIRED_CAPABILITY,
+                f"{why}: declare it in clientCapabilities",
+                {"requiredCapabilities": required},
+            )
+        return MissingCapability(why)
+
     def _require(self, capability: str, minimum_version: str) -> JSON:
         if version_at_least(self.protocol_version, STATELESS_ERA):
             declared = self.client_capabilities.get(capability)
             if not isinstance(declared, dict):
-                # Capabilities come with each request: the client must say it can.
-                raise JSONRPCError(
-                    MISSING_REQUIRED_CAPABILITY,
-                    f"this request needs the client's {capability!r} capability, which it "
-                    "did not declare in clientCapabilities",
-                    {"requiredCapabilities": {capability: {}}},
+                raise self._missing(
+                    f"this request needs the client's {capability!r} capability",
+                    {capability: {}},
                 )
             return declared
         if not version_at_least(self.protocol_version, minimum_version):
@@ -268,28 +277,40 @@ class Context:
         the ``ElicitResult``: ``{"action": "accept"|"decline"|"cancel", "content": ...}``.
         """
         declared = self._require("elicitation", "2025-06-18")
+        # An empty object declares form mode alone (it predates modes).
         if declared and "form" not in declared and "url" in declared:
-            raise MissingCapability("the client supports only URL-mode elicitation")
+            raise self._missing(
+                "the client did not declare form-mode elicitation",
+                {"elicitation": {"form": {}}},
+            )
         params: JSON = {"message": message, "requestedSchema": requested_schema}
         if version_at_least(self.protocol_version, "2025-11-25"):
             params["mode"] = "form"
         return await self.send_request("elicitation/create", params, timeout=timeout, key=key)
 
     async def elicit_url(
-        self, message: str, url: str, elicitation_id: str, *, timeout: float | None = None
+        self,
+        message: str,
+        url: str,
+        elicitation_id: str,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
     ) -> JSON:
         """Send the user to ``url`` (URL-mode elicitation, 2025-11-25): for interactions
         that must not pass through the client, such as a third party's OAuth consent."""
         declared = self._require("elicitation", "2025-11-25")
         if "url" not in declared:
-            raise MissingCapability("the client did not declare URL-mode elicitation")
+            raise self._missing(
+                "the client did not declare URL-mode elicitation", {"elicitation": {"url": {}}}
+            )
         params: JSON = {
             "mode": "url",
             "message": message,
             "url": url,
             "elicitationId": elicitation_id,
         }
-        return await self.send_request("elicitation/create", params, timeout=timeout)
+        return await self.send_request("elicitation/create", params, timeout=timeout, key=key)
 
     async def list_roots(
         self, *, timeout: float | None = None, key: str | None = None

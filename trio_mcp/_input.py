@@ -19,7 +19,7 @@ the server then asks the client itself and runs the handler again with the answe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, JSON, JSONRPCError
@@ -89,14 +89,21 @@ class Answers:
 
     ``given`` holds every answer so far (earlier rounds' from the sealed state, this
     round's from ``inputResponses``); an answer is checked against the request only
-    when the handler asks it, so extra keys a client sends are ignored.
+    when the handler asks it, so extra keys a client sends are ignored. Only *trusted*
+    answers (those of keys the server asked, or the handler looked up) travel on into
+    the next round's sealed state: what the client sent unasked is never sealed.
     """
 
-    __slots__ = ("_counts", "given")
+    __slots__ = ("_counts", "_trusted", "given")
 
-    def __init__(self, given: Mapping[str, Any]) -> None:
+    def __init__(self, given: Mapping[str, Any], *, trusted: Iterable[str] = ()) -> None:
         self.given = dict(given)
+        self._trusted = set(trusted)
         self._counts: dict[str, int] = {}
+
+    def kept(self) -> dict[str, Any]:
+        """The answers that go on into the next round."""
+        return {key: value for key, value in self.given.items() if key in self._trusted}
 
     def key_for(self, method: str, key: str | None) -> str:
         if key is not None:
@@ -108,8 +115,55 @@ class Answers:
     def lookup(self, method: str, params: JSON | None, key: str) -> JSON:
         """The answer under ``key``, or :class:`InputRequired` asking for it."""
         if key in self.given:
-            return check_answer(key, method, self.given[key])
+            answer = check_answer(key, method, self.given[key])
+            self._trusted.add(key)
+            return answer
         request: JSON = {"method": method}
         if params is not None:
             request["params"] = params
         raise InputRequired({key: request})
+
+
+def merge_input_required(group: BaseExceptionGroup[BaseException]) -> InputRequired | None:
+    """One :class:`InputRequired` asking everything that the asks in ``group`` (made at
+    once, from a nursery's tasks) asked, or None if anything else failed there too."""
+    needs: list[InputRequired] = []
+    for error in _leaves(group):
+        if not isinstance(error, InputRequired):
+            return None
+        needs.append(error)
+    requests: dict[str, JSON] = {}
+    for need in needs:
+        requests.update(need.requests)
+    states = [need.state for need in needs if need.state is not None]
+    return InputRequired(requests, state=states[0] if len(states) == 1 else states or None)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterable[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
+
+
+def lacking_capabilities(requests: Iterable[JSON], declared: JSON) -> JSON:
+    """The client capabilities these input requests need and ``declared`` lacks, as
+    ``requiredCapabilities`` puts them (elicitation modes included: an empty
+    ``elicitation`` object declares form mode alone)."""
+    lacking: JSON = {}
+    for request in requests:
+        method = request["method"]
+        capability = CAPABILITY_OF[method]
+        has = declared.get(capability)
+        if not isinstance(has, dict):
+            lacking[capability] = {}
+            continue
+        if method != "elicitation/create":
+            continue
+        params = request.get("params")
+        mode = params.get("mode", "form") if isinstance(params, dict) else "form"
+        modes = has or {"form": {}}
+        if mode not in modes:
+            lacking.setdefault("elicitation", {})[mode] = {}
+    return lacking

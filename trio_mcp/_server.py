@@ -16,7 +16,15 @@ from ._caching import CACHEABLE_METHODS, DEFAULT_LIST_HINT, DEFAULT_READ_HINT, C
 from ._content import Annotations
 from ._context import LOG_LEVELS, Context
 from ._input import InputRequired
-from ._jsonrpc import INVALID_PARAMS, JSON, METHOD_NOT_FOUND, JSONRPCError, Notification, Request
+from ._jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    JSON,
+    METHOD_NOT_FOUND,
+    JSONRPCError,
+    Notification,
+    Request,
+)
 from ._prompts import Prompt, PromptFunction
 from ._protocol import ServerIdentity, version_at_least
 from ._resources import Reader, Resource, ResourceTemplate
@@ -369,8 +377,9 @@ class Server:
                         asked["method"], asked.get("params"), key=key
                     )
                 context.request_state = need.state
+        # The handler's fault, not the client's: it asked and asked and never finished.
         raise JSONRPCError(
-            INVALID_PARAMS,
+            INTERNAL_ERROR,
             f"{request.method} still needed input after {MAX_INPUT_ROUNDS} rounds of asking",
         )
 

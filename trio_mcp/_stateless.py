@@ -55,6 +55,10 @@ NAMED_PARAMS: Final = {
 _SENTINEL = re.compile(r"=\?base64\?(.*)\?=", re.DOTALL)
 # Field values: visible ASCII, space and tab (RFC 9110).
 _FIELD_VALUE = re.compile(r"[\x20-\x7e\t]*")
+# An integer as a header carries it: decimal digits, and a zero fraction at most.
+_INTEGER = re.compile(r"(-?[0-9]+)(?:\.0+)?")
+# RFC 9110 token characters: what an x-mcp-header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def is_stateless_version(version: str) -> bool:
@@ -62,14 +66,16 @@ def is_stateless_version(version: str) -> bool:
 
 
 def routes_statelessly(session_id: str | None, version_header: str | None, message: Any) -> bool:
-    """Whether a POST belongs to the stateless wire: it names no session, and either its
-    ``MCP-Protocol-Version`` is not a session-era revision or its body carries the
-    per-request ``_meta`` that only this wire has. A bare ``initialize`` (the session
-    era's first message) stays on the session wire."""
+    """Whether a POST belongs to the stateless wire: its ``MCP-Protocol-Version`` is not a
+    session-era revision (whatever else it carries), or it names no session and its body
+    carries the per-request ``_meta`` that only this wire has. A bare ``initialize`` (the
+    session era's first message) stays on the session wire."""
+    if version_header is not None and version_header.strip() not in SUPPORTED_VERSIONS:
+        # This revision has no sessions: a stray Mcp-Session-Id is ignored, not followed
+        # back into the session era, whose refusal would hide this revision from the client.
+        return True
     if session_id:
         return False
-    if version_header is not None and version_header.strip() not in SUPPORTED_VERSIONS:
-        return True
     params = getattr(message, "params", None)
     meta = params.get("_meta") if isinstance(params, dict) else None
     return isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta
@@ -119,11 +125,17 @@ def read_meta(request: Request, log_levels: tuple[str, ...]) -> RequestMeta:
         )
     client_info = meta.get(CLIENT_INFO_KEY)
     level = meta.get(LOG_LEVEL_KEY)
+    if level is not None and level not in log_levels:
+        raise Refusal(
+            400,
+            INVALID_PARAMS,
+            f"params._meta {LOG_LEVEL_KEY!r} must be one of {', '.join(log_levels)}",
+        )
     return RequestMeta(
         protocol_version=version,
         client_capabilities=capabilities,
         client_info=client_info if isinstance(client_info, dict) else {},
-        log_level=level if level in log_levels else None,
+        log_level=level,
         raw=meta,
     )
 
@@ -168,12 +180,24 @@ def check_headers(
             f"_meta {PROTOCOL_VERSION_KEY} {meta.protocol_version!r}",
         )
     if not is_stateless_version(meta.protocol_version):
+        if meta.protocol_version in SUPPORTED_VERSIONS:
+            # Served, but through initialize and a session: on this wire only the
+            # stateless revisions are, and offering the others would invite a loop.
+            message = (
+                f"MCP {meta.protocol_version} is served with 'initialize' and a session; "
+                "without one, speak " + ", ".join(STATELESS_VERSIONS)
+            )
+            supported = list(STATELESS_VERSIONS)
+        else:
+            message = f"Unsupported protocol version {meta.protocol_version!r}: this server " + (
+                "speaks " + ", ".join(ALL_VERSIONS)
+            )
+            supported = list(ALL_VERSIONS)
         raise Refusal(
             400,
             UNSUPPORTED_PROTOCOL_VERSION,
-            f"Unsupported protocol version {meta.protocol_version!r}: this server speaks "
-            + ", ".join(ALL_VERSIONS),
-            {"supported": list(ALL_VERSIONS), "requested": meta.protocol_version},
+            message,
+            {"supported": supported, "requested": meta.protocol_version},
         )
     method_header = headers.get("mcp-method")
     if method_header is None or method_header.strip(" \t") != request.method:
@@ -232,33 +256,93 @@ def _check_param_headers(schema: JSON, arguments: JSON, headers: Mapping[str, st
 def _same_value(header_value: str, body_value: Any) -> bool:
     if isinstance(body_value, bool):
         return header_value == ("true" if body_value else "false")
+    if isinstance(body_value, float) and body_value.is_integer():
+        body_value = int(body_value)  # 42.0 in JSON is the integer 42
     if isinstance(body_value, int):
-        try:
-            return float(header_value) == body_value
-        except ValueError:
-            return False
+        # Numerically, but exactly: float() would let "4_2" or 2**53 + 1 pass for another
+        # number, and a proxy routing on the header must see the value the server runs.
+        match = _INTEGER.fullmatch(header_value)
+        return match is not None and int(match[1]) == body_value
     return isinstance(body_value, str) and header_value == body_value
 
 
 def header_params(schema: JSON) -> dict[str, tuple[str, ...]]:
     """``x-mcp-header`` name -> property path, for the properties reachable from the
     schema's root through ``properties`` alone (the only place the spec allows them)."""
-    found: dict[str, tuple[str, ...]] = {}
+    return {name: path for name, path in _annotated(schema, ()) if name}
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        properties = node.get("properties") if isinstance(node, dict) else None
-        if not isinstance(properties, dict):
-            return
-        for key, child in properties.items():
-            if not isinstance(child, dict):
-                continue
-            name = child.get("x-mcp-header")
-            if isinstance(name, str) and name:
-                found[name] = (*path, key)
-            walk(child, (*path, key))
 
-    walk(schema, ())
+def _annotated(node: Any, path: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    properties = node.get("properties") if isinstance(node, dict) else None
+    if not isinstance(properties, dict):
+        return []
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for key, child in properties.items():
+        if not isinstance(child, dict):
+            continue
+        name = child.get("x-mcp-header")
+        if isinstance(name, str):
+            found.append((name, (*path, key)))
+        found += _annotated(child, (*path, key))
     return found
+
+
+def header_param_problems(schema: JSON) -> list[str]:
+    """What is wrong with a tool's ``x-mcp-header`` annotations (nothing: ``[]``).
+
+    The spec's constraints: a non-empty token, unique regardless of case, on an
+    integer, string or boolean property reachable from the root through ``properties``
+    alone. A client must drop a tool that breaks any of them, so the server refuses to
+    register one rather than have it vanish from clients' lists.
+    """
+    problems: list[str] = []
+    reachable = _annotated(schema, ())
+    non_strings = _non_string_annotations(schema, ())
+    for path in non_strings:
+        problems.append(f"{'.'.join(path)}: x-mcp-header must be a string")
+    seen: dict[str, str] = {}
+    for name, path in reachable:
+        where = ".".join(path)
+        if not _TOKEN.fullmatch(name):
+            problems.append(f"{where}: x-mcp-header {name!r} is not an HTTP header token")
+        if name.lower() in seen:
+            problems.append(f"{where}: x-mcp-header {name!r} repeats {seen[name.lower()]!r}")
+        seen[name.lower()] = name
+        node: Any = schema
+        for step in path:
+            node = node["properties"][step]
+        if node.get("type") not in ("integer", "string", "boolean"):
+            problems.append(f"{where}: x-mcp-header needs type integer, string or boolean")
+    total = _count_annotations(schema)
+    if total > len(reachable) + len(non_strings):
+        problems.append(
+            "x-mcp-header may only mark properties reached through 'properties' from the "
+            "root (not under items, anyOf/oneOf/allOf/not, if/then/else or $ref)"
+        )
+    return problems
+
+
+def _non_string_annotations(node: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    properties = node.get("properties") if isinstance(node, dict) else None
+    if not isinstance(properties, dict):
+        return []
+    found = []
+    for key, child in properties.items():
+        if isinstance(child, dict):
+            if "x-mcp-header" in child and not isinstance(child["x-mcp-header"], str | dict):
+                found.append((*path, key))
+            found += _non_string_annotations(child, (*path, key))
+    return found
+
+
+def _count_annotations(node: Any) -> int:
+    if isinstance(node, dict):
+        # (A dict under that key is a property *named* x-mcp-header, not an annotation.)
+        annotation = "x-mcp-header" in node and not isinstance(node["x-mcp-header"], dict)
+        return int(annotation) + sum(_count_annotations(value) for value in node.values())
+    if isinstance(node, list):
+        return sum(_count_annotations(value) for value in node)
+    return 0
 
 
 def method_not_found(method: str) -> Refusal:

@@ -18,8 +18,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ._caching import CacheHint
 from ._context import LOG_LEVELS, Context
-from ._input import CAPABILITY_OF, Answers, InputRequired
+from ._input import (
+    CAPABILITY_OF,
+    Answers,
+    InputRequired,
+    lacking_capabilities,
+    merge_input_required,
+)
 from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -62,6 +69,8 @@ REQUEST_NOTIFICATIONS: Final = frozenset({"notifications/progress", "notificatio
 TRANSPORT_METHODS: Final = frozenset({"subscriptions/listen"})
 
 Emit = Callable[[JSON], Awaitable[None]]
+#: What a result reached by retrying carries: its inputs are not in any cache key.
+RETRY_HINT: Final = CacheHint(0, "private")
 
 
 @attrs.frozen
@@ -204,6 +213,15 @@ class StatelessService:
             result = await server.dispatch(request, context)
         except InputRequired as need:
             return self._input_required(need, answers, meta, binding)
+        except ExceptionGroup as group:
+            # Asks made at once from a nursery's tasks: one round asks them all.
+            merged = merge_input_required(group)
+            if merged is None:
+                raise
+            return self._input_required(merged, answers, meta, binding)
+        if "inputResponses" in params or "requestState" in params:
+            # A retry's result depends on answers outside the cache key: never cached.
+            return complete(result, server.identity, RETRY_HINT)
         return complete(result, server.identity, server.cache_hint(method, params))
 
     async def _start_task(
@@ -235,8 +253,9 @@ class StatelessService:
             responses = {}
         token = params.get("requestState")
         if token is None:
-            # No earlier round to build on: whatever the client answers is all there is.
-            return Answers(responses), None
+            # No earlier round to build on: answers count only if the handler asks for
+            # them, so that nothing unasked is ever sealed into the next round's state.
+            return Answers(responses, trusted=()), None
         try:
             sealed = self._sealer.open(token, binding)
         except InvalidState as exc:
@@ -245,29 +264,33 @@ class StatelessService:
             raise JSONRPCError(INVALID_PARAMS, "Invalid requestState: not issued by this server")
         given: dict[str, Any] = dict(sealed.get("a") or {})
         given.update({key: responses[key] for key in sealed.get("k") or () if key in responses})
-        return Answers(given), sealed.get("s")
+        return Answers(given, trusted=given), sealed.get("s")
 
     def _input_required(
         self, need: InputRequired, answers: Answers, meta: RequestMeta, binding: Binding
     ) -> JSON:
-        lacking = {
-            CAPABILITY_OF[request["method"]]
-            for request in need.requests.values()
-            if not isinstance(meta.client_capabilities.get(CAPABILITY_OF[request["method"]]), dict)
-        }
+        lacking = lacking_capabilities(need.requests.values(), meta.client_capabilities)
         if lacking:
             raise JSONRPCError(
                 MISSING_REQUIRED_CAPABILITY,
                 "the request needs the client's "
                 + ", ".join(sorted(lacking))
-                + ", which it did not declare in clientCapabilities",
-                {"requiredCapabilities": {name: {} for name in sorted(lacking)}},
+                + " capability, which it did not declare in clientCapabilities",
+                {"requiredCapabilities": lacking},
             )
-        sealed = {"a": answers.given, "k": sorted(need.requests), "s": need.state}
+        sealed = {"a": answers.kept(), "k": sorted(need.requests), "s": need.state}
         result: JSON = {"resultType": "input_required"}
         if need.requests:
             result["inputRequests"] = need.requests
-        result["requestState"] = self._sealer.seal(sealed, binding)
+        try:
+            result["requestState"] = self._sealer.seal(sealed, binding)
+        except ValueError as exc:
+            log.warning("%s: cannot seal its requestState: %s", binding.method, exc)
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                "the answers gathered so far are too large to carry in requestState: ask "
+                "for less per request",
+            ) from None
         return complete(result, self._server.identity)
 
 

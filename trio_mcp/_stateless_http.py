@@ -13,12 +13,14 @@ cancellation, and nothing more is sent for the request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import trio
 
 from ._auth import PRINCIPAL_KEY
+from ._cutoff import connection_of, cut_off
 from ._eventstream import encode_event
+from ._heartbeat import stall_watch
 from ._http import Receive, Scope, Send, respond, respond_json
 from ._jsonrpc import (
     INVALID_PARAMS,
@@ -67,9 +69,16 @@ def request_headers(scope: Scope) -> dict[str, str]:
 
 
 class StatelessHttpTransport:
-    def __init__(self, service: StatelessService, listen: Listener | None = None) -> None:
+    def __init__(
+        self,
+        service: StatelessService,
+        listen: Listener | None = None,
+        *,
+        stalled_client_timeout: float = 30.0,
+    ) -> None:
         self._service = service
         self._listen = listen
+        self._stalled_client_timeout = stalled_client_timeout
 
     async def post(
         self, scope: Scope, receive: Receive, send: Send, body: Body, json_ok: bool, sse_ok: bool
@@ -103,7 +112,8 @@ class StatelessHttpTransport:
                 return
             await self._listen(scope, receive, send, message, meta)
             return
-        await self._answer(scope, receive, send, message, meta, _Response(send, json_ok, sse_ok))
+        response = _Response(send, json_ok, sse_ok, scope, self._stalled_client_timeout)
+        await self._answer(scope, receive, send, message, meta, response)
 
     async def _answer(
         self,
@@ -117,15 +127,18 @@ class StatelessHttpTransport:
         principal = scope.get(PRINCIPAL_KEY)
         reply: Answer | None = None
         with trio.CancelScope() as call:
+            response.cancel_scope = call
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_when_gone, receive, call)
                 reply = await self._service.answer(
                     request, meta, None if principal is None else str(principal), response.notify
                 )
                 nursery.cancel_scope.cancel()
-        if reply is None:
-            return  # the client left: the call was cancelled, and nothing is owed
-        await response.finish(reply)
+        if reply is None or response.stalled:
+            return  # the client left or stopped reading: the call was cancelled
+        with trio.CancelScope() as finishing:
+            response.cancel_scope = finishing
+            await response.finish(reply)
 
 
 async def _cancel_when_gone(receive: Receive, call: trio.CancelScope) -> None:
@@ -147,26 +160,71 @@ async def _refuse(send: Send, request: Request | None, refusal: Refusal) -> None
 class _Response:
     """One request's response: a JSON body, unless a notification comes first, which
     turns it into an event stream (when the client takes one; else it is dropped), or
-    the client takes only event streams."""
+    the client takes only event streams.
 
-    __slots__ = ("_json_ok", "_send", "_sse_ok", "_streaming")
+    Every send is watched by the stall timer (:func:`~trio_mcp._heartbeat.stall_watch`):
+    a client that takes nothing for ``stalled_client_timeout`` has its call cancelled
+    and its connection reset, since a host may not let the send itself be cancelled.
+    """
 
-    def __init__(self, send: Send, json_ok: bool, sse_ok: bool) -> None:
+    __slots__ = (
+        "_json_ok",
+        "_request",
+        "_send",
+        "_sse_ok",
+        "_stalls",
+        "_streaming",
+        "cancel_scope",
+        "sending",
+        "stalled",
+    )
+
+    def __init__(
+        self, send: Send, json_ok: bool, sse_ok: bool, request: Scope, stall_timeout: float
+    ) -> None:
         self._send = send
         self._json_ok = json_ok
         self._sse_ok = sse_ok
         self._streaming = False
+        self._request = request
+        self._stalls = stall_watch(stall_timeout)
+        #: What a stall cancels: the call while it runs, then the final send.
+        self.cancel_scope: trio.CancelScope | None = None
+        self.sending = False
+        self.stalled = False
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        self._stalls.touch(self)
+        self.sending = True
+        try:
+            await self._send(message)
+        finally:
+            self.sending = False
+            self._stalls.forget(self)
+
+    def on_heartbeat_due(self) -> None:
+        """Never due: a response is not on the heartbeat timer."""
+
+    def on_stalled(self) -> None:
+        self.stalled = True
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+        connection = connection_of(self._request)
+        if connection is not None:
+            cut_off(connection, lambda: self.sending)
 
     async def _start_stream(self) -> None:
         self._streaming = True
-        await self._send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+        await self._deliver(
+            {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+        )
 
     async def notify(self, message: JSON) -> None:
         if not self._sse_ok:
             return
         if not self._streaming:
             await self._start_stream()
-        await self._send(
+        await self._deliver(
             {
                 "type": "http.response.body",
                 "body": encode_event(dumps(message), event="message"),
@@ -178,7 +236,7 @@ class _Response:
         if not self._streaming and not self._json_ok:
             await self._start_stream()
         if self._streaming:
-            await self._send(
+            await self._deliver(
                 {
                     "type": "http.response.body",
                     "body": encode_event(reply.text, event="message"),
@@ -188,4 +246,4 @@ class _Response:
             return
         # Once streaming, the status is sent; before, an error has the status it maps to.
         status = 200 if reply.error_code is None else ERROR_STATUS.get(reply.error_code, 200)
-        await respond(self._send, status, reply.text.encode(), content_type=b"application/json")
+        await respond(self._deliver, status, reply.text.encode(), content_type=b"application/json")

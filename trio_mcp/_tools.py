@@ -26,10 +26,11 @@ import trio
 from ._content import CONTENT_TYPES, TextContent
 from ._context import Context
 from ._converter import ArgumentError, structure_argument, unstructure
-from ._input import InputRequired
+from ._input import InputRequired, merge_input_required
 from ._jsonrpc import JSONRPCError
 from ._protocol import version_at_least
 from ._schema import Schema, object_schema, parse_docstring, schema_for
+from ._stateless import header_param_problems
 from ._tasks import TaskMode, check_mode
 
 log = logging.getLogger("trio_mcp")
@@ -191,6 +192,10 @@ class Tool:
         self.input_schema = input_schema or object_schema(
             [(n, h, d) for n, (h, d) in self._params.items()], arg_docs
         )
+        problems = header_param_problems(self.input_schema)
+        if problems:
+            # A client must drop such a tool from its list: refuse it here instead.
+            raise ValueError(f"tool {self.name!r}: " + "; ".join(problems))
         returns = hints.get("return", inspect.Signature.empty)
         #: An empty list from a tool declared to return content blocks is no content.
         self._returns_content = _is_content_hint(returns) or _is_content_list_hint(returns)
@@ -253,6 +258,10 @@ class Tool:
             log.info("tool %r failed: %s", self.name, exc)
             return error_result(str(exc))
         except Exception as exc:
+            merged = merge_input_required(exc) if isinstance(exc, ExceptionGroup) else None
+            if merged is not None:
+                # Asks made at once from a nursery's tasks: one round asks them all.
+                raise merged from None
             # The model gets the message so it can adapt; the operator gets the traceback.
             log.exception("tool %r raised", self.name)
             return error_result(f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}")
