@@ -15,10 +15,8 @@ import httpx
 import pytest
 import trio
 from hosts import count_server_tasks
-from mcpschema import validate_server_message
 from rawhttp import host_port
-from sseclient import Event
-from statelessclient import MODERN, StatelessClient, open_stateless
+from statelessclient import MODERN, StatelessClient, listen, open_stateless
 from streamclient import open_client
 
 import trio_mcp
@@ -704,40 +702,6 @@ async def test_a_session_and_a_stateless_client_share_the_endpoint_at_once(url: 
 
 
 # -- subscriptions/listen ------------------------------------------------------------------
-
-
-class Listening:
-    """One open ``subscriptions/listen``: its messages as they come, schema-checked."""
-
-    def __init__(
-        self, client: StatelessClient, request: dict[str, Any], events: AsyncIterator[Event]
-    ) -> None:
-        self.client = client
-        self.request = request
-        self._events = events
-
-    async def next(self, timeout: float = 5) -> dict[str, Any]:
-        with trio.fail_after(timeout):
-            async for event in self._events:
-                if event.data:
-                    message = json.loads(event.data)
-                    if "result" in message:
-                        # The listen request's result: checked as a SubscriptionsListenResult.
-                        validate_server_message(MODERN, message, "subscriptions/listen")
-                        return message
-                    return self.client.check(message)
-        raise AssertionError("the listen stream ended")
-
-
-@asynccontextmanager
-async def listen(
-    client: StatelessClient, notifications: dict[str, Any]
-) -> AsyncIterator[Listening]:
-    request = client.request("subscriptions/listen", {"notifications": notifications})
-    async with client.post_stream(request, accept="text/event-stream") as (response, events):
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        yield Listening(client, request, events)
 
 
 @every_host

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from statelessclient import listen, open_stateless
 
 import trio_mcp
 from trio_mcp import Context, InMemoryTaskStore, TaskRecord
@@ -136,6 +137,32 @@ def task_server() -> tuple[trio_mcp.Server, dict[str, int]]:
 
 
 Serve = Callable[[Any], Any]
+
+
+class BrokenStore(InMemoryTaskStore):
+    """A store that fails (as a remote one may) on the writes the test says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_terminal_puts = False
+        self.fail_deletes = False
+
+    async def put(self, record: TaskRecord) -> None:
+        if self.fail_terminal_puts and record.terminal:
+            raise RuntimeError("the store is down")
+        await super().put(record)
+
+    async def delete(self, task_id: str) -> None:
+        if self.fail_deletes:
+            raise RuntimeError("the store is down")
+        await super().delete(task_id)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (bounded by WAIT) until ``condition()`` holds."""
+    with trio.fail_after(WAIT):
+        while not condition():
+            await trio.sleep(0.01)
 
 
 @pytest.mark.every_host
@@ -364,6 +391,51 @@ async def test_ended_tasks_leave_no_trio_task_behind(serve_app: Serve) -> None:
         assert len(nursery.child_tasks) == baseline
 
 
+async def test_a_store_failing_to_record_a_tasks_end_leaves_the_runner_serving(
+    serve_app: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _ = task_server()
+    store = BrokenStore()
+    app = server.asgi_app(task_store=store)
+    async with serve_app(app) as url:
+        client = Client(url, EXT)
+        store.fail_terminal_puts = True
+        lost = (await client.call("quick", text="lost"))["taskId"]
+        await until(lambda: len(app.tasks) == 0)
+        assert (await client.get(lost))["status"] == "working"  # what the store kept
+        assert "the task store failed to record that it ended completed" in caplog.text
+        store.fail_terminal_puts = False
+        later = (await client.call("quick", text="later"))["taskId"]
+        done = await client.wait_for(later, "completed")
+        assert done["result"]["content"] == [{"type": "text", "text": "echo later"}]
+        assert app.tasks.running
+
+
+async def test_a_listener_learns_a_tasks_end_that_the_store_failed_to_record(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    store = BrokenStore()
+    async with serve_app(server.asgi_app(task_store=store)) as url:
+        client = Client(url, {**EXT, "elicitation": {}})
+        task_id = (await client.call("ask_once"))["taskId"]
+        (key,) = (await client.wait_for(task_id, "input_required"))["inputRequests"]
+        store.fail_terminal_puts = True
+        async with (
+            open_stateless(url, capabilities=client.capabilities) as raw,
+            listen(raw, {"taskIds": [task_id]}) as listener,
+        ):
+            assert (await listener.next())["method"] == "notifications/subscriptions/acknowledged"
+            answer = {"action": "accept", "content": {"name": "Ada"}}
+            await client.result(
+                "tasks/update", {"taskId": task_id, "inputResponses": {key: answer}}
+            )
+            while (task := (await listener.next())["params"])["status"] == "working":
+                pass
+        assert task["status"] == "completed"
+        assert task["result"]["content"][0]["text"] == "Hi Ada"
+
+
 # -- without HTTP --------------------------------------------------------------------------
 
 
@@ -449,3 +521,28 @@ async def test_shutdown_settles_running_tasks_cancelled() -> None:
     record = await runner.store.get(task_id)
     assert record is not None and record.status == "cancelled"
     assert record.status_message == "the server shut down"
+
+
+async def test_a_store_failing_to_delete_an_expired_task_leaves_the_reaper_going(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _ = task_server()
+    store = BrokenStore()
+    store.fail_deletes = True
+    runner = TaskRunner(server, store, ttl=10.0)
+    quick = Request(1, "tools/call", {"name": "quick", "arguments": {"text": "x"}})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        first = await runner.start(
+            quick, protocol_version=VERSION, capabilities=EXT, meta={}, principal=None
+        )
+        await trio.sleep(11)
+        assert "failed to delete it" in caplog.text
+        assert await store.get(first["taskId"]) is not None  # left behind, not fatal
+        store.fail_deletes = False
+        second = await runner.start(
+            quick, protocol_version=VERSION, capabilities=EXT, meta={}, principal=None
+        )
+        await trio.sleep(11)
+        assert await store.get(second["taskId"]) is None
+        runner.close()

@@ -267,10 +267,21 @@ class TaskRunner:
             with trio.move_on_after(_SETTLE_TIMEOUT, shield=True):
                 if status == CANCELLED:
                     fields = {"status_message": live.cancel_reason}
-                await self._settle(live, status, fields)
+                try:
+                    await self._settle(live, status, fields)
+                except Exception:
+                    # The store's failure is this task's alone: raised on, it would end
+                    # the runner's nursery, every other task and the app with it.
+                    log.exception(
+                        "task %s: the task store failed to record that it ended %s",
+                        live.record.task_id,
+                        live.record.status,
+                    )
             self._live.pop(live.record.task_id, None)
 
     async def _settle(self, live: _LiveTask, status: str, fields: dict[str, Any]) -> None:
+        """Record how the task ended. Its watchers are told even when the store fails
+        (which is raised on, for the caller to log): a listener still learns the end."""
         async with live.lock:
             if live.expired:
                 return
@@ -280,22 +291,34 @@ class TaskRunner:
             for name, value in fields.items():
                 setattr(record, name, value)
             try:
-                await self._write(live)
-            except (TypeError, ValueError) as exc:
-                # A result that is not JSON: the call failed, as it would have inline.
-                log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
-                record.status, record.result = FAILED, None
-                record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
-                record.status_message = None
-                await self._write(live)
+                try:
+                    await self._store(live)
+                except (TypeError, ValueError) as exc:
+                    # A result that is not JSON: the call failed, as it would have inline.
+                    log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
+                    record.status, record.result = FAILED, None
+                    record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
+                    record.status_message = None
+                    await self._store(live)
+            finally:
+                self._tell(record)
 
     async def _write(self, live: _LiveTask) -> None:
-        """Store the task's record as it is now; its lock is held."""
+        """Store the task's record as it is now and tell the watchers; its lock is held."""
+        await self._store(live)
+        self._tell(live.record)
+
+    async def _store(self, live: _LiveTask) -> None:
         record = live.record
         record.last_updated_at = iso_now()
-        await self.store.put(record)
-        if self._reaper is not None:
-            self._reaper.touch(record.task_id)
+        try:
+            await self.store.put(record)
+        finally:
+            # Armed even when the store failed: whatever it kept is reaped in time.
+            if self._reaper is not None:
+                self._reaper.touch(record.task_id)
+
+    def _tell(self, record: TaskRecord) -> None:
         if self._watchers:
             detailed = record.detailed()
             for watcher in list(self._watchers):
@@ -417,5 +440,10 @@ class TaskRunner:
                 live.expired = True
                 live.cancel_reason = "expired"
                 live.scope.cancel()
-            await self.store.delete(task_id)
+            try:
+                await self.store.delete(task_id)
+            except Exception:
+                # One record left behind is the store's problem; the reaper goes on.
+                log.exception("task %s expired, but the task store failed to delete it", task_id)
+                continue
             log.debug("task %s expired", task_id)
