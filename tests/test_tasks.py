@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -147,10 +148,10 @@ class BrokenStore(InMemoryTaskStore):
         self.fail_terminal_puts = False
         self.fail_deletes = False
 
-    async def put(self, record: TaskRecord) -> None:
+    async def put(self, record: TaskRecord) -> bool:
         if self.fail_terminal_puts and record.terminal:
             raise RuntimeError("the store is down")
-        await super().put(record)
+        return await super().put(record)
 
     async def delete(self, task_id: str) -> None:
         if self.fail_deletes:
@@ -436,6 +437,33 @@ async def test_a_listener_learns_a_tasks_end_that_the_store_failed_to_record(
         assert task["result"]["content"][0]["text"] == "Hi Ada"
 
 
+async def test_a_cancel_where_the_task_does_not_run_is_acked_and_fabricates_no_end(
+    serve_app: Serve,
+) -> None:
+    """Two instances share a store: the one that does not run the task acknowledges
+    the cancel and writes nothing, so the runner's own end is the only one."""
+    server = trio_mcp.Server("shared")
+    release = trio.Event()
+
+    @server.tool(task="required")
+    async def slow() -> str:
+        await release.wait()
+        return "finished"
+
+    store = InMemoryTaskStore()
+    runner, other = server.asgi_app(task_store=store), server.asgi_app(task_store=store)
+    async with serve_app(runner) as here, serve_app(other) as there:
+        task_id = (await Client(here, EXT).call("slow"))["taskId"]
+        elsewhere = Client(there, EXT)
+        ack = await elsewhere.result("tasks/cancel", {"taskId": task_id})
+        assert ack["resultType"] == "complete" and "status" not in ack
+        assert (await elsewhere.get(task_id))["status"] == "working"
+        release.set()
+        done = await elsewhere.wait_for(task_id, "completed", "cancelled", "failed")
+        assert done["status"] == "completed"
+        assert done["result"]["content"] == [{"type": "text", "text": "finished"}]
+
+
 # -- without HTTP --------------------------------------------------------------------------
 
 
@@ -469,6 +497,16 @@ async def test_the_in_memory_store_does_not_bring_back_a_deleted_task() -> None:
     await store.delete("t")
     await store.put(record)
     assert await store.get("t") is None and len(store) == 0
+
+
+async def test_the_in_memory_store_never_changes_a_terminal_record() -> None:
+    store = InMemoryTaskStore()
+    record = TaskRecord("t", "working", "a", "a", None, None)
+    await store.create(record)
+    assert await store.put(attrs.evolve(record, status="cancelled"))
+    assert not await store.put(attrs.evolve(record, status="completed"))
+    stored = await store.get("t")
+    assert stored is not None and stored.status == "cancelled"
 
 
 async def test_one_timer_reaps_tasks_ttl_after_their_last_update(

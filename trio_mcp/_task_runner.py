@@ -290,29 +290,37 @@ class TaskRunner:
             record.input_requests = {}
             for name, value in fields.items():
                 setattr(record, name, value)
+            stored: bool | None = None
             try:
                 try:
-                    await self._store(live)
+                    stored = await self._store(live)
                 except (TypeError, ValueError) as exc:
                     # A result that is not JSON: the call failed, as it would have inline.
                     log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
                     record.status, record.result = FAILED, None
                     record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
                     record.status_message = None
-                    await self._store(live)
+                    stored = await self._store(live)
             finally:
-                self._tell(record)
+                # Refused (False): the stored record is gone or already terminal, and
+                # what the watchers were told of it stands.
+                if stored is not False:
+                    self._tell(record)
 
     async def _write(self, live: _LiveTask) -> None:
         """Store the task's record as it is now and tell the watchers; its lock is held."""
-        await self._store(live)
-        self._tell(live.record)
+        if await self._store(live):
+            self._tell(live.record)
 
-    async def _store(self, live: _LiveTask) -> None:
+    async def _store(self, live: _LiveTask) -> bool:
+        """Put the record; whether the store took it (see :meth:`TaskStore.put`)."""
         record = live.record
         record.last_updated_at = iso_now()
         try:
-            await self.store.put(record)
+            stored = await self.store.put(record)
+            if not stored:
+                log.debug("task %s: the store kept its record as it was", record.task_id)
+            return stored
         finally:
             # Armed even when the store failed: whatever it kept is reaped in time.
             if self._reaper is not None:
@@ -418,6 +426,13 @@ class TaskRunner:
                 await self._show_asks(live)
 
     async def _cancel(self, record: TaskRecord) -> None:
+        """Cancel the task if it runs here; it then settles ``cancelled`` by itself.
+
+        A task running elsewhere is acknowledged and left alone: the spec has the
+        server acknowledge every cancellation and honour it only where it can, and
+        writing ``cancelled`` here would fabricate an end that its runner may
+        contradict (a terminal state never changes). So no record changes and no
+        watcher is told of a change, until the runner settles the task."""
         if record.terminal:
             return
         live = self._live.get(record.task_id)
@@ -425,11 +440,7 @@ class TaskRunner:
             live.cancel_reason = "cancelled by the client"
             live.scope.cancel()
             return
-        # Not running in this process (its process is gone): nothing left to stop.
-        record.status, record.input_requests = CANCELLED, {}
-        record.status_message = "cancelled by the client"
-        record.last_updated_at = iso_now()
-        await self.store.put(record)
+        log.debug("task %s: cancelled where it does not run; only its instance can", record.task_id)
 
     # -- expiry -------------------------------------------------------------------------
 
