@@ -464,6 +464,28 @@ async def test_a_cancel_where_the_task_does_not_run_is_acked_and_fabricates_no_e
         assert done["result"]["content"] == [{"type": "text", "text": "finished"}]
 
 
+async def test_an_update_where_the_task_does_not_run_is_an_error_and_loses_nothing(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    store = InMemoryTaskStore()
+    runner, other = server.asgi_app(task_store=store), server.asgi_app(task_store=store)
+    async with serve_app(runner) as here, serve_app(other) as there:
+        client = Client(here, {**EXT, "elicitation": {}})
+        task_id = (await client.call("ask_once"))["taskId"]
+        (key,) = (await client.wait_for(task_id, "input_required"))["inputRequests"]
+        answer = {"action": "accept", "content": {"name": "Ada"}}
+        update = {"taskId": task_id, "inputResponses": {key: answer}}
+        error = await Client(there, client.capabilities).error("tasks/update", update)
+        assert error["code"] == trio_mcp.INTERNAL_ERROR
+        assert "runs on another instance" in error["message"]
+        assert list((await client.get(task_id))["inputRequests"]) == [key]  # still asked
+        await client.result("tasks/update", update)
+        assert (await client.wait_for(task_id, "completed"))["result"]["content"][0][
+            "text"
+        ] == "Hi Ada"
+
+
 # -- without HTTP --------------------------------------------------------------------------
 
 

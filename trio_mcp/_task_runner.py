@@ -408,7 +408,20 @@ class TaskRunner:
             raise JSONRPCError(INVALID_PARAMS, "tasks/update needs an object 'inputResponses'")
         live = self._live.get(task_id)
         if live is None:
-            return  # ended, or not running here: nothing is waiting for answers
+            # Looked up again: it may have ended here since. An ended task's answers
+            # are ignored, as answers to keys no longer asked are (the spec).
+            record = await self.store.get(task_id)
+            if record is None or record.terminal:
+                return
+            # Its coroutine, and what it waits for, are in another process: an ack
+            # here would lose the answers.
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                f"task {task_id!r} runs on another instance of this server, which alone "
+                "can take its answers: send tasks/update where it runs (route on the "
+                "Mcp-Name header, the task's id)",
+                {"taskId": task_id},
+            )
         async with live.lock:
             # Answers to keys not outstanding are ignored (the spec); the others are all
             # checked before any is taken, so a bad one loses nothing.
