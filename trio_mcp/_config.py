@@ -166,10 +166,13 @@ class Settings:
         state_audience: who a sealed ``requestState`` is for; None means the server's
             name. Two deployments of the same server that share keys but should not
             accept each other's state (staging and production) set different ones.
-        task_ttl: seconds a task (the ``io.modelcontextprotocol/tasks`` extension) is
-            kept after its last update, sent as its ``ttlMs``; then it is deleted, and
-            cancelled first if it still runs. None keeps tasks until the app stops.
-            One timer serves every task, whatever their number.
+        task_ttl: seconds a task's record (the ``io.modelcontextprotocol/tasks``
+            extension) is kept after its last update once the task has ended, sent as
+            its ``ttlMs``; then it is deleted. A task still running then is never
+            cancelled for it (the spec lets a server discard a record, not stop work;
+            the tool's timeout bounds the run) and keeps its record while it runs.
+            None keeps records until the app stops. One timer serves every task,
+            whatever their number.
         task_poll_interval: seconds a client is asked to wait between ``tasks/get``
             polls (a task's ``pollIntervalMs``).
     """

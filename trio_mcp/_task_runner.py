@@ -15,10 +15,16 @@ resumes where it waited: nothing runs twice. Several asks may be pending at once
 handler asking in a nursery); each answer releases its own.
 
 Cancellation: ``tasks/cancel`` cancels the task's cancel scope, as cancelling any trio
-task does, and the task settles ``cancelled``. A task expires ``ttl`` seconds after its
-last update (one :class:`~trio_mcp._heartbeat.DelayQueue` for all of them, not a timer
-each): it is cancelled if still running and deleted from the store. Shutting the
-runner down cancels every task, and each settles ``cancelled`` with a message saying so.
+task does, and the task settles ``cancelled``. Shutting the runner down cancels every
+task, and each settles ``cancelled`` with a message saying so.
+
+Expiry: a task's record is deleted from the store ``ttl`` seconds after its last
+update (one :class:`~trio_mcp._heartbeat.DelayQueue` for all of them, not a timer
+each), once the task has ended. The spec's ``ttlMs`` counts from creation and lets the
+server discard the record after it; it never asks for live work to be stopped, so a
+task still running when its time comes is left running and looked at again a ``ttl``
+later (its run is bounded by the tool's timeout). A record is thus kept at least
+``ttlMs`` from its creation, as the client may expect.
 """
 
 from __future__ import annotations
@@ -81,8 +87,6 @@ class _LiveTask:
     counts: dict[str, int] = attrs.field(factory=dict)
     #: Why the scope was cancelled, for the ``cancelled`` status message.
     cancel_reason: str = "cancelled"
-    #: Reaped: the record is gone, and must not come back with the last write.
-    expired: bool = False
 
 
 class TaskPort:
@@ -283,8 +287,6 @@ class TaskRunner:
         """Record how the task ended. Its watchers are told even when the store fails
         (which is raised on, for the caller to log): a listener still learns the end."""
         async with live.lock:
-            if live.expired:
-                return
             record = live.record
             record.status = status
             record.input_requests = {}
@@ -379,7 +381,7 @@ class TaskRunner:
 
     async def _show_asks(self, live: _LiveTask) -> None:
         record = live.record
-        if record.terminal or live.expired:
+        if record.terminal:
             return
         record.input_requests = {key: ask.request for key, ask in live.asks.items()}
         record.status = INPUT_REQUIRED if live.asks else WORKING
@@ -459,11 +461,10 @@ class TaskRunner:
 
     async def _reap(self) -> None:
         async for task_id in self._expired:
-            live = self._live.get(task_id)
-            if live is not None:
-                live.expired = True
-                live.cancel_reason = "expired"
-                live.scope.cancel()
+            if task_id in self._live and self._reaper is not None:
+                # Still working: its record stays while it runs, and is due again later.
+                self._reaper.touch(task_id)
+                continue
             try:
                 await self.store.delete(task_id)
             except Exception:
