@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from mcpschema import validate
 from statelessclient import listen, open_stateless
 
 import trio_mcp
@@ -180,6 +181,19 @@ async def test_a_task_is_created_then_completes_with_the_result_inlined(
         done = await client.wait_for(created["taskId"], "completed")
         assert done["resultType"] == "complete"
         assert done["result"]["content"] == [{"type": "text", "text": "echo hi"}]
+
+
+async def test_a_completed_tasks_result_is_the_call_result_of_this_wire(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app()) as url:
+        client = Client(url, EXT)
+        task_id = (await client.call("quick", text="whole"))["taskId"]
+        result = (await client.wait_for(task_id, "completed"))["result"]
+        validate(VERSION, "CallToolResult", result)  # resultType is required
+        assert result["resultType"] == "complete"
+        assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "tasks-test"
 
 
 @pytest.mark.every_host

@@ -41,6 +41,7 @@ from ._context import Context
 from ._heartbeat import DelayQueue
 from ._input import CAPABILITY_OF, check_answer
 from ._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, JSON, JSONRPCError, Request, RequestId
+from ._stateless import complete
 from ._task_store import InMemoryTaskStore, TaskStore
 from ._tasks import (
     CANCELLED,
@@ -257,6 +258,8 @@ class TaskRunner:
         try:
             with live.scope:
                 result = await self._server.handle_request(request, context)
+                # What the request would have returned inline: a result of this wire.
+                result = complete(result, self._server.identity)
                 status, fields = COMPLETED, {"result": result}
             if live.scope.cancelled_caught:
                 status, fields = CANCELLED, {"status_message": live.cancel_reason}
