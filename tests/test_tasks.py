@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -495,6 +496,53 @@ async def test_an_update_where_the_task_does_not_run_is_an_error_and_loses_nothi
         assert (await client.wait_for(task_id, "completed"))["result"]["content"][0][
             "text"
         ] == "Hi Ada"
+
+
+class SlowToConfirmStore(InMemoryTaskStore):
+    """A remote store's create: the record is kept at once, the confirmation comes
+    later (when the test says)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.creating = trio.Event()
+        self.confirm = trio.Event()
+
+    async def create(self, record: TaskRecord) -> None:
+        await super().create(record)
+        self.creating.set()
+        await self.confirm.wait()
+
+
+async def test_a_client_leaving_while_its_task_is_created_leaves_no_orphan(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    store = SlowToConfirmStore()
+    app = server.asgi_app(task_store=store)
+    disconnected = trio.Event()
+
+    async def noticing_disconnects(scope: Any, receive: Any, send: Any) -> None:
+        async def receiving() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.set()
+            return message
+
+        await app(scope, receiving, send)
+
+    async with serve_app(noticing_disconnects) as url:
+        client = Client(url, EXT)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(client.call, "quick", text="orphan?"))
+            await store.creating.wait()
+            nursery.cancel_scope.cancel()  # the client leaves: its connection closes
+        with trio.fail_after(WAIT):
+            await disconnected.wait()
+        await trio.testing.wait_all_tasks_blocked()  # the request's cancellation is in
+        store.confirm.set()
+        ((task_id, _),) = store._records.items()
+        done = await client.wait_for(task_id, "completed", "failed", "cancelled")
+        assert done["status"] == "completed" and len(app.tasks) == 0
 
 
 # -- without HTTP --------------------------------------------------------------------------

@@ -65,6 +65,8 @@ log = logging.getLogger("trio_mcp")
 TaskWatcher = Callable[[str | None, JSON], None]
 #: Seconds a settling write may take once the task itself was cancelled.
 _SETTLE_TIMEOUT = 5.0
+#: Seconds creating a task's record may take, shielded from the request's end.
+_CREATE_TIMEOUT = 5.0
 
 
 @attrs.define(eq=False)
@@ -238,18 +240,30 @@ class TaskRunner:
             poll_interval_ms=max(1, round(self.poll_interval * 1000)),
             principal=principal,
         )
-        # Durable before anyone hears of it: the spec's strong consistency of creation.
-        await self.store.create(record)
-        live = _LiveTask(record)
-        self._live[record.task_id] = live
+        # Armed before the store hears of it: a record it kept while the create failed
+        # or timed out below is still reaped (once it is known not to run).
         if self._reaper is not None:
             self._reaper.touch(record.task_id)
-        context = Context(
-            TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
-        )
-        context.prepared = prepared
-        context.prepared_ready = prepared_ready
-        nursery.start_soon(self._run, live, request, context, name=f"task {record.task_id}")
+        # Durable before anyone hears of it: the spec's strong consistency of creation.
+        # Shielded from the request's cancellation (its client leaving), within a
+        # bound: a create the store completed must become a running task, or its
+        # ``working`` record would be an orphan that nothing ever ends.
+        with trio.move_on_after(_CREATE_TIMEOUT, shield=True) as creating:
+            await self.store.create(record)
+            live = _LiveTask(record)
+            self._live[record.task_id] = live
+            context = Context(
+                TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
+            )
+            context.prepared = prepared
+            context.prepared_ready = prepared_ready
+            nursery.start_soon(self._run, live, request, context, name=f"task {record.task_id}")
+        if creating.cancelled_caught:
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                f"the task store took longer than {_CREATE_TIMEOUT:g} s to create the task; "
+                "it was not started",
+            )
         return record.created()
 
     async def _run(self, live: _LiveTask, request: Request, context: Context) -> None:
