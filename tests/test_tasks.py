@@ -32,9 +32,10 @@ WAIT = 5.0
 class Client:
     """Stateless 2026-07-28 requests: the headers and ``_meta`` every one carries."""
 
-    def __init__(self, url: str, capabilities: dict[str, Any]) -> None:
+    def __init__(self, url: str, capabilities: dict[str, Any], token: str | None = None) -> None:
         self.url = url + "/mcp"
         self.capabilities = capabilities
+        self._auth = {} if token is None else {"Authorization": f"Bearer {token}"}
         self._id = 0
 
     async def post(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -50,6 +51,7 @@ class Client:
             "MCP-Protocol-Version": VERSION,
             "Mcp-Method": method,
             "Accept": "application/json, text/event-stream",
+            **self._auth,
         }
         name = params.get("taskId", params.get("name"))
         if isinstance(name, str):
@@ -543,6 +545,64 @@ async def test_a_client_leaving_while_its_task_is_created_leaves_no_orphan(
         ((task_id, _),) = store._records.items()
         done = await client.wait_for(task_id, "completed", "failed", "cancelled")
         assert done["status"] == "completed" and len(app.tasks) == 0
+
+
+async def test_at_max_tasks_a_required_tool_is_busy_and_an_optional_one_runs_inline(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    async with serve_app(server.asgi_app(trio_mcp.Settings(max_tasks=1))) as url:
+        client = Client(url, EXT)
+        running = (await client.call("forever"))["taskId"]
+        error = await client.error("tools/call", {"name": "forever", "arguments": {}})
+        assert error["code"] == trio_mcp.SERVER_BUSY
+        assert "Settings.max_tasks" in error["message"] and "retry" in error["message"]
+        inline = await client.call("quick", text="inline")
+        assert inline["resultType"] == "complete" and "taskId" not in inline
+        assert inline["content"] == [{"type": "text", "text": "echo inline"}]
+        await client.result("tasks/cancel", {"taskId": running})
+        await client.wait_for(running, "cancelled")
+        assert (await client.call("forever"))["resultType"] == "task"  # room again
+
+
+async def test_one_principal_at_its_limit_leaves_room_for_the_others(serve_app: Serve) -> None:
+    server, _ = task_server()
+    tokens = {"alice-token": "alice", "bob-token": "bob"}
+
+    async def verify(token: str) -> str | None:
+        return tokens.get(token)
+
+    settings = trio_mcp.Settings(
+        auth=trio_mcp.BearerAuth(verify), max_tasks=10, max_tasks_per_principal=2
+    )
+    async with serve_app(server.asgi_app(settings)) as url:
+        alice, bob = Client(url, EXT, "alice-token"), Client(url, EXT, "bob-token")
+        for _ in range(2):
+            assert (await alice.call("forever"))["resultType"] == "task"
+        error = await alice.error("tools/call", {"name": "forever", "arguments": {}})
+        assert error["code"] == trio_mcp.SERVER_BUSY
+        assert "Settings.max_tasks_per_principal" in error["message"]
+        assert "tasks/cancel" in error["message"]
+        assert (await bob.call("forever"))["resultType"] == "task"
+
+
+async def test_past_max_finished_tasks_the_oldest_ended_record_goes_first(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    settings = trio_mcp.Settings(task_ttl=None, max_finished_tasks=2)
+    async with serve_app(server.asgi_app(settings)) as url:
+        client = Client(url, EXT)
+        ids = []
+        for n in range(3):
+            ids.append((await client.call("quick", text=str(n)))["taskId"])
+            await client.wait_for(ids[-1], "completed")
+        with trio.fail_after(WAIT):
+            while (await client.post("tasks/get", {"taskId": ids[0]}))[0] == 200:
+                await trio.sleep(0.02)
+        assert (await client.error("tasks/get", {"taskId": ids[0]}))["code"] == -32602
+        for task_id in ids[1:]:
+            assert (await client.get(task_id))["status"] == "completed"
 
 
 # -- without HTTP --------------------------------------------------------------------------

@@ -90,6 +90,9 @@ class App(QuartTrio):
             task_store,
             ttl=self.settings.task_ttl,
             poll_interval=self.settings.task_poll_interval,
+            max_tasks=self.settings.max_tasks,
+            max_per_principal=self.settings.max_tasks_per_principal,
+            max_finished=self.settings.max_finished_tasks,
         )
         self.listeners = ListenStreams(server, self.settings, self.tasks)
         stateless = StatelessHttpTransport(

@@ -50,6 +50,7 @@ from ._tasks import (
     INPUT_REQUIRED,
     WORKING,
     TaskRecord,
+    TasksFull,
     iso_now,
     new_task_id,
     task_id_of,
@@ -148,7 +149,9 @@ class TaskRunner:
     """Runs the tasks of one :class:`~trio_mcp.Server` and serves ``tasks/*``.
 
     ``ttl`` is the seconds a task is kept after its last update (None: until the
-    runner stops), ``poll_interval`` the seconds suggested between polls.
+    runner stops), ``poll_interval`` the seconds suggested between polls. At most
+    ``max_tasks`` run at once, ``max_per_principal`` of them for one authenticated
+    principal; of those that ended, the newest ``max_finished`` records are kept.
     Start it with ``await nursery.start(runner.run)``; :meth:`close` stops it.
     """
 
@@ -159,12 +162,22 @@ class TaskRunner:
         *,
         ttl: float | None = 3600.0,
         poll_interval: float = 1.0,
+        max_tasks: int = 1000,
+        max_per_principal: int = 100,
+        max_finished: int = 10_000,
     ) -> None:
         self._server = server
         self.store: TaskStore = store if store is not None else InMemoryTaskStore()
         self.ttl = ttl
         self.poll_interval = poll_interval
+        self.max_tasks = max_tasks
+        self.max_per_principal = max_per_principal
+        self.max_finished = max_finished
         self._live: dict[str, _LiveTask] = {}
+        #: Tasks running now per authenticated principal.
+        self._running_for: dict[str, int] = {}
+        #: Ids of ended tasks whose records this runner keeps, oldest first.
+        self._finished: dict[str, None] = {}
         self._nursery: trio.Nursery | None = None
         self._watchers: set[TaskWatcher] = set()
         self._reaper: DelayQueue[str] | None = None
@@ -230,6 +243,7 @@ class TaskRunner:
                 INTERNAL_ERROR,
                 "tasks cannot run: the app's lifespan (which runs them) is not running",
             )
+        self._check_room(principal)
         now = iso_now()
         record = TaskRecord(
             task_id=new_task_id(),
@@ -252,6 +266,8 @@ class TaskRunner:
             await self.store.create(record)
             live = _LiveTask(record)
             self._live[record.task_id] = live
+            if principal is not None:
+                self._running_for[principal] = self._running_for.get(principal, 0) + 1
             context = Context(
                 TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
             )
@@ -265,6 +281,24 @@ class TaskRunner:
                 "it was not started",
             )
         return record.created()
+
+    def _check_room(self, principal: str | None) -> None:
+        """Refuse a new task past a limit (:class:`TasksFull`), saying which and what
+        to do. Without authentication every client is the same principal (None), so
+        only the whole app's limit applies."""
+        if len(self._live) >= self.max_tasks:
+            raise TasksFull(
+                f"the server runs as many tasks as it may at once (Settings.max_tasks, "
+                f"{self.max_tasks}): retry once some have ended"
+            )
+        if principal is not None and self._running_for.get(principal, 0) >= (
+            self.max_per_principal
+        ):
+            raise TasksFull(
+                f"you run as many tasks as one client may at once "
+                f"(Settings.max_tasks_per_principal, {self.max_per_principal}): retry once "
+                "one has ended, or end one with tasks/cancel"
+            )
 
     async def _run(self, live: _LiveTask, request: Request, context: Context) -> None:
         status: str = CANCELLED
@@ -298,7 +332,28 @@ class TaskRunner:
                         live.record.task_id,
                         live.record.status,
                     )
-            self._live.pop(live.record.task_id, None)
+            self._ended(live)
+            with trio.move_on_after(_SETTLE_TIMEOUT, shield=True):
+                await self._forget_oldest_finished()
+
+    def _ended(self, live: _LiveTask) -> None:
+        task_id, principal = live.record.task_id, live.record.principal
+        self._live.pop(task_id, None)
+        if principal is not None:
+            left = self._running_for.pop(principal, 1) - 1
+            if left:
+                self._running_for[principal] = left
+        self._finished[task_id] = None
+
+    async def _forget_oldest_finished(self) -> None:
+        """Delete the oldest ended tasks' records past ``max_finished``: whatever the
+        TTL, a flood of short tasks never holds the store's memory without bound."""
+        while len(self._finished) > self.max_finished:
+            oldest = next(iter(self._finished))
+            del self._finished[oldest]
+            if self._reaper is not None:
+                self._reaper.forget(oldest)
+            await self._delete(oldest, "dropped (Settings.max_finished_tasks)")
 
     async def _settle(self, live: _LiveTask, status: str, fields: dict[str, Any]) -> None:
         """Record how the task ended. Its watchers are told even when the store fails
@@ -482,10 +537,14 @@ class TaskRunner:
                 # Still working: its record stays while it runs, and is due again later.
                 self._reaper.touch(task_id)
                 continue
-            try:
-                await self.store.delete(task_id)
-            except Exception:
-                # One record left behind is the store's problem; the reaper goes on.
-                log.exception("task %s expired, but the task store failed to delete it", task_id)
-                continue
-            log.debug("task %s expired", task_id)
+            self._finished.pop(task_id, None)
+            await self._delete(task_id, "expired")
+
+    async def _delete(self, task_id: str, why: str) -> None:
+        try:
+            await self.store.delete(task_id)
+        except Exception:
+            # One record left behind is the store's problem; the runner goes on.
+            log.exception("task %s %s, but the task store failed to delete it", task_id, why)
+            return
+        log.debug("task %s %s", task_id, why)
