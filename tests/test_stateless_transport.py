@@ -21,6 +21,7 @@ from streamclient import open_client
 
 import trio_mcp
 from trio_mcp import CacheHint, Context
+from trio_mcp._listen import MAX_EVENTS, _Listener
 
 every_host = pytest.mark.every_host
 
@@ -834,3 +835,52 @@ async def test_a_listener_leaving_is_closed_and_leaks_nothing(serve_app: Any, se
                 await trio.sleep(0.02)
         assert len(app.listeners) == 0
         assert await tasks_back_to(app, before) == before
+
+
+# -- a listener's stream, without HTTP: what it keeps when its client is behind ----------
+
+
+def behind_listener() -> _Listener:
+    """A listener to tool changes and task "t" whose client reads nothing yet."""
+    listener = _Listener(7, frozenset({"tools"}), frozenset(), 1 << 20, frozenset({"t"}))
+    listener.send("notifications/subscriptions/acknowledged", {"notifications": {}}, keep=True)
+    return listener
+
+
+def methods_kept(listener: _Listener) -> list[str]:
+    return [
+        json.loads(event.data).get("method", "result")
+        for event in listener.stream.log.after(listener.stream.log.first_seq - 1) or []
+    ]
+
+
+def test_a_listener_too_far_behind_ends_rather_than_drop_its_acknowledgment() -> None:
+    listener = behind_listener()
+    for _ in range(2 * MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    kept = methods_kept(listener)
+    assert kept[0] == "notifications/subscriptions/acknowledged"
+    assert listener.stream.complete and len(kept) == MAX_EVENTS
+
+
+async def test_a_listener_behind_drops_old_changes_but_never_a_tasks_end() -> None:
+    listener = behind_listener()
+    await listener.stream.next_events(0)  # the acknowledgment is out
+    listener.on_task(None, {"taskId": "t", "status": "working"})
+    for _ in range(MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    assert not listener.stream.complete  # old changes and statuses may go
+    assert "notifications/tasks" not in methods_kept(listener)
+    listener.on_task(None, {"taskId": "t", "status": "completed", "result": {}})
+    for _ in range(2 * MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    kept = methods_kept(listener)
+    assert listener.stream.complete and kept[0] == "notifications/tasks"
+
+
+def test_nothing_follows_a_listeners_final_result() -> None:
+    listener = behind_listener()
+    listener.end({"resultType": "complete"})
+    listener.on_change("list_changed", "tools")
+    listener.on_task(None, {"taskId": "t", "status": "cancelled"})
+    assert methods_kept(listener)[-1] == "result"

@@ -605,6 +605,28 @@ async def test_past_max_finished_tasks_the_oldest_ended_record_goes_first(
             assert (await client.get(task_id))["status"] == "completed"
 
 
+async def test_at_shutdown_a_listener_hears_its_tasks_cancelled_before_its_result(
+    serve_app: Serve,
+) -> None:
+    server, _ = task_server()
+    app = server.asgi_app()
+    async with serve_app(app) as url:
+        client = Client(url, EXT)
+        task_id = (await client.call("forever"))["taskId"]
+        async with (
+            open_stateless(url, capabilities=EXT) as raw,
+            listen(raw, {"taskIds": [task_id]}) as listener,
+        ):
+            await listener.next()  # the acknowledgment
+            await app.shutdown(1)
+            cancelled = await listener.next()
+            last = await listener.next()
+    assert cancelled["method"] == "notifications/tasks"
+    assert cancelled["params"]["status"] == "cancelled"
+    assert cancelled["params"]["statusMessage"] == "the server shut down"
+    assert last["id"] == listener.request["id"] and last["result"]["resultType"] == "complete"
+
+
 # -- without HTTP --------------------------------------------------------------------------
 
 

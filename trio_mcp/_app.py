@@ -137,8 +137,10 @@ class App(QuartTrio):
         tune_for_serving(self.settings.gc_young_threshold)
 
     async def _stop_supervisor(self) -> None:
+        # Tasks first: their "cancelled" reaches their listeners before the listeners'
+        # final results, after which nothing may follow.
+        await self.tasks.aclose()
         self.listeners.end_all()
-        self.tasks.close()
         self.supervisor.close()
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
@@ -157,9 +159,15 @@ class App(QuartTrio):
             timeout = self.settings.shutdown_timeout
         # Keep a tenth of the time (at most a second) for the streams to end.
         margin = min(1.0, timeout / 10)
-        # A listener has nothing running to wait for: it ends at once, with its result.
+        deadline = trio.current_time() + timeout - margin
+        # Tasks end first, each settling "cancelled" (a task is a handle the client
+        # polls, not a call a connection waits on), so that their listeners hear it
+        # before their final result. A listener then has nothing running to wait
+        # for: it ends at once, with its result.
+        with trio.move_on_at(deadline):
+            await self.tasks.aclose()
         self.listeners.end_all()
-        await self.supervisor.drain(trio.current_time() + timeout - margin)
+        await self.supervisor.drain(deadline)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._guest is not None:

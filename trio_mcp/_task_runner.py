@@ -179,6 +179,9 @@ class TaskRunner:
         #: Ids of ended tasks whose records this runner keeps, oldest first.
         self._finished: dict[str, None] = {}
         self._nursery: trio.Nursery | None = None
+        self._closing = False
+        #: Set once :meth:`run` has returned: every task has settled.
+        self._stopped = trio.Event()
         self._watchers: set[TaskWatcher] = set()
         self._reaper: DelayQueue[str] | None = None
         self._expired_send, self._expired = trio.open_memory_channel[str](math.inf)
@@ -198,6 +201,7 @@ class TaskRunner:
                 await trio.sleep_forever()
             finally:
                 self._nursery = None
+        self._stopped.set()
 
     @property
     def running(self) -> bool:
@@ -205,10 +209,18 @@ class TaskRunner:
 
     def close(self) -> None:
         """Stop: every running task is cancelled and settles ``cancelled``."""
+        self._closing = True
         if self._nursery is not None:
             for live in self._live.values():
                 live.cancel_reason = "the server shut down"
             self._nursery.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait until every task has settled (each within its own
+        bound), so that whoever is told of their ends is told before what follows."""
+        self.close()
+        if self.running:
+            await self._stopped.wait()
 
     def __len__(self) -> int:
         """Tasks running in this process now."""
@@ -238,6 +250,8 @@ class TaskRunner:
         ``prepared`` is what the tool's ``before_task`` returned on the request, handed
         to the handler as ``ctx.prepared``."""
         nursery = self._nursery
+        if self._closing:
+            raise TasksFull("the server is shutting down: retry on another instance")
         if nursery is None:
             raise JSONRPCError(
                 INTERNAL_ERROR,
