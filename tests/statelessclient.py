@@ -15,13 +15,23 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import trio
 from mcpschema import validate_server_message
 from sseclient import Event, parse_events
 
 MODERN = "2026-07-28"
 BOTH = "application/json, text/event-stream"
 #: The parameter an ``Mcp-Name`` header mirrors, per method.
-NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+NAMED = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
+#: Notifications of extensions (tasks), which the core schema does not define.
+EXTENSION_NOTIFICATIONS = frozenset({"notifications/tasks"})
 #: What a client that can do everything declares.
 ALL_CAPABILITIES: dict[str, Any] = {"elicitation": {}, "sampling": {}, "roots": {}}
 
@@ -151,3 +161,39 @@ async def open_stateless(
 ) -> AsyncIterator[StatelessClient]:
     async with httpx.AsyncClient(timeout=30) as http:
         yield StatelessClient(http, base + path, **options)
+
+
+class Listening:
+    """One open ``subscriptions/listen``: its messages as they come, schema-checked."""
+
+    def __init__(
+        self, client: StatelessClient, request: dict[str, Any], events: AsyncIterator[Event]
+    ) -> None:
+        self.client = client
+        self.request = request
+        self._events = events
+
+    async def next(self, timeout: float = 5) -> dict[str, Any]:
+        with trio.fail_after(timeout):
+            async for event in self._events:
+                if event.data:
+                    message = json.loads(event.data)
+                    if message.get("method") in EXTENSION_NOTIFICATIONS:
+                        return message  # an extension's: not in the core schema
+                    if "result" in message:
+                        # The listen request's result: checked as a SubscriptionsListenResult.
+                        validate_server_message(MODERN, message, "subscriptions/listen")
+                        return message
+                    return self.client.check(message)
+        raise AssertionError("the listen stream ended")
+
+
+@asynccontextmanager
+async def listen(
+    client: StatelessClient, notifications: dict[str, Any]
+) -> AsyncIterator[Listening]:
+    request = client.request("subscriptions/listen", {"notifications": notifications})
+    async with client.post_stream(request, accept="text/event-stream") as (response, events):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield Listening(client, request, events)

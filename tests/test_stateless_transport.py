@@ -15,14 +15,13 @@ import httpx
 import pytest
 import trio
 from hosts import count_server_tasks
-from mcpschema import validate_server_message
 from rawhttp import host_port
-from sseclient import Event
-from statelessclient import MODERN, StatelessClient, open_stateless
+from statelessclient import MODERN, StatelessClient, listen, open_stateless
 from streamclient import open_client
 
 import trio_mcp
 from trio_mcp import CacheHint, Context
+from trio_mcp._listen import MAX_EVENTS, _Listener
 
 every_host = pytest.mark.every_host
 
@@ -761,40 +760,6 @@ async def test_a_session_and_a_stateless_client_share_the_endpoint_at_once(url: 
 # -- subscriptions/listen ------------------------------------------------------------------
 
 
-class Listening:
-    """One open ``subscriptions/listen``: its messages as they come, schema-checked."""
-
-    def __init__(
-        self, client: StatelessClient, request: dict[str, Any], events: AsyncIterator[Event]
-    ) -> None:
-        self.client = client
-        self.request = request
-        self._events = events
-
-    async def next(self, timeout: float = 5) -> dict[str, Any]:
-        with trio.fail_after(timeout):
-            async for event in self._events:
-                if event.data:
-                    message = json.loads(event.data)
-                    if "result" in message:
-                        # The listen request's result: checked as a SubscriptionsListenResult.
-                        validate_server_message(MODERN, message, "subscriptions/listen")
-                        return message
-                    return self.client.check(message)
-        raise AssertionError("the listen stream ended")
-
-
-@asynccontextmanager
-async def listen(
-    client: StatelessClient, notifications: dict[str, Any]
-) -> AsyncIterator[Listening]:
-    request = client.request("subscriptions/listen", {"notifications": notifications})
-    async with client.post_stream(request, accept="text/event-stream") as (response, events):
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        yield Listening(client, request, events)
-
-
 @every_host
 async def test_listen_starts_with_an_acknowledgment_of_the_honoured_filter(
     client: StatelessClient,
@@ -1028,3 +993,52 @@ async def test_an_unknown_log_level_is_400_invalid_params(client: StatelessClien
     response = await client.post(message)
     assert response.status_code == 400
     assert error_of(response, client)["code"] == -32602
+
+
+# -- a listener's stream, without HTTP: what it keeps when its client is behind ----------
+
+
+def behind_listener() -> _Listener:
+    """A listener to tool changes and task "t" whose client reads nothing yet."""
+    listener = _Listener(7, frozenset({"tools"}), frozenset(), 1 << 20, frozenset({"t"}))
+    listener.send("notifications/subscriptions/acknowledged", {"notifications": {}}, keep=True)
+    return listener
+
+
+def methods_kept(listener: _Listener) -> list[str]:
+    return [
+        json.loads(event.data).get("method", "result")
+        for event in listener.stream.log.after(listener.stream.log.first_seq - 1) or []
+    ]
+
+
+def test_a_listener_too_far_behind_ends_rather_than_drop_its_acknowledgment() -> None:
+    listener = behind_listener()
+    for _ in range(2 * MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    kept = methods_kept(listener)
+    assert kept[0] == "notifications/subscriptions/acknowledged"
+    assert listener.stream.complete and len(kept) == MAX_EVENTS
+
+
+async def test_a_listener_behind_drops_old_changes_but_never_a_tasks_end() -> None:
+    listener = behind_listener()
+    await listener.stream.next_events(0)  # the acknowledgment is out
+    listener.on_task(None, {"taskId": "t", "status": "working"})
+    for _ in range(MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    assert not listener.stream.complete  # old changes and statuses may go
+    assert "notifications/tasks" not in methods_kept(listener)
+    listener.on_task(None, {"taskId": "t", "status": "completed", "result": {}})
+    for _ in range(2 * MAX_EVENTS):
+        listener.on_change("list_changed", "tools")
+    kept = methods_kept(listener)
+    assert listener.stream.complete and kept[0] == "notifications/tasks"
+
+
+def test_nothing_follows_a_listeners_final_result() -> None:
+    listener = behind_listener()
+    listener.end({"resultType": "complete"})
+    listener.on_change("list_changed", "tools")
+    listener.on_task(None, {"taskId": "t", "status": "cancelled"})
+    assert methods_kept(listener)[-1] == "result"

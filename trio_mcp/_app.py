@@ -90,6 +90,9 @@ class App(QuartTrio):
             task_store,
             ttl=self.settings.task_ttl,
             poll_interval=self.settings.task_poll_interval,
+            max_tasks=self.settings.max_tasks,
+            max_per_principal=self.settings.max_tasks_per_principal,
+            max_finished=self.settings.max_finished_tasks,
         )
         self.listeners = ListenStreams(server, self.settings, self.tasks)
         stateless = StatelessHttpTransport(
@@ -135,8 +138,10 @@ class App(QuartTrio):
         tune_for_serving(self.settings.gc_young_threshold)
 
     async def _stop_supervisor(self) -> None:
+        # Tasks first: their "cancelled" reaches their listeners before the listeners'
+        # final results, after which nothing may follow.
+        await self.tasks.aclose()
         self.listeners.end_all()
-        self.tasks.close()
         self.supervisor.close()
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
@@ -155,9 +160,15 @@ class App(QuartTrio):
             timeout = self.settings.shutdown_timeout
         # Keep a tenth of the time (at most a second) for the streams to end.
         margin = min(1.0, timeout / 10)
-        # A listener has nothing running to wait for: it ends at once, with its result.
+        deadline = trio.current_time() + timeout - margin
+        # Tasks end first, each settling "cancelled" (a task is a handle the client
+        # polls, not a call a connection waits on), so that their listeners hear it
+        # before their final result. A listener then has nothing running to wait
+        # for: it ends at once, with its result.
+        with trio.move_on_at(deadline):
+            await self.tasks.aclose()
         self.listeners.end_all()
-        await self.supervisor.drain(trio.current_time() + timeout - margin)
+        await self.supervisor.drain(deadline)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._guest is not None:

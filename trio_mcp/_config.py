@@ -166,12 +166,30 @@ class Settings:
         state_audience: who a sealed ``requestState`` is for; None means the server's
             name. Two deployments of the same server that share keys but should not
             accept each other's state (staging and production) set different ones.
-        task_ttl: seconds a task (the ``io.modelcontextprotocol/tasks`` extension) is
-            kept after its last update, sent as its ``ttlMs``; then it is deleted, and
-            cancelled first if it still runs. None keeps tasks until the app stops.
-            One timer serves every task, whatever their number.
+        task_ttl: seconds a task's record (the ``io.modelcontextprotocol/tasks``
+            extension) is kept after its last update once the task has ended, sent as
+            its ``ttlMs``; then it is deleted. A task still running then is never
+            cancelled for it (the spec lets a server discard a record, not stop work;
+            the tool's timeout bounds the run) and keeps its record while it runs.
+            None keeps records until the app stops. One timer serves every task,
+            whatever their number.
         task_poll_interval: seconds a client is asked to wait between ``tasks/get``
             polls (a task's ``pollIntervalMs``).
+        max_tasks: tasks running at once in the app (this process), whoever started
+            them: each holds a trio task and what its tool holds. At the limit a tool
+            that may run as a task (``task="optional"``) runs inline instead, as for
+            a client without the extension, and one that must
+            (``task="required"``) is refused with a JSON-RPC error (``SERVER_BUSY``,
+            -32000) that names this setting: retry once some tasks have ended.
+        max_tasks_per_principal: tasks one authenticated principal may have running
+            at once, so that one client cannot take all of ``max_tasks``; at it, the
+            same as at ``max_tasks`` (the error names this setting: end one with
+            ``tasks/cancel`` or wait). Without authentication clients cannot be told
+            apart, and only ``max_tasks`` applies.
+        max_finished_tasks: records of ended tasks this app keeps in its task store;
+            past it the oldest ended one is deleted first, before its ``task_ttl``
+            if need be (a client polling it then gets "Task not found", as the spec
+            allows). Bounds the store's memory whatever the TTL, None included.
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
@@ -206,3 +224,6 @@ class Settings:
     state_audience: str | None = None
     task_ttl: float | None = attrs.field(default=3600.0, validator=_positive_or_none)
     task_poll_interval: float = attrs.field(default=1.0, validator=_positive_finite)
+    max_tasks: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    max_tasks_per_principal: int = attrs.field(default=100, validator=attrs.validators.gt(0))
+    max_finished_tasks: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))

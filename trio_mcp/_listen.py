@@ -10,7 +10,12 @@ prompts or resources; updates of the resources named), each tagged with the
 subscription's id (the request's id). It ends when the client leaves, or when the
 server shuts down: then with the request's ``complete`` result, so the client knows the
 end was meant. Changes are coalesced while the client is behind, never queued without
-bound: a listener drops its oldest events rather than hold up the server.
+bound: a listener drops its oldest events rather than hold up the server. Two kinds
+are never dropped: the acknowledgment (the spec's first message) and a task's terminal
+``notifications/tasks`` (the one a client would otherwise poll for). When making room
+would cost one of those, the stream ends instead, without the ``complete`` result:
+what it holds still goes out, in order, and the client, seeing an end that was not
+meant, listens again.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ._jsonrpc import (
 from ._stateless import SUBSCRIPTION_ID_KEY, RequestMeta, complete
 from ._stream import OutboundStream
 from ._streaming import serve_stream
-from ._tasks import declares_tasks, missing_extension
+from ._tasks import TERMINAL, declares_tasks, missing_extension
 
 if TYPE_CHECKING:
     from ._config import Settings
@@ -54,7 +59,17 @@ MAX_EVENTS: Final = 32
 class _Listener:
     """One open ``subscriptions/listen`` response."""
 
-    __slots__ = ("_lists", "_principal", "_request_id", "_task_ids", "_uris", "id", "stream")
+    __slots__ = (
+        "_kept",
+        "_lists",
+        "_max_bytes",
+        "_principal",
+        "_request_id",
+        "_task_ids",
+        "_uris",
+        "id",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -74,14 +89,35 @@ class _Listener:
         self.stream = OutboundStream(
             max_events=MAX_EVENTS, max_bytes=max_bytes, drop_when_full=True
         )
+        #: Event numbers that must reach the client, until they are written.
+        self._kept: set[int] = set()
 
     def touch(self) -> None:
         """Nothing to keep alive: the listener lives exactly as long as its response."""
 
-    def send(self, method: str, params: JSON) -> None:
+    def send(self, method: str, params: JSON, *, keep: bool = False) -> None:
+        """Queue a notification; ``keep``: one that must not be dropped."""
         params["_meta"] = {SUBSCRIPTION_ID_KEY: self._request_id}
-        if not self.stream.closed:
-            self.stream.append_nowait(dumps(notification_message(method, params)))
+        self._append(dumps(notification_message(method, params)), keep=keep)
+
+    def _append(self, data: str, *, keep: bool = False, response: bool = False) -> bool:
+        """Queue an event, unless the stream is complete (nothing may follow its
+        result) or room for it would cost a kept one: then the stream ends here."""
+        stream = self.stream
+        if stream.complete:
+            return False
+        kept = self._kept
+        if kept:
+            kept.difference_update([seq for seq in kept if seq <= stream.written])
+            horizon = stream.drop_horizon()
+            if any(seq <= horizon for seq in kept):
+                # The client is too far behind: end rather than lose what must arrive.
+                stream.finish()
+                return False
+        stream.append_nowait(data, response=response)
+        if keep:
+            kept.add(stream.log.last_seq)
+        return True
 
     def on_change(self, event: str, detail: str) -> None:
         if event == "list_changed" and detail in self._lists:
@@ -93,14 +129,14 @@ class _Listener:
         """A task changed: ``notifications/tasks`` with its ``DetailedTask``, if this
         listener named it and belongs to the task's owner."""
         if task["taskId"] in self._task_ids and principal == self._principal:
-            self.send("notifications/tasks", dict(task))
+            self.send("notifications/tasks", dict(task), keep=task["status"] in TERMINAL)
 
     def end(self, result: JSON) -> None:
         """End the stream with the request's result (a graceful end, e.g. shutdown)."""
         if self.stream.complete:
             return
         result["_meta"] = {**result.get("_meta", {}), SUBSCRIPTION_ID_KEY: self._request_id}
-        self.stream.append_nowait(dumps(result_message(self._request_id, result)), response=True)
+        self._append(dumps(result_message(self._request_id, result)), response=True)
         self.stream.finish()
 
 
@@ -157,7 +193,9 @@ class ListenStreams:
             frozenset(honoured.get("taskIds", ())),
             None if principal is None else str(principal),
         )
-        listener.send("notifications/subscriptions/acknowledged", {"notifications": honoured})
+        listener.send(
+            "notifications/subscriptions/acknowledged", {"notifications": honoured}, keep=True
+        )
         if self._closing:
             listener.end(complete({}, self._server.identity))
         self._server.subscribe_changes(listener.on_change)

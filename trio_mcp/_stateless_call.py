@@ -50,7 +50,7 @@ from ._stateless import (
     method_not_found,
     read_meta,
 )
-from ._tasks import TASK_METHODS, TASKS_EXTENSION, declares_tasks, missing_extension
+from ._tasks import TASK_METHODS, TASKS_EXTENSION, TasksFull, declares_tasks, missing_extension
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -234,15 +234,22 @@ class StatelessService:
         failed = await self._server.prepare_task(params, context)
         if failed is not None:
             return complete(failed, self._server.identity)
-        created = await self._tasks.start(
-            request,
-            protocol_version=meta.protocol_version,
-            capabilities=meta.client_capabilities,
-            meta=meta.raw,
-            principal=principal,
-            prepared=context.prepared,
-            prepared_ready=context.prepared_ready,
-        )
+        try:
+            created = await self._tasks.start(
+                request,
+                protocol_version=meta.protocol_version,
+                capabilities=meta.client_capabilities,
+                meta=meta.raw,
+                principal=principal,
+                prepared=context.prepared,
+                prepared_ready=context.prepared_ready,
+            )
+        except TasksFull:
+            if self._server.task_mode(params) == "required":
+                raise
+            # At a task limit an optional tool runs inline, as for a client without
+            # the extension (``before_task`` has run: it is not run again).
+            return complete(await self._server.dispatch(request, context), self._server.identity)
         return complete(created, self._server.identity)
 
     def _unseal(self, params: JSON, binding: Binding) -> tuple[Answers, Any]:

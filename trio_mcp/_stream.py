@@ -179,6 +179,24 @@ class OutboundStream:
                 return
             await self._changed.park()
 
+    def drop_horizon(self) -> int:
+        """The newest event an append now would drop to make room, 0 for none.
+
+        For a stream that drops its oldest events when full: an emitter with events
+        that must reach the client looks here first, and ends the stream rather
+        than lose one. (Mirrors :meth:`append`: the oldest go, written or not,
+        until the log is within both bounds.)"""
+        events, size = self.log.size
+        if events < self._max_events and size < self._max_bytes:
+            return 0
+        horizon = 0
+        for event in self.log.after(self.log.first_seq - 1) or ():
+            if events < self._max_events and size < self._max_bytes:
+                break
+            horizon = event.seq
+            events, size = events - 1, size - len(event.data)
+        return horizon
+
     def _has_room(self) -> bool:
         events, size = self.log.size
         return events < self._max_events and size < self._max_bytes

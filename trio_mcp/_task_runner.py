@@ -15,10 +15,16 @@ resumes where it waited: nothing runs twice. Several asks may be pending at once
 handler asking in a nursery); each answer releases its own.
 
 Cancellation: ``tasks/cancel`` cancels the task's cancel scope, as cancelling any trio
-task does, and the task settles ``cancelled``. A task expires ``ttl`` seconds after its
-last update (one :class:`~trio_mcp._heartbeat.DelayQueue` for all of them, not a timer
-each): it is cancelled if still running and deleted from the store. Shutting the
-runner down cancels every task, and each settles ``cancelled`` with a message saying so.
+task does, and the task settles ``cancelled``. Shutting the runner down cancels every
+task, and each settles ``cancelled`` with a message saying so.
+
+Expiry: a task's record is deleted from the store ``ttl`` seconds after its last
+update (one :class:`~trio_mcp._heartbeat.DelayQueue` for all of them, not a timer
+each), once the task has ended. The spec's ``ttlMs`` counts from creation and lets the
+server discard the record after it; it never asks for live work to be stopped, so a
+task still running when its time comes is left running and looked at again a ``ttl``
+later (its run is bounded by the tool's timeout). A record is thus kept at least
+``ttlMs`` from its creation, as the client may expect.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ._context import Context
 from ._heartbeat import DelayQueue
 from ._input import CAPABILITY_OF, check_answer
 from ._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, JSON, JSONRPCError, Request, RequestId
+from ._stateless import complete
 from ._task_store import InMemoryTaskStore, TaskStore
 from ._tasks import (
     CANCELLED,
@@ -43,6 +50,7 @@ from ._tasks import (
     INPUT_REQUIRED,
     WORKING,
     TaskRecord,
+    TasksFull,
     iso_now,
     new_task_id,
     task_id_of,
@@ -58,6 +66,8 @@ log = logging.getLogger("trio_mcp")
 TaskWatcher = Callable[[str | None, JSON], None]
 #: Seconds a settling write may take once the task itself was cancelled.
 _SETTLE_TIMEOUT = 5.0
+#: Seconds creating a task's record may take, shielded from the request's end.
+_CREATE_TIMEOUT = 5.0
 
 
 @attrs.define(eq=False)
@@ -81,8 +91,6 @@ class _LiveTask:
     counts: dict[str, int] = attrs.field(factory=dict)
     #: Why the scope was cancelled, for the ``cancelled`` status message.
     cancel_reason: str = "cancelled"
-    #: Reaped: the record is gone, and must not come back with the last write.
-    expired: bool = False
 
 
 class TaskPort:
@@ -141,7 +149,9 @@ class TaskRunner:
     """Runs the tasks of one :class:`~trio_mcp.Server` and serves ``tasks/*``.
 
     ``ttl`` is the seconds a task is kept after its last update (None: until the
-    runner stops), ``poll_interval`` the seconds suggested between polls.
+    runner stops), ``poll_interval`` the seconds suggested between polls. At most
+    ``max_tasks`` run at once, ``max_per_principal`` of them for one authenticated
+    principal; of those that ended, the newest ``max_finished`` records are kept.
     Start it with ``await nursery.start(runner.run)``; :meth:`close` stops it.
     """
 
@@ -152,13 +162,26 @@ class TaskRunner:
         *,
         ttl: float | None = 3600.0,
         poll_interval: float = 1.0,
+        max_tasks: int = 1000,
+        max_per_principal: int = 100,
+        max_finished: int = 10_000,
     ) -> None:
         self._server = server
         self.store: TaskStore = store if store is not None else InMemoryTaskStore()
         self.ttl = ttl
         self.poll_interval = poll_interval
+        self.max_tasks = max_tasks
+        self.max_per_principal = max_per_principal
+        self.max_finished = max_finished
         self._live: dict[str, _LiveTask] = {}
+        #: Tasks running now per authenticated principal.
+        self._running_for: dict[str, int] = {}
+        #: Ids of ended tasks whose records this runner keeps, oldest first.
+        self._finished: dict[str, None] = {}
         self._nursery: trio.Nursery | None = None
+        self._closing = False
+        #: Set once :meth:`run` has returned: every task has settled.
+        self._stopped = trio.Event()
         self._watchers: set[TaskWatcher] = set()
         self._reaper: DelayQueue[str] | None = None
         self._expired_send, self._expired = trio.open_memory_channel[str](math.inf)
@@ -178,6 +201,7 @@ class TaskRunner:
                 await trio.sleep_forever()
             finally:
                 self._nursery = None
+        self._stopped.set()
 
     @property
     def running(self) -> bool:
@@ -185,10 +209,18 @@ class TaskRunner:
 
     def close(self) -> None:
         """Stop: every running task is cancelled and settles ``cancelled``."""
+        self._closing = True
         if self._nursery is not None:
             for live in self._live.values():
                 live.cancel_reason = "the server shut down"
             self._nursery.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait until every task has settled (each within its own
+        bound), so that whoever is told of their ends is told before what follows."""
+        self.close()
+        if self.running:
+            await self._stopped.wait()
 
     def __len__(self) -> int:
         """Tasks running in this process now."""
@@ -218,11 +250,14 @@ class TaskRunner:
         ``prepared`` is what the tool's ``before_task`` returned on the request, handed
         to the handler as ``ctx.prepared``."""
         nursery = self._nursery
+        if self._closing:
+            raise TasksFull("the server is shutting down: retry on another instance")
         if nursery is None:
             raise JSONRPCError(
                 INTERNAL_ERROR,
                 "tasks cannot run: the app's lifespan (which runs them) is not running",
             )
+        self._check_room(principal)
         now = iso_now()
         record = TaskRecord(
             task_id=new_task_id(),
@@ -233,19 +268,51 @@ class TaskRunner:
             poll_interval_ms=max(1, round(self.poll_interval * 1000)),
             principal=principal,
         )
-        # Durable before anyone hears of it: the spec's strong consistency of creation.
-        await self.store.create(record)
-        live = _LiveTask(record)
-        self._live[record.task_id] = live
+        # Armed before the store hears of it: a record it kept while the create failed
+        # or timed out below is still reaped (once it is known not to run).
         if self._reaper is not None:
             self._reaper.touch(record.task_id)
-        context = Context(
-            TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
-        )
-        context.prepared = prepared
-        context.prepared_ready = prepared_ready
-        nursery.start_soon(self._run, live, request, context, name=f"task {record.task_id}")
+        # Durable before anyone hears of it: the spec's strong consistency of creation.
+        # Shielded from the request's cancellation (its client leaving), within a
+        # bound: a create the store completed must become a running task, or its
+        # ``working`` record would be an orphan that nothing ever ends.
+        with trio.move_on_after(_CREATE_TIMEOUT, shield=True) as creating:
+            await self.store.create(record)
+            live = _LiveTask(record)
+            self._live[record.task_id] = live
+            if principal is not None:
+                self._running_for[principal] = self._running_for.get(principal, 0) + 1
+            context = Context(
+                TaskPort(self, live, protocol_version, capabilities), request.id, dict(meta)
+            )
+            context.prepared = prepared
+            context.prepared_ready = prepared_ready
+            nursery.start_soon(self._run, live, request, context, name=f"task {record.task_id}")
+        if creating.cancelled_caught:
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                f"the task store took longer than {_CREATE_TIMEOUT:g} s to create the task; "
+                "it was not started",
+            )
         return record.created()
+
+    def _check_room(self, principal: str | None) -> None:
+        """Refuse a new task past a limit (:class:`TasksFull`), saying which and what
+        to do. Without authentication every client is the same principal (None), so
+        only the whole app's limit applies."""
+        if len(self._live) >= self.max_tasks:
+            raise TasksFull(
+                f"the server runs as many tasks as it may at once (Settings.max_tasks, "
+                f"{self.max_tasks}): retry once some have ended"
+            )
+        if principal is not None and self._running_for.get(principal, 0) >= (
+            self.max_per_principal
+        ):
+            raise TasksFull(
+                f"you run as many tasks as one client may at once "
+                f"(Settings.max_tasks_per_principal, {self.max_per_principal}): retry once "
+                "one has ended, or end one with tasks/cancel"
+            )
 
     async def _run(self, live: _LiveTask, request: Request, context: Context) -> None:
         status: str = CANCELLED
@@ -253,6 +320,8 @@ class TaskRunner:
         try:
             with live.scope:
                 result = await self._server.handle_request(request, context)
+                # What the request would have returned inline: a result of this wire.
+                result = complete(result, self._server.identity)
                 status, fields = COMPLETED, {"result": result}
             if live.scope.cancelled_caught:
                 status, fields = CANCELLED, {"status_message": live.cancel_reason}
@@ -267,35 +336,85 @@ class TaskRunner:
             with trio.move_on_after(_SETTLE_TIMEOUT, shield=True):
                 if status == CANCELLED:
                     fields = {"status_message": live.cancel_reason}
-                await self._settle(live, status, fields)
-            self._live.pop(live.record.task_id, None)
+                try:
+                    await self._settle(live, status, fields)
+                except Exception:
+                    # The store's failure is this task's alone: raised on, it would end
+                    # the runner's nursery, every other task and the app with it.
+                    log.exception(
+                        "task %s: the task store failed to record that it ended %s",
+                        live.record.task_id,
+                        live.record.status,
+                    )
+            self._ended(live)
+            with trio.move_on_after(_SETTLE_TIMEOUT, shield=True):
+                await self._forget_oldest_finished()
+
+    def _ended(self, live: _LiveTask) -> None:
+        task_id, principal = live.record.task_id, live.record.principal
+        self._live.pop(task_id, None)
+        if principal is not None:
+            left = self._running_for.pop(principal, 1) - 1
+            if left:
+                self._running_for[principal] = left
+        self._finished[task_id] = None
+
+    async def _forget_oldest_finished(self) -> None:
+        """Delete the oldest ended tasks' records past ``max_finished``: whatever the
+        TTL, a flood of short tasks never holds the store's memory without bound."""
+        while len(self._finished) > self.max_finished:
+            oldest = next(iter(self._finished))
+            del self._finished[oldest]
+            if self._reaper is not None:
+                self._reaper.forget(oldest)
+            await self._delete(oldest, "dropped (Settings.max_finished_tasks)")
 
     async def _settle(self, live: _LiveTask, status: str, fields: dict[str, Any]) -> None:
+        """Record how the task ended. Its watchers are told even when the store fails
+        (which is raised on, for the caller to log): a listener still learns the end."""
         async with live.lock:
-            if live.expired:
-                return
             record = live.record
             record.status = status
             record.input_requests = {}
             for name, value in fields.items():
                 setattr(record, name, value)
+            stored: bool | None = None
             try:
-                await self._write(live)
-            except (TypeError, ValueError) as exc:
-                # A result that is not JSON: the call failed, as it would have inline.
-                log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
-                record.status, record.result = FAILED, None
-                record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
-                record.status_message = None
-                await self._write(live)
+                try:
+                    stored = await self._store(live)
+                except (TypeError, ValueError) as exc:
+                    # A result that is not JSON: the call failed, as it would have inline.
+                    log.warning("task %s: its result cannot be stored: %s", record.task_id, exc)
+                    record.status, record.result = FAILED, None
+                    record.error = {"code": INTERNAL_ERROR, "message": "the result is not JSON"}
+                    record.status_message = None
+                    stored = await self._store(live)
+            finally:
+                # Refused (False): the stored record is gone or already terminal, and
+                # what the watchers were told of it stands.
+                if stored is not False:
+                    self._tell(record)
 
     async def _write(self, live: _LiveTask) -> None:
-        """Store the task's record as it is now; its lock is held."""
+        """Store the task's record as it is now and tell the watchers; its lock is held."""
+        if await self._store(live):
+            self._tell(live.record)
+
+    async def _store(self, live: _LiveTask) -> bool:
+        """Put the record; whether the store took it (see :meth:`TaskStore.put`)."""
         record = live.record
         record.last_updated_at = iso_now()
-        await self.store.put(record)
-        if self._reaper is not None:
-            self._reaper.touch(record.task_id)
+        try:
+            stored = await self.store.put(record)
+            if not stored:
+                log.debug("task %s: the store kept its record as it was", record.task_id)
+            return stored
+        finally:
+            # Armed even when the store failed: whatever it kept is reaped in time.
+            if self._reaper is not None:
+                self._reaper.touch(record.task_id)
+
+    def _tell(self, record: TaskRecord) -> None:
         if self._watchers:
             detailed = record.detailed()
             for watcher in list(self._watchers):
@@ -348,7 +467,7 @@ class TaskRunner:
 
     async def _show_asks(self, live: _LiveTask) -> None:
         record = live.record
-        if record.terminal or live.expired:
+        if record.terminal:
             return
         record.input_requests = {key: ask.request for key, ask in live.asks.items()}
         record.status = INPUT_REQUIRED if live.asks else WORKING
@@ -377,7 +496,20 @@ class TaskRunner:
             raise JSONRPCError(INVALID_PARAMS, "tasks/update needs an object 'inputResponses'")
         live = self._live.get(task_id)
         if live is None:
-            return  # ended, or not running here: nothing is waiting for answers
+            # Looked up again: it may have ended here since. An ended task's answers
+            # are ignored, as answers to keys no longer asked are (the spec).
+            record = await self.store.get(task_id)
+            if record is None or record.terminal:
+                return
+            # Its coroutine, and what it waits for, are in another process: an ack
+            # here would lose the answers.
+            raise JSONRPCError(
+                INTERNAL_ERROR,
+                f"task {task_id!r} runs on another instance of this server, which alone "
+                "can take its answers: send tasks/update where it runs (route on the "
+                "Mcp-Name header, the task's id)",
+                {"taskId": task_id},
+            )
         async with live.lock:
             # Answers to keys not outstanding are ignored (the spec); the others are all
             # checked before any is taken, so a bad one loses nothing.
@@ -395,6 +527,13 @@ class TaskRunner:
                 await self._show_asks(live)
 
     async def _cancel(self, record: TaskRecord) -> None:
+        """Cancel the task if it runs here; it then settles ``cancelled`` by itself.
+
+        A task running elsewhere is acknowledged and left alone: the spec has the
+        server acknowledge every cancellation and honour it only where it can, and
+        writing ``cancelled`` here would fabricate an end that its runner may
+        contradict (a terminal state never changes). So no record changes and no
+        watcher is told of a change, until the runner settles the task."""
         if record.terminal:
             return
         live = self._live.get(record.task_id)
@@ -402,20 +541,24 @@ class TaskRunner:
             live.cancel_reason = "cancelled by the client"
             live.scope.cancel()
             return
-        # Not running in this process (its process is gone): nothing left to stop.
-        record.status, record.input_requests = CANCELLED, {}
-        record.status_message = "cancelled by the client"
-        record.last_updated_at = iso_now()
-        await self.store.put(record)
+        log.debug("task %s: cancelled where it does not run; only its instance can", record.task_id)
 
     # -- expiry -------------------------------------------------------------------------
 
     async def _reap(self) -> None:
         async for task_id in self._expired:
-            live = self._live.get(task_id)
-            if live is not None:
-                live.expired = True
-                live.cancel_reason = "expired"
-                live.scope.cancel()
+            if task_id in self._live and self._reaper is not None:
+                # Still working: its record stays while it runs, and is due again later.
+                self._reaper.touch(task_id)
+                continue
+            self._finished.pop(task_id, None)
+            await self._delete(task_id, "expired")
+
+    async def _delete(self, task_id: str, why: str) -> None:
+        try:
             await self.store.delete(task_id)
-            log.debug("task %s expired", task_id)
+        except Exception:
+            # One record left behind is the store's problem; the runner goes on.
+            log.exception("task %s %s, but the task store failed to delete it", task_id, why)
+            return
+        log.debug("task %s %s", task_id, why)

@@ -19,8 +19,11 @@ class TaskStore(abc.ABC):
     """Keeps task records by id. Every method is async, so a store may be remote.
 
     ``create`` must be durable when it returns (the spec's strong consistency of
-    creation); ``put`` replaces a record and must not bring back one deleted since (a
-    reaped task stays gone); ``delete`` of an unknown id is no error.
+    creation). ``put`` replaces a record and says whether it did: it must not bring
+    back one deleted since (a reaped task stays gone) nor overwrite one that is
+    terminal (``completed``, ``failed``, ``cancelled``: "once reached, the task's state
+    does not change"), so a remote store makes it a compare-and-set on the stored
+    status. ``delete`` of an unknown id is no error.
     """
 
     @abc.abstractmethod
@@ -30,7 +33,8 @@ class TaskStore(abc.ABC):
     async def get(self, task_id: str) -> TaskRecord | None: ...
 
     @abc.abstractmethod
-    async def put(self, record: TaskRecord) -> None: ...
+    async def put(self, record: TaskRecord) -> bool:
+        """Replace the record; False (nothing written) if it is gone or terminal."""
 
     @abc.abstractmethod
     async def delete(self, task_id: str) -> None: ...
@@ -43,21 +47,31 @@ class InMemoryTaskStore(TaskStore):
 
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
+        #: Ids whose stored record is terminal: never written again.
+        self._ended: set[str] = set()
 
     async def create(self, record: TaskRecord) -> None:
         self._records[record.task_id] = json.dumps(record.to_json())
+        if record.terminal:
+            self._ended.add(record.task_id)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         text = self._records.get(task_id)
         return None if text is None else TaskRecord.from_json(json.loads(text))
 
-    async def put(self, record: TaskRecord) -> None:
+    async def put(self, record: TaskRecord) -> bool:
         text = json.dumps(record.to_json())  # first: an unsendable record changes nothing
-        if record.task_id in self._records:
-            self._records[record.task_id] = text
+        task_id = record.task_id
+        if task_id not in self._records or task_id in self._ended:
+            return False
+        self._records[task_id] = text
+        if record.terminal:
+            self._ended.add(task_id)
+        return True
 
     async def delete(self, task_id: str) -> None:
         self._records.pop(task_id, None)
+        self._ended.discard(task_id)
 
     def __len__(self) -> int:
         return len(self._records)

@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._jsonrpc import INVALID_PARAMS, JSON, JSONRPCError
+from ._jsonrpc import INVALID_PARAMS, JSON, SERVER_BUSY, JSONRPCError
 
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 #: MissingRequiredClientCapability (2026-07-28).
@@ -56,6 +56,15 @@ def missing_extension(what: str) -> JSONRPCError:
         "not declare in clientCapabilities.extensions",
         {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
     )
+
+
+class TasksFull(JSONRPCError):
+    """No task may start now: as many run as a limit allows. The overload code
+    (:data:`~trio_mcp.SERVER_BUSY`), since waiting cures it; an ``optional`` tool
+    runs inline instead, as for a client without the extension."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(SERVER_BUSY, message)
 
 
 def unknown_task(task_id: object) -> JSONRPCError:
