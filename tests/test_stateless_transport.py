@@ -1042,3 +1042,13 @@ def test_nothing_follows_a_listeners_final_result() -> None:
     listener.on_change("list_changed", "tools")
     listener.on_task(None, {"taskId": "t", "status": "cancelled"})
     assert methods_kept(listener)[-1] == "result"
+
+
+@pytest.mark.parametrize("notifications", [None, [], "tools"])
+async def test_a_listen_without_a_filter_object_is_400_invalid_params(
+    client: StatelessClient, notifications: Any
+) -> None:
+    params = {} if notifications is None else {"notifications": notifications}
+    response = await client.post(client.request("subscriptions/listen", params))
+    assert response.status_code == 400
+    assert error_of(response, client)["code"] == -32602

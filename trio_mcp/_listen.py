@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Final
 from ._auth import PRINCIPAL_KEY
 from ._http import respond_json
 from ._jsonrpc import (
+    INVALID_PARAMS,
     JSON,
+    JSONRPCError,
     Request,
     RequestId,
     dumps,
@@ -175,6 +177,14 @@ class ListenStreams:
     ) -> None:
         params = request.params or {}
         requested = params.get("notifications")
+        if not isinstance(requested, dict):
+            refusal = JSONRPCError(
+                INVALID_PARAMS,
+                "subscriptions/listen needs 'notifications': an object saying what to listen "
+                'for, e.g. {"toolsListChanged": true}',
+            )
+            await respond_json(send, 400, error_message(request.id, refusal))
+            return
         tasks = self._tasks
         if isinstance(requested, dict) and "taskIds" in requested and tasks is not None:
             if not declares_tasks(meta.client_capabilities):
