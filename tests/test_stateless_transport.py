@@ -458,17 +458,7 @@ async def test_the_client_leaving_mid_call_cancels_the_tool_and_leaks_nothing(
         before = await settled_tasks(app, base)
         # Raw HTTP: the answer's head comes only with the answer, so a client library
         # would wait for it; this one sends the request, and leaves once the tool runs.
-        async with open_stateless(base) as client:
-            message = client.request("tools/call", call("wait_forever"))
-            body = json.dumps(message).encode()
-            head = "".join(f"{k}: {v}\r\n" for k, v in client.headers(message).items())
-        host, port = host_port(base)
-        async with await trio.open_tcp_stream(host, port) as stream:
-            await stream.send_all(
-                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+        async with raw_call(base, "wait_forever"):
             await seen.wait_for("started")
         await seen.wait_for("cancelled")
         assert await tasks_back_to(app, before) == before
@@ -480,23 +470,28 @@ async def test_a_client_that_stops_reading_its_stream_has_its_call_cancelled(
 ) -> None:
     settings = trio_mcp.Settings(stalled_client_timeout=0.5)
     async with served(serve_app, seen, settings) as (_, base):
-        async with open_stateless(base) as client:
-            message = client.request(
-                "tools/call", call("flood"), **{"io.modelcontextprotocol/logLevel": "info"}
-            )
-            body = json.dumps(message).encode()
-            head = "".join(f"{k}: {v}\r\n" for k, v in client.headers(message).items())
-        host, port = host_port(base)
         # Connected, and reading nothing: the server's sends fill the socket's buffers
         # and then wait, until the stall timer gives up on this client.
-        async with await trio.open_tcp_stream(host, port) as stream:
-            await stream.send_all(
-                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+        async with raw_call(base, "flood", **{"io.modelcontextprotocol/logLevel": "info"}):
             await seen.wait_for("started")
             await seen.wait_for("cancelled", timeout=20)
+
+
+@asynccontextmanager
+async def raw_call(base: str, tool: str, **meta: Any) -> AsyncIterator[trio.SocketStream]:
+    """A connection that has sent a call of ``tool`` and reads nothing of its answer."""
+    async with open_stateless(base) as client:
+        message = client.request("tools/call", call(tool), **meta)
+        body = json.dumps(message).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in client.headers(message).items())
+    host, port = host_port(base)
+    async with await trio.open_tcp_stream(host, port) as stream:
+        await stream.send_all(
+            f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        yield stream
 
 
 # -- caching hints ----------------------------------------------------------------------
