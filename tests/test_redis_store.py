@@ -1,5 +1,6 @@
 """RedisTaskStore on a real redis-server: the compare-and-set ``put``, records that
-expire by themselves, and one command per status change."""
+expire by themselves, and one command per status change; and the settings that turn
+it on."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import pytest
+from hosts import serving
 from redispeer import RedisPeer
+from statelessclient import open_stateless
+from test_tasks import EXT, Client, task_server
 
-from trio_mcp import TaskRecord
+from trio_mcp import Settings, TaskRecord
 from trio_mcp._redis_client import RedisConnection
 from trio_mcp._redis_tasks import RedisTaskStore
 from trio_mcp._tasks import CANCELLED, COMPLETED, WORKING, iso_now
@@ -83,3 +88,27 @@ async def test_a_status_change_is_one_round_trip(redis: RedisPeer) -> None:
         assert len(sent) == 1
         events = await call(partial(connection.client.xrange, connection.key("events")))
         assert [entry.field_values["k"] for entry in events] == ["task"]
+
+
+def test_settings_read_the_redis_url_from_the_environment_and_hide_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIO_MCP_REDIS_URL", "redis://user:s3cret@redis.internal:6379/0")
+    settings = Settings()
+    assert settings.redis_url == "redis://user:s3cret@redis.internal:6379/0"
+    assert "s3cret" not in repr(settings)
+    monkeypatch.delenv("TRIO_MCP_REDIS_URL")
+    assert Settings().redis_url is None
+
+
+async def test_an_app_whose_redis_is_down_at_startup_serves_and_says_503(
+    redis: RedisPeer,
+) -> None:
+    redis.stop()
+    server, _ = task_server()
+    app = server.asgi_app(Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+    async with serving(app) as url, open_stateless(url, capabilities=EXT) as raw:
+        response = await raw.post(raw.request("tools/call", {"name": "forever"}))
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        # What needs no Redis is served as ever.
+        assert (await Client(url, {}).call("quick", text="hi"))["content"][0]["text"] == "echo hi"
