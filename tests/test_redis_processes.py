@@ -33,18 +33,24 @@ Serve = Callable[[Any], Any]
 
 
 @contextmanager
-def worker_processes(command: list[str], redis: RedisPeer) -> Iterator[tuple[str, int]]:
-    """Run ``command`` (serving tests/redis_target.py on a free port) until the block
-    ends; yields its URL and PID. Stopped by its PID (SIGTERM, then SIGKILL)."""
+def worker_processes(
+    command: list[str], redis: RedisPeer, *, url_from_env: bool = True
+) -> Iterator[tuple[str, int]]:
+    """Run ``command`` (serving tests/redis_target.py on a free port; ``{port}`` and
+    ``{redis}`` filled in) until the block ends; yields its URL and PID. The Redis URL
+    is in ``TRIO_MCP_REDIS_URL`` unless not ``url_from_env``. Stopped by its PID
+    (SIGTERM, then SIGKILL)."""
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
-        "TRIO_MCP_REDIS_URL": redis.url,
         "TEST_WORKER_TIMEOUT": "1",
     }
+    env.pop("TRIO_MCP_REDIS_URL", None)
+    if url_from_env:
+        env["TRIO_MCP_REDIS_URL"] = redis.url
     process = subprocess.Popen(
-        [arg.format(port=port) for arg in command],
+        [arg.format(port=port, redis=redis.url) for arg in command],
         cwd=TESTS,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -102,6 +108,21 @@ async def test_a_killed_workers_tasks_settle_failed_saying_it_was_lost(
             assert task["status"] == "failed"
             assert task["error"] == {"code": trio_mcp.INTERNAL_ERROR, "message": WORKER_LOST}
             assert (await Client(there, EXT).get(task_id))["status"] == "failed"
+
+
+async def test_python_m_trio_mcp_redis_shares_the_tasks_of_the_server_it_serves(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    command = [*PYTHON_M, "--redis", "{redis}", "redis_target:server"]
+    other = trio_mcp.Server("other").asgi_app(trio_mcp.Settings(redis_url=redis.url))
+    with worker_processes(command, redis, url_from_env=False) as (url, _):
+        async with serve_app(other) as there:
+            task_id = (await Client(url, EXT).call("forever"))["taskId"]
+            assert (await Client(there, EXT).get(task_id))["status"] == "working"
+            await Client(there, EXT).result("tasks/cancel", {"taskId": task_id})
+            assert (await Client(there, EXT).wait_for(task_id, "cancelled"))["statusMessage"] == (
+                "cancelled by the client"
+            )
 
 
 async def test_hypercorn_with_two_workers_serves_one_task_through_either(
