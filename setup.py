@@ -38,7 +38,12 @@ setup(
             "starlette>=0.37",
             # The benchmark's smoke test draws its plot too, so that code cannot rot.
             "matplotlib>=3.7",
+            # Workers sharing a real redis-server (tests/test_redis_*.py).
+            "coredis>=6.9,<7",
         ],
+        # Several workers or hosts as one server (Settings.redis_url): tasks and
+        # subscriptions/listen notifications shared on Redis. coredis runs on trio.
+        "redis": ["coredis>=6.9,<7"],
         # The fastest host measured (benchmarks/RESULTS.md): trio as a guest on uvicorn's
         # uvloop, with httptools parsing HTTP/1.1. python -m trio_mcp uses it when present.
         "uvicorn": ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],

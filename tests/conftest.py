@@ -4,7 +4,7 @@ under ``every_host`` each supported ASGI server in turn (tests/hosts.py)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
 from hosts import HOSTS, serving
+from redispeer import RedisPeer, redis_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,3 +64,10 @@ async def everything_url(host: str) -> AsyncIterator[str]:
 def serve_app(host: str) -> Callable[[ASGIFramework], object]:
     """``serve_app(app)``: an async context manager serving ``app`` under the test's host."""
     return partial(serving, host=host)
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisPeer]:
+    """A real redis-server of this test's own on a free loopback port (tests/redispeer.py)."""
+    with redis_server() as peer:
+        yield peer

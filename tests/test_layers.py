@@ -36,6 +36,9 @@ SESSIONS = {
     "_pacing",
     "_stateless_call",
     "_task_runner",
+    "_redis_client",
+    "_redis_tasks",
+    "_redis_worker",
 }
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO

@@ -12,6 +12,8 @@ import contextlib
 import importlib
 import sys
 
+import attrs
+
 from ._app import App
 from ._config import Settings
 from ._run import DEFAULT_BACKLOG, SERVERS, run
@@ -69,11 +71,20 @@ def main(argv: list[str] | None = None) -> None:
         help="the ASGI server: uvicorn (uvloop, httptools; trio as a guest), hypercorn "
         "(its trio worker), or auto: uvicorn when trio-mcp[uvicorn] is installed",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="share tasks and notifications with every worker on this Redis "
+        "(default: $TRIO_MCP_REDIS_URL; needs trio-mcp[redis])",
+    )
     args = parser.parse_args(argv)
     if args.stdio:
         serve_stdio(args.target, args.shutdown_timeout)
         return
     settings = Settings(heartbeat_interval=args.heartbeat, shutdown_timeout=args.shutdown_timeout)
+    if args.redis:
+        settings = attrs.evolve(settings, redis_url=args.redis)
     if args.target:
         target = load_target(args.target)
         app = target.asgi_app(settings) if isinstance(target, Server) else target

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 import trio
@@ -51,6 +51,13 @@ from ._supervisor import SessionSupervisor
 from ._task_runner import TaskRunner
 from ._task_store import TaskStore
 
+if TYPE_CHECKING:
+    from ._jsonrpc import Request
+    from ._redis_client import RedisConnection
+    from ._redis_tasks import RedisTaskStore
+    from ._redis_worker import RedisWorker
+    from ._stateless import RequestMeta
+
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("trio_mcp")
@@ -83,7 +90,14 @@ class App(QuartTrio):
         self.settings = settings or Settings()
         self.supervisor = SessionSupervisor(server, self.settings, store)
         sse = SseTransport(self.supervisor, self.settings)
-        #: Open ``subscriptions/listen`` streams, ended cleanly at shutdown.
+        #: This worker's part in a shared Redis (``Settings.redis_url``), or None.
+        self.redis: RedisWorker | None = None
+        redis_store: RedisTaskStore | None = None
+        connection: RedisConnection | None = None
+        if self.settings.redis_url:
+            connection, redis_store = _redis_parts(self.settings)
+            if task_store is None:
+                task_store = redis_store
         #: Runs the calls that become tasks, in the lifespan's nursery.
         self.tasks = TaskRunner(
             server,
@@ -93,11 +107,23 @@ class App(QuartTrio):
             max_tasks=self.settings.max_tasks,
             max_per_principal=self.settings.max_tasks_per_principal,
             max_finished=self.settings.max_finished_tasks,
+            worker=None if connection is None else connection.worker,
         )
+        if connection is not None and redis_store is not None:
+            from ._redis_worker import RedisWorker
+
+            self.redis = RedisWorker(
+                connection,
+                server,
+                self.tasks,
+                redis_store,
+                worker_timeout=self.settings.redis_worker_timeout,
+            )
+        #: Open ``subscriptions/listen`` streams, ended cleanly at shutdown.
         self.listeners = ListenStreams(server, self.settings, self.tasks)
         stateless = StatelessHttpTransport(
             StatelessService(server, _sealer(server, self.settings), self.tasks),
-            self.listeners.listen,
+            self.listeners.listen if self.redis is None else self._listen_shared,
             stalled_client_timeout=self.settings.stalled_client_timeout,
         )
         streamable = StreamableHttpTransport(self.supervisor, self.settings, stateless)
@@ -130,6 +156,9 @@ class App(QuartTrio):
     async def _start_supervisor(self) -> None:
         # QuartTrio's lifespan nursery lives exactly as long as the app is served.
         await self.nursery.start(self.supervisor.run)
+        if self.redis is not None:
+            # Before the tasks: a task's worker is alive in Redis before it is created.
+            await self.nursery.start(self.redis.run)
         await self.nursery.start(self.tasks.run)
 
     async def _tune_collector(self) -> None:
@@ -143,6 +172,9 @@ class App(QuartTrio):
         await self.tasks.aclose()
         self.listeners.end_all()
         self.supervisor.close()
+        if self.redis is not None:
+            # After the tasks: their ends were written to Redis before it goes.
+            await self.redis.aclose()
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """The app's lifespan, for a parent app that mounts this one and does not pass
@@ -169,6 +201,20 @@ class App(QuartTrio):
             await self.tasks.aclose()
         self.listeners.end_all()
         await self.supervisor.drain(deadline)
+
+    async def _listen_shared(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, meta: RequestMeta
+    ) -> None:
+        """``subscriptions/listen`` when workers share Redis: refused with 503 while
+        Redis cannot be reached (the listener would miss the other workers'
+        changes); a listener already open stays open meanwhile."""
+        assert self.redis is not None
+        if not self.redis.connection.available:
+            await respond_unavailable(
+                send, "the server's shared store (Redis) cannot be reached right now", 1
+            )
+            return
+        await self.listeners.listen(scope, receive, send, request, meta)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._guest is not None:
@@ -301,6 +347,22 @@ async def _refuse_lifespan(library: str, receive: Receive, send: Send) -> None:
         if event["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.failed", "message": message})
             return
+
+
+def _redis_parts(settings: Settings) -> tuple[RedisConnection, RedisTaskStore]:
+    """The connection and task store of a worker sharing ``settings.redis_url``.
+    Imported here: coredis is an optional extra (``trio-mcp[redis]``)."""
+    assert settings.redis_url is not None
+    try:
+        from ._redis_client import RedisConnection
+        from ._redis_tasks import RedisTaskStore
+    except ImportError as exc:
+        raise RuntimeError(
+            "Settings.redis_url (TRIO_MCP_REDIS_URL) needs coredis: pip install 'trio-mcp[redis]'"
+        ) from exc
+    connection = RedisConnection(settings.redis_url, settings.redis_prefix)
+    store = RedisTaskStore(connection, settings.task_ttl, settings.redis_worker_timeout)
+    return connection, store
 
 
 def _sealer(server: Server, settings: Settings) -> StateSealer:

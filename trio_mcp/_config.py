@@ -36,6 +36,22 @@ def _state_keys_from_env() -> str:
     return os.environ.get(STATE_KEYS_ENV, "")
 
 
+#: Where ``Settings.redis_url`` comes from when it is not given.
+REDIS_URL_ENV = "TRIO_MCP_REDIS_URL"
+
+
+def _redis_url_from_env() -> str | None:
+    return os.environ.get(REDIS_URL_ENV) or None
+
+
+def _hide_password(url: str | None) -> str:
+    # Settings get logged; a Redis URL may carry a password.
+    if url is None or "@" not in url:
+        return repr(url)
+    scheme, _, rest = url.partition("://")
+    return repr(f"{scheme}://***@{rest.rsplit('@', 1)[1]}")
+
+
 def _state_keys(value: str | Iterable[str]) -> tuple[str, ...]:
     # One comma-separated str (as the environment has it) or any iterable of keys;
     # blanks around and between them are dropped.
@@ -190,6 +206,29 @@ class Settings:
             past it the oldest ended one is deleted first, before its ``task_ttl``
             if need be (a client polling it then gets "Task not found", as the spec
             allows). Bounds the store's memory whatever the TTL, None included.
+        redis_url: a Redis server (``redis://host:port/db``, ``rediss://`` for TLS)
+            that every worker process and host serving this server shares, so that
+            they behave as one on MCP 2026-07-28's stateless wire: tasks live in
+            Redis (``tasks/get``, ``tasks/update`` and ``tasks/cancel`` work on any
+            worker, whichever runs the task) and ``subscriptions/listen`` hears the
+            changes made on every worker. By default the ``TRIO_MCP_REDIS_URL``
+            environment variable, read when the Settings is made; None (no variable)
+            keeps everything in this process, as without it. Needs ``pip install
+            'trio-mcp[redis]'``. While Redis cannot be reached, a request that needs
+            it gets 503 with ``Retry-After`` and service resumes by itself once it
+            is back; the app starts even when it is down. HTTP+SSE and 2025-era
+            Streamable HTTP sessions are not shared (README, Scaling out). The repr
+            hides a password.
+        redis_prefix: the namespace of every Redis key and stream this server uses:
+            servers that must not see each other's tasks share a Redis under
+            different prefixes.
+        redis_worker_timeout: seconds after which a worker whose heartbeat in Redis
+            stopped (killed, or cut off from Redis) counts as lost: its running
+            tasks are then settled ``failed`` with an error saying so, by whichever
+            worker notices first. A worker renews its heartbeat every third of it.
+            Also how long a ``tasks/update`` sent to one worker waits for the worker
+            running the task to take the answers, before it fails with -32603 (send
+            them again: answers to questions no longer asked are ignored).
     """
 
     heartbeat_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
@@ -227,3 +266,10 @@ class Settings:
     max_tasks: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
     max_tasks_per_principal: int = attrs.field(default=100, validator=attrs.validators.gt(0))
     max_finished_tasks: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    redis_url: str | None = attrs.field(
+        default=attrs.Factory(_redis_url_from_env),
+        converter=attrs.converters.optional(str),
+        repr=_hide_password,
+    )
+    redis_prefix: str = "trio-mcp"
+    redis_worker_timeout: float = attrs.field(default=10.0, validator=_positive_finite)

@@ -345,6 +345,11 @@ class Server:
         """Tell every session subscribed to ``uri`` that it changed."""
         self._broadcast("resource_updated", uri)
 
+    def broadcast_change(self, event: str, detail: str) -> None:
+        """Tell every subscriber of a change made elsewhere (another worker on the
+        same Redis): ``event`` is ``"list_changed"`` or ``"resource_updated"``."""
+        self._broadcast(event, detail)
+
     def _broadcast(self, event: str, detail: str) -> None:
         for listener in list(self._listeners):
             listener(event, detail)

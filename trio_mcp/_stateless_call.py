@@ -31,6 +31,7 @@ from ._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     JSON,
+    SERVER_BUSY,
     JSONRPCError,
     Request,
     RequestId,
@@ -50,6 +51,7 @@ from ._stateless import (
     method_not_found,
     read_meta,
 )
+from ._task_store import StoreUnavailable
 from ._tasks import TASK_METHODS, TASKS_EXTENSION, TasksFull, declares_tasks, missing_extension
 
 if TYPE_CHECKING:
@@ -79,6 +81,10 @@ class Answer:
 
     text: str
     error_code: int | None = None
+    #: Set when the store the request needed could not be reached: the transport
+    #: answers 503 with ``Retry-After`` this many seconds (the error's code is
+    #: ``SERVER_BUSY``), so the client retries rather than gives up.
+    retry_after: int | None = None
 
 
 class CallPort:
@@ -171,6 +177,9 @@ class StatelessService:
             except (TypeError, ValueError):
                 plain = JSONRPCError(exc.code, exc.message)
                 return Answer(dumps(error_message(request.id, plain)), exc.code)
+        except StoreUnavailable as exc:
+            busy = JSONRPCError(SERVER_BUSY, str(exc))
+            return Answer(dumps(error_message(request.id, busy)), SERVER_BUSY, exc.retry_after)
         except Exception:
             log.exception("stateless %s failed", request.method)
             internal = JSONRPCError(INTERNAL_ERROR, "Internal error")
@@ -244,11 +253,12 @@ class StatelessService:
                 prepared=context.prepared,
                 prepared_ready=context.prepared_ready,
             )
-        except TasksFull:
+        except (TasksFull, StoreUnavailable):
             if self._server.task_mode(params) == "required":
                 raise
-            # At a task limit an optional tool runs inline, as for a client without
-            # the extension (``before_task`` has run: it is not run again).
+            # At a task limit, or with the task store out of reach, an optional tool
+            # runs inline, as for a client without the extension (``before_task`` has
+            # run: it is not run again).
             return complete(await self._server.dispatch(request, context), self._server.identity)
         return complete(created, self._server.identity)
 

@@ -246,4 +246,15 @@ class _Response:
             return
         # Once streaming, the status is sent; before, an error has the status it maps to.
         status = 200 if reply.error_code is None else ERROR_STATUS.get(reply.error_code, 200)
-        await respond(self._deliver, status, reply.text.encode(), content_type=b"application/json")
+        headers: list[tuple[bytes, bytes]] = []
+        if reply.retry_after is not None:
+            # The shared store is out of reach: "come back shortly", as HTTP says it.
+            status = 503
+            headers.append((b"retry-after", str(reply.retry_after).encode()))
+        await respond(
+            self._deliver,
+            status,
+            reply.text.encode(),
+            content_type=b"application/json",
+            headers=headers,
+        )

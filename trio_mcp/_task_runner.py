@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -64,6 +64,20 @@ log = logging.getLogger("trio_mcp")
 
 #: ``watcher(principal, detailed_task)``: told of every change a client could see.
 TaskWatcher = Callable[[str | None, JSON], None]
+
+
+class RemoteTasks(Protocol):
+    """Reaches the worker process that runs a task, for a runner that shares its
+    store with others (:class:`~trio_mcp._redis_worker.RedisWorker`)."""
+
+    async def cancel(self, record: TaskRecord) -> None:
+        """Ask the task's worker to cancel it; returns once the request is sent."""
+
+    async def update(self, record: TaskRecord, answers: dict[str, JSON]) -> None:
+        """Hand checked answers to the task's worker; returns once it has taken them
+        (a ``tasks/get`` after shows only what is left), else raises JSONRPCError."""
+
+
 #: Seconds a settling write may take once the task itself was cancelled.
 _SETTLE_TIMEOUT = 5.0
 #: Seconds creating a task's record may take, shielded from the request's end.
@@ -165,8 +179,13 @@ class TaskRunner:
         max_tasks: int = 1000,
         max_per_principal: int = 100,
         max_finished: int = 10_000,
+        worker: str | None = None,
     ) -> None:
         self._server = server
+        #: This process's id in a shared store (written into each task's record), and
+        #: what reaches the others' tasks; None when one process serves everything.
+        self.worker = worker
+        self.remote: RemoteTasks | None = None
         self.store: TaskStore = store if store is not None else InMemoryTaskStore()
         self.ttl = ttl
         self.poll_interval = poll_interval
@@ -180,6 +199,7 @@ class TaskRunner:
         self._finished: dict[str, None] = {}
         self._nursery: trio.Nursery | None = None
         self._closing = False
+        self._started = False
         #: Set once :meth:`run` has returned: every task has settled.
         self._stopped = trio.Event()
         self._watchers: set[TaskWatcher] = set()
@@ -190,6 +210,7 @@ class TaskRunner:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until :meth:`close` (or cancelled): every task runs in here."""
+        self._started = True
         async with trio.open_nursery() as nursery:
             if self.ttl is not None:
                 self._reaper = DelayQueue(self.ttl, self._expired_send.send_nowait)
@@ -220,6 +241,12 @@ class TaskRunner:
         bound), so that whoever is told of their ends is told before what follows."""
         self.close()
         if self.running:
+            await self._stopped.wait()
+
+    async def wait_stopped(self) -> None:
+        """Wait until every task has settled, once :meth:`run` was started (at once
+        if it never was): what a shared store's client waits for before it closes."""
+        if self._started:
             await self._stopped.wait()
 
     def __len__(self) -> int:
@@ -267,6 +294,7 @@ class TaskRunner:
             ttl_ms=None if self.ttl is None else max(1, round(self.ttl * 1000)),
             poll_interval_ms=max(1, round(self.poll_interval * 1000)),
             principal=principal,
+            worker=self.worker,
         )
         # Armed before the store hears of it: a record it kept while the create failed
         # or timed out below is still reaped (once it is known not to run).
@@ -416,9 +444,13 @@ class TaskRunner:
 
     def _tell(self, record: TaskRecord) -> None:
         if self._watchers:
-            detailed = record.detailed()
-            for watcher in list(self._watchers):
-                watcher(record.principal, detailed)
+            self.relay(record.principal, record.detailed())
+
+    def relay(self, principal: str | None, detailed: JSON) -> None:
+        """Tell the watchers (listeners) of a task's change: this runner's own, or one
+        another worker made, heard through the shared store."""
+        for watcher in list(self._watchers):
+            watcher(principal, detailed)
 
     # -- asking the client --------------------------------------------------------------
 
@@ -494,22 +526,41 @@ class TaskRunner:
     async def _update(self, task_id: str, responses: Any) -> None:
         if not isinstance(responses, dict):
             raise JSONRPCError(INVALID_PARAMS, "tasks/update needs an object 'inputResponses'")
+        if task_id in self._live:
+            await self.update_local(task_id, responses)
+            return
+        # Looked up again: it may have ended here since. An ended task's answers are
+        # ignored, as answers to keys no longer asked are (the spec).
+        record = await self.store.get(task_id)
+        if record is None or record.terminal:
+            return
+        if self.remote is not None and record.worker not in (None, self.worker):
+            # Checked here against the asks the record shows, so a malformed answer is
+            # refused at once and the task's worker only ever gets good ones.
+            taken = {
+                key: check_answer(key, str(record.input_requests[key].get("method")), answer)
+                for key, answer in responses.items()
+                if key in record.input_requests
+            }
+            if taken:
+                await self.remote.update(record, taken)
+            return
+        # Its coroutine, and what it waits for, are in another process: an ack here
+        # would lose the answers.
+        raise JSONRPCError(
+            INTERNAL_ERROR,
+            f"task {task_id!r} runs on another instance of this server, which alone "
+            "can take its answers: send tasks/update where it runs (route on the "
+            "Mcp-Name header, the task's id)",
+            {"taskId": task_id},
+        )
+
+    async def update_local(self, task_id: str, responses: dict[str, Any]) -> None:
+        """Hand answers to a task running here: each releases its parked ask. Answers
+        to keys not outstanding (or to a task no longer running) are ignored."""
         live = self._live.get(task_id)
         if live is None:
-            # Looked up again: it may have ended here since. An ended task's answers
-            # are ignored, as answers to keys no longer asked are (the spec).
-            record = await self.store.get(task_id)
-            if record is None or record.terminal:
-                return
-            # Its coroutine, and what it waits for, are in another process: an ack
-            # here would lose the answers.
-            raise JSONRPCError(
-                INTERNAL_ERROR,
-                f"task {task_id!r} runs on another instance of this server, which alone "
-                "can take its answers: send tasks/update where it runs (route on the "
-                "Mcp-Name header, the task's id)",
-                {"taskId": task_id},
-            )
+            return
         async with live.lock:
             # Answers to keys not outstanding are ignored (the spec); the others are all
             # checked before any is taken, so a bad one loses nothing.
@@ -527,21 +578,32 @@ class TaskRunner:
                 await self._show_asks(live)
 
     async def _cancel(self, record: TaskRecord) -> None:
-        """Cancel the task if it runs here; it then settles ``cancelled`` by itself.
+        """Cancel the task where it runs; it then settles ``cancelled`` by itself.
 
-        A task running elsewhere is acknowledged and left alone: the spec has the
-        server acknowledge every cancellation and honour it only where it can, and
-        writing ``cancelled`` here would fabricate an end that its runner may
-        contradict (a terminal state never changes). So no record changes and no
-        watcher is told of a change, until the runner settles the task."""
+        Here, its cancel scope is cancelled. On another worker sharing the store, that
+        worker is asked to (``remote``) and the cancel is acknowledged once the request
+        is sent: the spec's cancellation is cooperative, so the ack promises nothing,
+        and the ``cancelled`` state appears when the task's own worker settles it.
+        Without a way to reach it the cancel is acknowledged and left alone: writing
+        ``cancelled`` here would fabricate an end that its runner may contradict (a
+        terminal state never changes)."""
         if record.terminal:
             return
-        live = self._live.get(record.task_id)
-        if live is not None:
-            live.cancel_reason = "cancelled by the client"
-            live.scope.cancel()
+        if self.cancel_local(record.task_id):
+            return
+        if self.remote is not None and record.worker not in (None, self.worker):
+            await self.remote.cancel(record)
             return
         log.debug("task %s: cancelled where it does not run; only its instance can", record.task_id)
+
+    def cancel_local(self, task_id: str, reason: str = "cancelled by the client") -> bool:
+        """Cancel a task running here; whether one was."""
+        live = self._live.get(task_id)
+        if live is None:
+            return False
+        live.cancel_reason = reason
+        live.scope.cancel()
+        return True
 
     # -- expiry -------------------------------------------------------------------------
 
@@ -550,6 +612,10 @@ class TaskRunner:
             if task_id in self._live and self._reaper is not None:
                 # Still working: its record stays while it runs, and is due again later.
                 self._reaper.touch(task_id)
+                try:
+                    await self.store.keep(task_id)
+                except Exception:
+                    log.exception("task %s: the task store failed to keep its record", task_id)
                 continue
             self._finished.pop(task_id, None)
             await self._delete(task_id, "expired")

@@ -15,6 +15,18 @@ import json
 from ._tasks import TaskRecord
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (a remote store's server is down or too slow).
+
+    Waiting may cure it: the stateless transport answers the request that needed the
+    store with HTTP 503 and ``Retry-After: retry_after`` rather than a JSON-RPC error,
+    so a client (or its load balancer) retries, and nothing of the request was kept."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TaskStore(abc.ABC):
     """Keeps task records by id. Every method is async, so a store may be remote.
 
@@ -38,6 +50,12 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete(self, task_id: str) -> None: ...
+
+    async def keep(self, task_id: str) -> None:
+        """The task still runs: a store that expires records by itself (Redis) keeps
+        this one longer. Called by the runner once per ``ttl`` while the task runs;
+        a store that never expires records on its own does nothing."""
+        return None
 
 
 class InMemoryTaskStore(TaskStore):

@@ -112,13 +112,16 @@ class TaskRecord:
     input_requests: dict[str, JSON] = attrs.field(factory=dict)
     result: JSON | None = None
     error: JSON | None = None
+    #: Which worker process runs it (a shared store routes ``tasks/cancel`` and
+    #: ``tasks/update`` there); None where one process serves everything.
+    worker: str | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
     def to_json(self) -> JSON:
-        return {
+        data: JSON = {
             "taskId": self.task_id,
             "status": self.status,
             "createdAt": self.created_at,
@@ -131,6 +134,9 @@ class TaskRecord:
             "result": self.result,
             "error": self.error,
         }
+        if self.worker is not None:
+            data["worker"] = self.worker
+        return data
 
     @classmethod
     def from_json(cls, data: JSON) -> TaskRecord:
@@ -146,6 +152,7 @@ class TaskRecord:
             input_requests=dict(data.get("inputRequests") or {}),
             result=data.get("result"),
             error=data.get("error"),
+            worker=data.get("worker"),
         )
 
     def _base(self) -> JSON:

@@ -1,0 +1,40 @@
+"""The app worker processes serve in tests/test_redis_processes.py: tools that run as
+tasks, and one that says which process answered. Its Settings come from the
+environment (``TRIO_MCP_REDIS_URL``), as any app's do; the worker timeout is short so
+that a killed worker is noticed within the test's bounds."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+import trio_mcp
+
+server = trio_mcp.Server("redis-target")
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}}
+
+
+@server.tool()
+async def worker() -> int:
+    """The id of the process that answered (its pid)."""
+    return os.getpid()
+
+
+@server.tool(task="required")
+async def forever() -> str:
+    """Runs until cancelled."""
+    await trio.sleep_forever()
+    return "never"
+
+
+@server.tool(task="required")
+async def ask_once(ctx: trio_mcp.Context) -> str:
+    """Asks a name, then greets it (from the same coroutine: the pid shows it)."""
+    answer = await ctx.elicit("Name?", NAME_SCHEMA)
+    return f"Hi {answer['content']['name']} from {os.getpid()}"
+
+
+app = server.asgi_app(
+    trio_mcp.Settings(redis_worker_timeout=float(os.environ.get("TEST_WORKER_TIMEOUT", "10")))
+)
