@@ -3,6 +3,7 @@ and how a failure or a disconnect on one side reaches the other."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -242,3 +243,86 @@ async def test_a_client_gone_mid_call_cancels_the_tools_trio_task(serve_app: Any
         with trio.fail_after(5):
             while not seen["cancelled"]:
                 await trio.sleep(0.01)
+
+
+def crashing_app() -> Any:
+    """An app whose ``/hang`` waits forever and whose ``/crash`` kills the whole trio run
+    with a TrioInternalError (an abort function that raises, as a bug in low-level code
+    would): the run ends without unwinding its tasks, and ``/hang``'s is abandoned."""
+    app = tag_server().asgi_app()
+    serve = app._serve
+
+    async def crashing_serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/hang":
+            await trio.sleep_forever()
+        if scope["type"] == "http" and scope["path"] == "/crash":
+
+            def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+                raise RuntimeError("the trio run dies")
+
+            with trio.move_on_after(0.05):
+                await trio.lowlevel.wait_task_rescheduled(abort)
+        await serve(scope, receive, send)
+
+    app._serve = crashing_serve  # type: ignore[method-assign]
+    return app
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_requests_in_flight_when_the_trio_run_dies_fail_instead_of_hanging(
+    host: str,
+) -> None:
+    statuses: list[int] = []
+
+    async def get(http: httpx.AsyncClient, url: str) -> None:
+        statuses.append((await http.get(url)).status_code)
+
+    async with serving(crashing_app(), host) as url, httpx.AsyncClient(timeout=10) as http:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, http, url + "/hang")
+                nursery.start_soon(get, http, url + "/crash")
+    assert statuses == [500, 500]
+
+
+def cancelling(app: Any) -> Any:
+    """An asyncio middleware whose ``receive`` is cancelled under the app on ``/cancel``,
+    as asyncio cancels every task when its loop shuts down."""
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def cancelled_receive() -> Any:
+            if scope["path"] == "/cancel":
+                task = asyncio.current_task()
+                assert task is not None
+                asyncio.get_running_loop().call_soon(task.cancel)
+                await asyncio.sleep(10)
+            return await receive()
+
+        await app(scope, cancelled_receive if scope["type"] == "http" else receive, send)
+
+    return middleware
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS)
+async def test_an_asyncio_cancellation_reaches_trio_code_as_a_broken_channel(host: str) -> None:
+    app = tag_server().asgi_app()
+    serve = app._serve
+    raised: list[type[BaseException]] = []
+
+    async def receiving_serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/cancel":
+            try:
+                await receive()
+            except BaseException as exc:
+                raised.append(type(exc))
+                raise
+        await serve(scope, receive, send)
+
+    app._serve = receiving_serve  # type: ignore[method-assign]
+    async with serving(cancelling(app), host) as url, httpx.AsyncClient(timeout=10) as http:
+        with trio.fail_after(10):
+            response = await http.post(url + "/cancel", content=b"{}")
+        assert raised == [trio.BrokenResourceError]
+        assert response.status_code == 500
+        async with sse_session(url) as session:
+            assert (await session.call_tool("tag", {})).is_error is False

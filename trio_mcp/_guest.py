@@ -36,6 +36,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any
 
 import outcome
@@ -73,16 +74,23 @@ class GuestHost:
         self._finished: asyncio.Future[None] | None = None
         #: A run has ended; only a new lifespan starts another.
         self._ended = False
+        #: Calls the asyncio side still waits for; failed if the run ends under them.
+        self._pending: set[_Call] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
-        """Serve one ASGI call (asyncio side) in a task of the guest run."""
-        if self._ended and scope["type"] != "lifespan":
-            # The lifespan is over (or the run failed): a late request must not start a
-            # run with no lifespan of its own, which nothing would ever stop.
-            raise RuntimeError("trio-mcp's trio side has stopped")
-        await self._start()
+        """Serve one ASGI call (asyncio side) in a task of the guest run.
+
+        Cancellation: a server that cancels this task has the trio task cancelled, and
+        this one goes on cancelling only once that has unwound (its finally blocks may
+        still send or release)."""
+        if self._nursery is None:
+            if self._ended and scope["type"] != "lifespan":
+                # The lifespan is over (or the run failed): a late request must not
+                # start a run with no lifespan of its own, which nothing would ever stop.
+                raise RuntimeError("trio-mcp's trio side has stopped")
+            await self._start()
         loop = self._loop
-        assert loop is not None and self._token is not None
+        assert loop is not None
         done: asyncio.Future[None] = loop.create_future()
         call = _Call(self._trio_app, scope, _trio_receive(receive), _trio_send(send), done)
         if scope["type"] == "lifespan":
@@ -92,28 +100,41 @@ class GuestHost:
         # so what the server or an outer asyncio middleware set (a principal, a request
         # id) reaches the tool.
         self._spawn(call)
+        # Until it is resolved, the run's end fails it (see _on_done): a run that dies
+        # must not leave the server waiting forever.
+        self._pending.add(call)
         try:
-            await asyncio.wait((done,))
+            # The future itself, not asyncio.wait (a waiter future, a set and a callback
+            # more per call): a cancellation cancels it, and then a fresh one waits.
+            await done
         except asyncio.CancelledError:
-            # The server gave up on this call: cancel the trio side and wait until it has
-            # unwound (its finally blocks may still send or release), then go on cancelling.
-            call.cancel()
-            while not done.done():
-                try:
-                    await asyncio.wait((done,))
-                except asyncio.CancelledError:
-                    pass
-            if not done.cancelled() and done.exception() is not None:
-                log.error("trio-mcp: a cancelled call failed", exc_info=done.exception())
+            await self._unwind(call, loop)
             raise
         finally:
+            self._pending.discard(call)
             if scope["type"] == "lifespan":
                 await self.stop()
-        done.result()
         if call.last_message is not None:
             # Only now, with trio's side wound up: the server may cancel the lifespan's
             # task as soon as it sees this.
             await send(call.last_message)
+
+    @staticmethod
+    async def _unwind(call: _Call, loop: asyncio.AbstractEventLoop) -> None:
+        """The server gave up on ``call``: cancel its trio side and wait until it has
+        unwound, deaf to further cancellation (the caller re-raises it)."""
+        finished = call.done
+        if finished.cancelled():
+            # The cancellation took the future the trio side resolves: give it another.
+            finished = call.done = loop.create_future()
+            call.cancel()
+            while not finished.done():
+                try:
+                    await asyncio.wait((finished,))
+                except asyncio.CancelledError:
+                    pass
+        if not finished.cancelled() and finished.exception() is not None:
+            log.error("trio-mcp: a cancelled call failed", exc_info=finished.exception())
 
     def _spawn(self, call: _Call) -> None:
         if self._nursery is None:
@@ -162,6 +183,11 @@ class GuestHost:
                     future.set_result(None)
                 else:
                     future.set_exception(RuntimeError(f"trio-mcp's trio side failed: {error!r}"))
+        # Calls whose trio task never finished (a run that crashed abandons its tasks):
+        # their servers would otherwise wait forever.
+        for call in self._pending:
+            if not call.done.done():
+                call.done.set_exception(RuntimeError("trio-mcp's trio side has stopped"))
         # A later lifespan (a server that runs a second one) starts a fresh run.
         self._ready = self._finished = None
         self._token = None
@@ -205,6 +231,10 @@ class _Call:
             if not self.done.done():
                 if cancelled:
                     self.done.set_result(None)
+                elif isinstance(exc, asyncio.CancelledError):
+                    # Set on a future, it would read as the future's own cancellation.
+                    error = RuntimeError("an asyncio cancellation escaped the trio side")
+                    self.done.set_exception(error)
                 else:
                     self.done.set_exception(exc)
             if cancelled or isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -319,9 +349,12 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
     (and always without ``in_place``) it runs as an asyncio task and this trio task
     sleeps until it is done. Cancelling the trio task cancels the
     asyncio task and waits until it has unwound, then raises :class:`trio.Cancelled`.
+    An asyncio cancellation that trio did not ask for (the loop shutting down cancels
+    every task) is no trio cancellation: it is raised as
+    :class:`trio.BrokenResourceError`, never as :class:`asyncio.CancelledError`, which
+    trio code would take for a bug and no ``except Exception`` catches.
     """
-    assert isinstance(coroutine, Coroutine)
-    if in_place:
+    if in_place and type(coroutine) is CoroutineType:
         try:
             suspended_on = coroutine.send(None)
         except StopIteration as stop:
@@ -329,15 +362,21 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
             # be able to be: the caller may loop on sends that never suspend.
             await trio.lowlevel.checkpoint_if_cancelled()
             return stop.value
+        except asyncio.CancelledError:
+            raise _server_cancelled() from None
         task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
     else:
-        task = asyncio.get_running_loop().create_task(coroutine)
+        task = asyncio.ensure_future(coroutine)
     trio_task = trio.lowlevel.current_task()
     aborted = False
 
-    def wake(finished: asyncio.Task[Any]) -> None:
+    def wake(finished: asyncio.Future[Any]) -> None:
         # On the loop's thread, between guest ticks: trio wakes itself up for this.
-        trio.lowlevel.reschedule(trio_task, outcome.capture(finished.result))
+        if finished.cancelled() and not aborted:
+            result: outcome.Outcome[Any] = outcome.Error(_server_cancelled())
+        else:
+            result = outcome.capture(finished.result)
+        trio.lowlevel.reschedule(trio_task, result)
 
     def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
         nonlocal aborted
@@ -352,9 +391,13 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
     finally:
         if aborted:
             # The cancellation that aborted the wait is still in force: raise it here,
-            # as Cancelled, whatever the asyncio task ended with.
+            # as Cancelled, whatever the asyncio task ended with (its CancelledError too).
             await trio.lowlevel.checkpoint()
     return result
+
+
+def _server_cancelled() -> trio.BrokenResourceError:
+    return trio.BrokenResourceError("the asyncio server cancelled this call's receive or send")
 
 
 async def _resume(coroutine: Coroutine[Any, Any, Any], suspended_on: Any) -> Any:
