@@ -25,6 +25,7 @@ from trio_mcp._stateless import (
     Refusal,
     RequestMeta,
     check_headers,
+    check_version_header,
     complete,
     discover_result,
     header_param_problems,
@@ -101,6 +102,22 @@ def b64(text: str) -> str:
 def test_a_post_naming_a_session_stays_on_the_session_wire() -> None:
     assert not routes_statelessly("abc", None, Request(1, "tools/list", {}))
     assert not routes_statelessly("abc", LEGACY, request())
+    # A session's request with a version nobody speaks is the session wire's to refuse.
+    assert not routes_statelessly("abc", "1999-01-01", Request(1, "ping", {}))
+
+
+def test_an_unknown_version_header_without_meta_is_400_unsupported_version() -> None:
+    with pytest.raises(Refusal) as refusal:
+        check_version_header(Request(1, "ping", {}), "1999-01-01")
+    error = refusal.value.error
+    assert (refusal.value.status, error.code) == (400, UNSUPPORTED_PROTOCOL_VERSION)
+    assert error.data["requested"] == "1999-01-01" and MODERN in error.data["supported"]
+    assert "MCP-Protocol-Version" in error.message
+
+
+def test_an_unknown_version_header_with_meta_is_left_to_the_meta_checks() -> None:
+    check_version_header(request(), "1999-01-01")
+    check_version_header(Request(1, "ping", {}), MODERN)
 
 
 def test_a_modern_version_header_ignores_a_stray_session_id() -> None:

@@ -66,16 +66,21 @@ def is_stateless_version(version: str) -> bool:
 
 
 def routes_statelessly(session_id: str | None, version_header: str | None, message: Any) -> bool:
-    """Whether a POST belongs to the stateless wire: its ``MCP-Protocol-Version`` is not a
-    session-era revision (whatever else it carries), or it names no session and its body
-    carries the per-request ``_meta`` that only this wire has. A bare ``initialize`` (the
-    session era's first message) stays on the session wire."""
-    if version_header is not None and version_header.strip() not in SUPPORTED_VERSIONS:
+    """Whether a POST belongs to the stateless wire: its ``MCP-Protocol-Version`` names a
+    stateless revision (whatever else it carries), or it names no session and either its
+    version header is not a session-era revision or its body carries the per-request
+    ``_meta`` that only this wire has. A bare ``initialize`` (the session era's first
+    message) stays on the session wire, and so does a session's request whatever its
+    header says (the session wire refuses a version it does not speak)."""
+    version = version_header.strip() if version_header is not None else None
+    if version in STATELESS_VERSIONS:
         # This revision has no sessions: a stray Mcp-Session-Id is ignored, not followed
         # back into the session era, whose refusal would hide this revision from the client.
         return True
     if session_id:
         return False
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        return True
     params = getattr(message, "params", None)
     meta = params.get("_meta") if isinstance(params, dict) else None
     return isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta
@@ -101,6 +106,29 @@ class RequestMeta:
     log_level: str | None
     #: The whole ``_meta`` (progress token, and whatever else the client sent).
     raw: JSON
+
+
+def check_version_header(request: Request, version_header: str | None) -> None:
+    """Refuse, before anything else, a request whose ``MCP-Protocol-Version`` names no
+    revision served here and whose body does not say which it speaks: -32022 with the
+    revisions served, which a client of either era can act on (a ``_meta`` missing on a
+    revision that has none would only confuse it)."""
+    if version_header is None:
+        return
+    version = version_header.strip()
+    if version in ALL_VERSIONS:
+        return
+    params = request.params or {}
+    meta = params.get("_meta")
+    if isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta:
+        return  # the body speaks for itself: the checks below compare the two
+    raise Refusal(
+        400,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        f"Unsupported MCP-Protocol-Version {version!r}: this server speaks "
+        + ", ".join(ALL_VERSIONS),
+        {"supported": list(ALL_VERSIONS), "requested": version},
+    )
 
 
 def read_meta(request: Request, log_levels: tuple[str, ...]) -> RequestMeta:

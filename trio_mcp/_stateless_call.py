@@ -46,6 +46,7 @@ from ._stateless import (
     REMOVED_METHODS,
     RequestMeta,
     check_headers,
+    check_version_header,
     complete,
     discover_result,
     method_not_found,
@@ -149,6 +150,7 @@ class StatelessService:
     def admit(self, request: Request, headers: Mapping[str, str]) -> RequestMeta:
         """The request's ``_meta`` once it may be served, else a
         :class:`~trio_mcp._stateless.Refusal` saying why and with what status."""
+        check_version_header(request, headers.get("mcp-protocol-version"))
         meta = read_meta(request, LOG_LEVELS)
         check_headers(request, meta, headers, self._server.tool_input_schema)
         method = request.method
