@@ -17,6 +17,7 @@ from sseclient import Event, event_stream, open_sse
 from streamclient import McpClient, open_client
 
 import trio_mcp
+from trio_mcp._redis_client import RedisConnection
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
@@ -303,3 +304,24 @@ async def test_while_redis_is_down_a_post_elsewhere_is_503_and_open_streams_stay
                     await trio.sleep(0.1)
         reply = await sse.reply_to(6, timeout=WAIT)
         assert reply["result"]["content"] == [{"type": "text", "text": "b"}]
+
+
+async def test_an_owner_whose_token_was_taken_appends_nothing_more_and_ends_the_session(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, _), (app_a, _)), open_sse(a) as sse:
+        await sse.initialize()
+        session = app_a.supervisor.get(sse.session_id, None)
+        assert session is not None
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            hash_key = connection.key("session", sse.session_id)
+            # As a takeover by another worker would: a new fencing token.
+            await connection.call(lambda: connection.client.hincrby(hash_key, "token", 1))
+            stream = connection.key("stream", session.main.key)
+            before = await connection.call(lambda: connection.client.xlen(stream))
+            await sse.send_request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+            with trio.fail_after(WAIT):
+                while not session.closed:
+                    await trio.sleep(0.01)
+            assert await connection.call(lambda: connection.client.xlen(stream)) == before
