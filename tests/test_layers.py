@@ -25,6 +25,7 @@ HTTP = {
     "_run_uvicorn",
     "_stateless_http",
     "_listen",
+    "_redis_http",
 }
 STDIO = {"_stdio", "_stdfds", "_run_stdio"}
 SESSIONS = {
@@ -39,6 +40,7 @@ SESSIONS = {
     "_redis_client",
     "_redis_tasks",
     "_redis_worker",
+    "_redis_sessions",
 }
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO

@@ -54,6 +54,7 @@ from ._task_store import TaskStore
 if TYPE_CHECKING:
     from ._jsonrpc import Request
     from ._redis_client import RedisConnection
+    from ._redis_sessions import RedisSessions
     from ._redis_tasks import RedisTaskStore
     from ._redis_worker import RedisWorker
     from ._stateless import RequestMeta
@@ -119,6 +120,15 @@ class App(QuartTrio):
                 redis_store,
                 worker_timeout=self.settings.redis_worker_timeout,
             )
+        if self.redis is not None and connection is not None:
+            sessions = _shared_sessions(connection, self.settings)
+            self.supervisor.shared = sessions
+            self.redis.sessions = sessions
+            from ._redis_http import RemoteSessionsHttp
+
+            remote = RemoteSessionsHttp(sessions, self.settings)
+        else:
+            remote = None
         #: Open ``subscriptions/listen`` streams, ended cleanly at shutdown.
         self.listeners = ListenStreams(server, self.settings, self.tasks)
         stateless = StatelessHttpTransport(
@@ -127,6 +137,7 @@ class App(QuartTrio):
             stalled_client_timeout=self.settings.stalled_client_timeout,
         )
         streamable = StreamableHttpTransport(self.supervisor, self.settings, stateless)
+        sse.remote = streamable.remote = remote
         #: path -> HTTP method -> handler, for the MCP endpoints only.
         self._routes: dict[str, dict[str, Handler]] = {
             self.settings.sse_path: {"GET": sse.stream},
@@ -363,6 +374,20 @@ def _redis_parts(settings: Settings) -> tuple[RedisConnection, RedisTaskStore]:
     connection = RedisConnection(settings.redis_url, settings.redis_prefix)
     store = RedisTaskStore(connection, settings.task_ttl, settings.redis_worker_timeout)
     return connection, store
+
+
+def _shared_sessions(connection: RedisConnection, settings: Settings) -> RedisSessions:
+    """Sessions shared through Redis: their events are kept there as long as a client
+    may still resume or reuse them."""
+    from ._redis_sessions import RedisSessions
+
+    return RedisSessions(
+        connection,
+        replay_events=settings.replay_events,
+        replay_bytes=settings.replay_bytes,
+        ttl=max(settings.resume_grace, settings.session_idle_timeout)
+        + settings.redis_worker_timeout,
+    )
 
 
 def _sealer(server: Server, settings: Settings) -> StateSealer:

@@ -217,8 +217,12 @@ class Settings:
             'trio-mcp[redis]'``. While Redis cannot be reached, a request that needs
             it gets 503 with ``Retry-After`` and service resumes by itself once it
             is back; the app starts even when it is down. HTTP+SSE and 2025-era
-            Streamable HTTP sessions are not shared (README, Scaling out). The repr
-            hides a password.
+            Streamable HTTP sessions are shared too: a POST, a GET or a resumption
+            with ``Last-Event-ID`` reaches a session from any worker (it runs on
+            the worker that opened it; its events are kept in Redis for
+            ``max(resume_grace, session_idle_timeout) + redis_worker_timeout``
+            after the last one). A session's worker dying still ends its session
+            (README, Scaling out). The repr hides a password.
         redis_prefix: the namespace of every Redis key and stream this server uses:
             servers that must not see each other's tasks share a Redis under
             different prefixes.

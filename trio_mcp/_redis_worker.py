@@ -43,6 +43,7 @@ from ._task_store import StoreUnavailable
 from ._tasks import TaskRecord
 
 if TYPE_CHECKING:
+    from ._redis_sessions import RedisSessions
     from ._server import Server
     from ._task_runner import TaskRunner
 
@@ -129,6 +130,10 @@ class RedisWorker:
             _MAX_PENDING_CHANGES
         )
         self._nursery: trio.Nursery | None = None
+        #: The sessions shared through Redis, whose streams this worker's reader
+        #: also tails, and whose commands come on its control stream.
+        self.sessions: RedisSessions | None = None
+        self._beat_failed = False
         runner.remote = self
         server.subscribe_changes(self._on_change)
 
@@ -150,6 +155,9 @@ class RedisWorker:
                         await self._beat()  # alive before the first task can be created
                         nursery.start_soon(self._heartbeat)
                         nursery.start_soon(self._publish)
+                        if self.sessions is not None:
+                            self.sessions.nudge = self._nudge
+                            nursery.start_soon(self.sessions.run)
                         log.info("trio-mcp: worker %s shares tasks on Redis", self.id)
                         task_status.started()
                         await self._read()
@@ -215,10 +223,13 @@ class RedisWorker:
                 [redis.worker_key(self.id, "alive"), redis.key("workers")],
                 [self.id, max(1, round(self._timeout * 1000)), redis.prefix],
             )
+            if self._beat_failed and self.sessions is not None:
+                self.sessions.restore()
+            self._beat_failed = False
             for worker in lost or ():
                 await self._settle_lost(str(worker))
         except StoreUnavailable:
-            pass  # logged once by the connection; tried again next beat
+            self._beat_failed = True  # logged once by the connection; tried again next beat
 
     async def _settle_lost(self, worker: str) -> None:
         """Fail every task of a worker whose heartbeat stopped, then forget it."""
@@ -257,13 +268,31 @@ class RedisWorker:
                         control: await self._last_id(control),
                         events: await self._last_id(events),
                     }
+                streams = dict(ids)
+                if self.sessions is not None:
+                    # The streams of other workers' sessions whose clients read here:
+                    # in the same read (a change of the set wakes it, see _nudge).
+                    streams.update(self.sessions.cursors())
                 entries = await redis.call(
-                    partial(redis.client.xread, dict(ids), count=_READ_COUNT, block=BLOCK_MS)
+                    partial(redis.client.xread, streams, count=_READ_COUNT, block=BLOCK_MS)
                 )
             except StoreUnavailable:
                 await self._pause()
                 continue
             for stream, items in (entries or {}).items():
+                if stream not in ids:
+                    if self.sessions is not None:
+                        self.sessions.on_entries(
+                            str(stream),
+                            [
+                                (
+                                    str(item.identifier),
+                                    {str(k): str(v) for k, v in item.field_values.items()},
+                                )
+                                for item in items
+                            ],
+                        )
+                    continue
                 for item in items:
                     ids[str(stream)] = str(item.identifier)
                     # decode_responses=True: every field and value is a str.
@@ -296,7 +325,10 @@ class RedisWorker:
 
     def _on_control(self, fields: dict[str, Any]) -> None:
         op = fields.get("op")
-        if op == "cancel":
+        if op is not None and op.startswith("s."):
+            if self.sessions is not None:
+                self.sessions.on_control(fields)
+        elif op == "cancel":
             self._runner.cancel_local(fields["task"])
         elif op == "update" and self._nursery is not None:
             self._nursery.start_soon(self._take_update, fields)
@@ -321,6 +353,12 @@ class RedisWorker:
             await self._send(fields["from"], reply)
         except StoreUnavailable:
             log.warning("trio-mcp: could not confirm answers to task %s", fields["task"])
+
+    async def _nudge(self) -> None:
+        """Wake this worker's reader, so that its next XREAD names the streams it
+        tails now: by a command on its own control stream, never by cancelling the
+        read (which would cost coredis a pooled connection)."""
+        await self._send(self.id, {"op": "wake"})
 
     # -- reaching other workers ---------------------------------------------------------
 

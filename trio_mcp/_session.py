@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 import trio
@@ -81,6 +81,20 @@ _INTERNAL = JSONRPCError(
 )
 
 
+class StreamMirror(Protocol):
+    """Makes a session's streams when their events are also kept elsewhere (Redis)."""
+
+    def new_stream(
+        self,
+        session: Session,
+        *,
+        max_events: int,
+        max_bytes: int,
+        drop_when_full: bool,
+        budget: ByteBudget,
+    ) -> OutboundStream: ...
+
+
 class SessionClosed(Exception):
     """The session ended; the transport answers 404 to anything still addressed to it."""
 
@@ -109,6 +123,7 @@ class Session:
         "_last_activity",
         "_liveness",
         "_log_level",
+        "_mirror",
         "_next_request_id",
         "_nursery",
         "_on_idle",
@@ -137,8 +152,12 @@ class Session:
         owner: str | None = None,
         *,
         on_idle: IdleHook | None = None,
+        mirror: StreamMirror | None = None,
     ) -> None:
         self.id = session_id
+        #: Where its streams' events are also kept (Redis, to share the session), if
+        #: anywhere: it makes the streams.
+        self._mirror = mirror
         self.kind = kind
         #: The authenticated principal that created the session (None without auth).
         self.owner = owner
@@ -174,6 +193,14 @@ class Session:
         self._on_idle = on_idle
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
+        if self._mirror is not None:
+            return self._mirror.new_stream(
+                self,
+                max_events=self._settings.replay_events,
+                max_bytes=self._settings.replay_bytes,
+                drop_when_full=drop_when_full,
+                budget=self.budget,
+            )
         return OutboundStream(
             max_events=self._settings.replay_events,
             max_bytes=self._settings.replay_bytes,
@@ -285,14 +312,21 @@ class Session:
     # -- streams --------------------------------------------------------------------------
 
     def open_request_stream(
-        self, request_ids: Iterable[RequestId], *, carry_notifications: bool
+        self,
+        request_ids: Iterable[RequestId],
+        *,
+        carry_notifications: bool,
+        key: str | None = None,
     ) -> OutboundStream:
         """A stream for the replies to these requests (one Streamable HTTP POST).
 
         With ``carry_notifications`` false (a client that accepts only JSON) the
         requests' notifications and server-to-client requests go to the main stream.
+        ``key`` is the stream's key when another worker chose it (a POST it forwarded).
         """
         stream = self._new_stream()
+        if key is not None:
+            stream.key = key
         stream.pending = set(request_ids)
         stream.carries_notifications = carry_notifications
         for request_id in stream.pending:

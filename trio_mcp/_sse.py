@@ -16,6 +16,7 @@ session instead.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ._auth import PRINCIPAL_KEY
@@ -38,6 +39,9 @@ from ._stream import StreamGap
 from ._streaming import parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
 
+if TYPE_CHECKING:
+    from ._redis_http import RemoteSessionsHttp
+
 log = logging.getLogger("trio_mcp")
 
 
@@ -45,12 +49,21 @@ class SseTransport:
     def __init__(self, supervisor: SessionSupervisor, settings: Settings) -> None:
         self._supervisor = supervisor
         self._settings = settings
+        #: Sessions of other workers, through Redis (``Settings.redis_url``), or None.
+        self.remote: RemoteSessionsHttp | None = None
 
     # -- GET /sse -----------------------------------------------------------------------
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get(PRINCIPAL_KEY)
-        session, cursor = self._resumable(header(scope, b"last-event-id"), principal)
+        last_event_id = header(scope, b"last-event-id")
+        session, cursor = self._resumable(last_event_id, principal)
+        if session is None and self.remote is not None and last_event_id:
+            parsed = parse_event_id(last_event_id)
+            if parsed is not None and await self.remote.sse_resume(
+                scope, receive, send, *parsed, principal
+            ):
+                return
         if session is None:
             try:
                 session = await self._supervisor.open_session("sse", principal)
@@ -112,6 +125,9 @@ class SseTransport:
             )
             return
         session = self._supervisor.get(session_id, scope.get(PRINCIPAL_KEY))
+        if session is None and self.remote is not None:
+            await self._post_elsewhere(scope, receive, send, session_id)
+            return
         if session is None or session.kind != "sse":
             await respond_error(
                 send, 404, INVALID_REQUEST, "unknown or ended session: open a new one with GET /sse"
@@ -138,3 +154,15 @@ class SseTransport:
         # No body: the replies travel on the stream, and an empty body spares the server
         # one socket send per POST (hypercorn writes each body chunk on its own).
         await respond(send, 202)
+
+    async def _post_elsewhere(
+        self, scope: Scope, receive: Receive, send: Send, session_id: str
+    ) -> None:
+        """A POST for a session this worker does not hold: to its owner, via Redis."""
+        assert self.remote is not None
+        settings = self._settings
+        body = await read_jsonrpc_body(
+            scope, receive, send, settings.max_body_bytes, settings.body_timeout
+        )
+        if body is not None:
+            await self.remote.sse_post(scope, send, session_id, scope.get(PRINCIPAL_KEY), body)

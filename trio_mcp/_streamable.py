@@ -21,7 +21,7 @@ This module maps HTTP to session calls and session failures to statuses, like
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -49,6 +49,9 @@ from ._stream import OutboundStream, StreamBusy, StreamGap
 from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
 
+if TYPE_CHECKING:
+    from ._redis_http import RemoteSessionsHttp
+
 SESSION_HEADER: Final = b"mcp-session-id"
 VERSION_HEADER: Final = b"mcp-protocol-version"
 
@@ -64,6 +67,18 @@ class StreamableHttpTransport:
         self._settings = settings
         #: Serves the POSTs of MCP 2026-07-28, which name no session.
         self._stateless = stateless
+        #: Sessions of other workers, through Redis (``Settings.redis_url``), or None.
+        self.remote: RemoteSessionsHttp | None = None
+
+    def _elsewhere(self, scope: Scope) -> str | None:
+        """The id of a session named by the request that lives on another worker (as
+        far as this one can tell: it is not here), when sessions are shared."""
+        if self.remote is None:
+            return None
+        session_id = (header(scope, SESSION_HEADER) or "").strip()
+        if not session_id or self._supervisor.get(session_id, scope.get(PRINCIPAL_KEY)):
+            return None
+        return session_id
 
     async def _refuse_stateless(self, scope: Scope, send: Send) -> bool:
         """405 for a GET or DELETE of the stateless wire, which has only POST."""
@@ -161,6 +176,20 @@ class StreamableHttpTransport:
                 await respond_unavailable(send, str(exc), exc.retry_after)
                 return
         else:
+            elsewhere = self._elsewhere(scope)
+            if elsewhere is not None:
+                assert self.remote is not None
+                await self.remote.streamable_post(
+                    scope,
+                    receive,
+                    send,
+                    elsewhere,
+                    scope.get(PRINCIPAL_KEY),
+                    body,
+                    json_ok,
+                    sse_ok,
+                )
+                return
             found = await self._find_session(scope, send)
             if found is None:
                 return
@@ -253,6 +282,20 @@ class StreamableHttpTransport:
         if not sse_ok:
             await respond_error(send, 406, INVALID_REQUEST, "GET opens a text/event-stream")
             return
+        elsewhere = self._elsewhere(scope)
+        if elsewhere is not None:
+            assert self.remote is not None
+            last = header(scope, b"last-event-id")
+            resume = parse_event_id(last) if last else None
+            if last and resume is None:
+                await respond_error(
+                    send, 400, INVALID_REQUEST, "Last-Event-ID names no stream of this session"
+                )
+                return
+            await self.remote.streamable_get(
+                scope, receive, send, elsewhere, scope.get(PRINCIPAL_KEY), resume
+            )
+            return
         session = await self._find_session(scope, send)
         if session is None:
             return
@@ -319,6 +362,11 @@ class StreamableHttpTransport:
         if await self._refuse_stateless(scope, send):
             return
         if not await self._check_version(scope, send):
+            return
+        elsewhere = self._elsewhere(scope)
+        if elsewhere is not None:
+            assert self.remote is not None
+            await self.remote.streamable_delete(send, elsewhere, scope.get(PRINCIPAL_KEY))
             return
         session = await self._find_session(scope, send)
         if session is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -27,6 +27,10 @@ from ._pacing import departures
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
 from ._session import Session, TransportKind
+from ._task_store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from ._redis_sessions import RedisSessions
 
 log = logging.getLogger("trio_mcp")
 
@@ -61,6 +65,8 @@ class SessionSupervisor:
         #: Local sessions with no sign of life, each with the time it has been idle
         #: since; nearly oldest first (see :meth:`_give_way`).
         self._idle: dict[Session, float] = {}
+        #: Sessions shared with other workers through Redis (``Settings.redis_url``).
+        self.shared: RedisSessions | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancelling it ends every session."""
@@ -104,9 +110,22 @@ class SessionSupervisor:
                     retry_after=RETRY_WHEN_ALL_BUSY if wait is None else max(1, math.ceil(wait)),
                 )
         session = Session(
-            new_session_id(), self._server, self._settings, kind, owner, on_idle=self._note_idle
+            new_session_id(),
+            self._server,
+            self._settings,
+            kind,
+            owner,
+            on_idle=self._note_idle,
+            mirror=self.shared,
         )
         await self._nursery.start(self._own, session)
+        if self.shared is not None:
+            # Known to every worker before its id is handed out.
+            try:
+                await self.shared.register(session)
+            except StoreUnavailable as exc:
+                self.end(session)
+                raise NotServing(str(exc), exc.retry_after) from None
         return session
 
     def _note_idle(self, session: Session, since: float | None) -> None:
@@ -162,6 +181,8 @@ class SessionSupervisor:
             self._local.discard(session)
             self._idle.pop(session, None)
             self.store.remove(session.id)
+            if self.shared is not None:
+                self.shared.forget(session)
             self._local_changed.set()
 
     def get(self, session_id: str, principal: str | None) -> Session | None:

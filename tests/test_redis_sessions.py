@@ -1,0 +1,327 @@
+"""HTTP+SSE and Streamable HTTP sessions across two workers sharing a real redis-server
+(Settings.redis_url): two apps of the same server, each with its own Server object as
+two processes would have, on two loopback ports. A session lives on the worker that
+opened it; POSTs and streams reach it from the other one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+from redispeer import RedisPeer
+from sseclient import Event, event_stream, open_sse
+from streamclient import McpClient, open_client
+
+import trio_mcp
+from trio_mcp._redis_client import RedisConnection
+
+Serve = Callable[[Any], Any]
+#: Bound on every wait for something the other worker does (through Redis).
+WAIT = 10.0
+
+
+def make_server() -> trio_mcp.Server:
+    server = trio_mcp.Server("shared", "1")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        return text
+
+    @server.tool()
+    async def steps(count: int, ctx: trio_mcp.Context) -> str:
+        for step in range(count):
+            await ctx.report_progress(step, count)
+        return f"{count} steps"
+
+    @server.tool()
+    async def wait_for(seconds: float) -> str:
+        await trio.sleep(seconds)
+        return "waited"
+
+    return server
+
+
+def settings(redis: RedisPeer, **changes: Any) -> trio_mcp.Settings:
+    return trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0, **changes)
+
+
+@asynccontextmanager
+async def two_workers(
+    serve_app: Serve, redis: RedisPeer, **changes: Any
+) -> AsyncIterator[tuple[list[str], list[trio_mcp.App]]]:
+    async with AsyncExitStack() as stack:
+        urls, apps = [], []
+        for _ in range(2):
+            app = make_server().asgi_app(settings(redis, **changes))
+            urls.append(await stack.enter_async_context(serve_app(app)))
+            apps.append(app)
+        yield urls, apps
+
+
+def call(request_id: int, name: str, **arguments: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+async def next_message(events: AsyncIterator[Event]) -> tuple[str | None, dict[str, Any]]:
+    with trio.fail_after(WAIT):
+        async for event in events:
+            if event.data:
+                return event.id, json.loads(event.data)
+    raise AssertionError("the stream ended")
+
+
+# -- HTTP+SSE ---------------------------------------------------------------------------
+
+
+async def test_a_post_on_another_worker_reaches_the_session_and_its_reply_the_stream(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), (app_a, app_b)), open_sse(a) as sse:
+        await sse.initialize()
+        assert len(app_a.supervisor.store) == 1 and len(app_b.supervisor.store) == 0
+        sse.expect({7: "tools/call"})
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            response = await http.post(
+                b + sse.endpoint,
+                json=call(7, "echo", text="via b"),
+            )
+        assert response.status_code == 202, response.text
+        reply = await sse.reply_to(7, timeout=WAIT)
+        assert reply["result"]["content"] == [{"type": "text", "text": "via b"}]
+        assert len(app_b.supervisor.store) == 0  # it ran where the session lives
+
+
+async def test_a_post_for_an_unknown_session_on_any_worker_is_404(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((_, b), _), httpx.AsyncClient() as http:
+        response = await http.post(
+            b + "/messages/?session_id=" + "0" * 32, json=call(1, "echo", text="x")
+        )
+        assert response.status_code == 404
+
+
+async def test_a_dropped_stream_resumes_on_another_worker_with_exactly_what_it_missed(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _),
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        async with event_stream(http, a) as events:
+            with trio.fail_after(WAIT):
+                endpoint = await events.__anext__()
+            assert endpoint.event == "endpoint"
+            post_url = a + endpoint.data
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2024-11-05",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+            assert (await http.post(post_url, json=init)).status_code == 202
+            last_id, reply = await next_message(events)
+            assert reply["id"] == 1
+        # The stream on A is gone; while it is, three calls are answered on its log.
+        await http.post(post_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for request_id in (2, 3, 4):
+            response = await http.post(
+                post_url, json=call(request_id, "echo", text=str(request_id))
+            )
+            assert response.status_code == 202
+        seen: list[int] = []
+        async with event_stream(http, b, last_id) as events:
+            with trio.fail_after(WAIT):
+                endpoint = await events.__anext__()
+            assert endpoint.event == "endpoint" and endpoint.data in post_url
+            while len(seen) < 3:
+                event_id, message = await next_message(events)
+                seen.append(message["id"])
+                assert event_id is not None
+            # Nothing more arrives: exactly once each.
+            with trio.move_on_after(0.5):
+                extra = await next_message(events)
+                raise AssertionError(f"an extra event: {extra}")
+        assert seen == [2, 3, 4]
+
+
+# -- Streamable HTTP --------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def initialized_on(url: str) -> AsyncIterator[McpClient]:
+    async with open_client(url) as client:
+        await client.initialize()
+        yield client
+
+
+def on(client: McpClient, base: str) -> McpClient:
+    """The same session, addressed through another worker."""
+    other = McpClient(client.http, base + "/mcp")
+    other.session_id, other.version = client.session_id, client.version
+    other._next_id = 100
+    return other
+
+
+async def test_a_call_on_another_worker_is_answered_as_json(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), (_, app_b)), initialized_on(a) as client:
+        there = on(client, b)
+        reply = await there.call("tools/call", {"name": "echo", "arguments": {"text": "json"}})
+        assert reply["result"]["content"] == [{"type": "text", "text": "json"}]
+        assert len(app_b.supervisor.store) == 0
+
+
+async def test_a_call_on_another_worker_streams_its_notifications_then_its_reply(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), _), initialized_on(a) as client:
+        there = on(client, b)
+        request = there.request(
+            "tools/call",
+            {"name": "steps", "arguments": {"count": 3}, "_meta": {"progressToken": "p"}},
+        )
+        async with there.post_stream(request) as (response, events):
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            assert response.headers["mcp-session-id"] == client.session_id
+            got = []
+            with trio.fail_after(WAIT):
+                async for event in events:
+                    if event.data:
+                        got.append(there.check(event.json()))
+        assert [m.get("method") for m in got] == ["notifications/progress"] * 3 + [None]
+        assert got[-1]["result"]["content"] == [{"type": "text", "text": "3 steps"}]
+
+
+async def test_a_get_stream_on_another_worker_carries_the_sessions_messages(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), (app_a, _)), initialized_on(a) as client:
+        there = on(client, b)
+        async with there.get_stream() as (response, events):
+            assert response.status_code == 200
+            # A change on the owner's server reaches the session's standalone stream,
+            # read on B: the session has nothing listed, so a log message it asked for.
+            reply = await client.call("logging/setLevel", {"level": "debug"})
+            assert reply["result"] == {}
+            session = app_a.supervisor.get(client.session_id or "", None)
+            assert session is not None
+            await session.notify("notifications/message", {"level": "info", "data": "hi"})
+            _, message = await next_message(events)
+            assert message["method"] == "notifications/message"
+
+
+async def test_a_request_stream_resumes_on_another_worker_with_what_it_missed(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), _), initialized_on(a) as client:
+        request = client.request(
+            "tools/call",
+            {"name": "steps", "arguments": {"count": 4}, "_meta": {"progressToken": "p"}},
+        )
+        seen: list[dict[str, Any]] = []
+        async with client.post_stream(request, accept="text/event-stream, application/json") as (
+            response,
+            events,
+        ):
+            assert response.status_code == 200
+            last_id, first = await next_message(events)
+            seen.append(first)
+        # Dropped after one event; the rest is read from Redis through B.
+        there = on(client, b)
+        assert last_id is not None
+        async with there.get_stream(last_event_id=last_id) as (response, events):
+            assert response.status_code == 200
+            with trio.fail_after(WAIT):
+                async for event in events:
+                    if event.data:
+                        seen.append(event.json())
+        assert [m.get("params", {}).get("progress") for m in seen[:4]] == [0, 1, 2, 3]
+        assert seen[4]["result"]["content"] == [{"type": "text", "text": "4 steps"}]
+        assert len(seen) == 5
+
+
+async def test_a_delete_on_another_worker_ends_the_session(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), (app_a, _)), initialized_on(a) as client:
+        response = await client.http.delete(b + "/mcp", headers=on(client, b).headers())
+        assert response.status_code == 200
+        with trio.fail_after(WAIT):
+            while len(app_a.supervisor.store):
+                await trio.sleep(0.01)
+        gone = await on(client, b).post(client.request("ping"))
+        assert gone.status_code == 404
+
+
+async def test_another_principals_session_is_not_found_on_another_worker(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), _), initialized_on(a) as client:
+        # No auth here: the principal is None on both; a wrong session id is 404.
+        there = on(client, b)
+        there.session_id = "f" * 32
+        response = await there.post(there.request("ping"))
+        assert response.status_code == 404
+
+
+async def test_while_redis_is_down_a_post_elsewhere_is_503_and_open_streams_stay_open(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, b), _), open_sse(a) as sse:
+        await sse.initialize()
+        redis.stop()
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            response = await http.post(b + sse.endpoint, json=call(5, "echo", text="x"))
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "1"
+            # The stream on A is still open and its session still served locally.
+            reply = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "a"}})
+            assert reply["result"]["content"] == [{"type": "text", "text": "a"}]
+            redis.start()  # empty: the owner makes its sessions known again by itself
+            sse.expect({6: "tools/call"})
+            with trio.fail_after(WAIT):
+                while True:
+                    response = await http.post(b + sse.endpoint, json=call(6, "echo", text="b"))
+                    if response.status_code == 202:
+                        break
+                    assert response.status_code in (503, 404)
+                    await trio.sleep(0.1)
+        reply = await sse.reply_to(6, timeout=WAIT)
+        assert reply["result"]["content"] == [{"type": "text", "text": "b"}]
+
+
+async def test_an_owner_whose_token_was_taken_appends_nothing_more_and_ends_the_session(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with two_workers(serve_app, redis) as ((a, _), (app_a, _)), open_sse(a) as sse:
+        await sse.initialize()
+        session = app_a.supervisor.get(sse.session_id, None)
+        assert session is not None
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            hash_key = connection.key("session", sse.session_id)
+            # As a takeover by another worker would: a new fencing token.
+            await connection.call(lambda: connection.client.hincrby(hash_key, "token", 1))
+            stream = connection.key("stream", session.main.key)
+            before = await connection.call(lambda: connection.client.xlen(stream))
+            await sse.send_request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+            with trio.fail_after(WAIT):
+                while not session.closed:
+                    await trio.sleep(0.01)
+            assert await connection.call(lambda: connection.client.xlen(stream)) == before

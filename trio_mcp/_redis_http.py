@@ -1,0 +1,338 @@
+"""The HTTP edge of sessions owned by another worker (``Settings.redis_url``).
+
+The transports look a session up in this worker first; when it is not here, they hand
+the request to :class:`RemoteSessionsHttp`, which answers it through Redis
+(:mod:`._redis_sessions`): a POST is forwarded to the session's owner and answered 202
+once it is durably on the owner's control stream (a Streamable HTTP POST with requests
+then serves their replies, read back from Redis); a GET or a resumption serves the
+stream from Redis. What the client sees is what it would see on the owner: the same
+statuses, the same event ids.
+
+While Redis cannot be reached, each of these is answered 503 with ``Retry-After``;
+streams already open stay open (their reader retries).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+from urllib.parse import quote
+
+import trio
+
+from ._config import Settings
+from ._eventstream import encode_event
+from ._http import Receive, Scope, Send, respond, respond_error, respond_unavailable
+from ._jsonrpc import INVALID_REQUEST, Body, Request
+from ._protocol import version_at_least
+from ._redis_sessions import Forwarded, Lookup, RedisSessions, RemoteStream, SharedSession
+from ._stream import new_stream_key
+from ._streaming import STREAM_HEADERS, serve_stream
+from ._task_store import StoreUnavailable
+
+SESSION_HEADER: Final = b"mcp-session-id"
+
+
+class _Owner:
+    """What :func:`serve_stream` tells of its client's comings and goings: the owner
+    hears of them through attach/detach, so nothing is left to do here."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, session_id: str) -> None:
+        self.id = session_id
+
+    def touch(self) -> None:
+        pass
+
+
+class RemoteSessionsHttp:
+    def __init__(self, sessions: RedisSessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self._settings = settings
+
+    # -- HTTP+SSE ---------------------------------------------------------------------
+
+    async def sse_post(
+        self, scope: Scope, send: Send, session_id: str, principal: str | None, body: Body
+    ) -> None:
+        refusal = _initialize_in_batch(body)
+        if refusal is not None:
+            await respond_error(send, 400, INVALID_REQUEST, refusal)
+            return
+        try:
+            await self.sessions.forward(
+                session_id, principal, "sse", body.messages, batch=body.is_batch, size=body.size
+            )
+        except Forwarded as exc:
+            message = (
+                str(exc)
+                if exc.status == 400
+                else "unknown or ended session: open a new one with GET /sse"
+            )
+            await respond_error(send, exc.status, INVALID_REQUEST, message)
+            return
+        except StoreUnavailable as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after)
+            return
+        await respond(send, 202)
+
+    async def sse_resume(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: str,
+        seq: int,
+        principal: str | None,
+    ) -> bool:
+        """Resume an HTTP+SSE stream of another worker's session; False (nothing sent)
+        when there is none to resume (the client then gets a new session)."""
+        try:
+            found = await self.sessions.lookup("", key, principal)
+        except StoreUnavailable:
+            return False
+        if found is None or found.session.kind != "sse" or found.session.main != key:
+            return False
+        if not _replayable(found, seq):
+            return False
+        endpoint = (
+            f"{scope.get('root_path', '')}{self._settings.messages_path}"
+            f"?session_id={quote(found.session.id)}"
+        )
+        preamble = encode_event(
+            endpoint,
+            event="endpoint",
+            event_id=f"{key}.{seq}",
+            retry_ms=self._settings.sse_retry_ms,
+        )
+        await self._serve(found.session, key, seq, scope, receive, send, preamble, STREAM_HEADERS)
+        return True
+
+    # -- Streamable HTTP --------------------------------------------------------------
+
+    async def streamable_post(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        session_id: str,
+        principal: str | None,
+        body: Body,
+        json_ok: bool,
+        sse_ok: bool,
+    ) -> None:
+        refusal = _initialize_in_batch(body)
+        if refusal is not None:
+            await respond_error(send, 400, INVALID_REQUEST, refusal)
+            return
+        requests = [item for item in body.messages if isinstance(item, Request)]
+        if len({request.id for request in requests}) < len(requests):
+            await respond_error(
+                send, 400, INVALID_REQUEST, "request ids must be unique within a batch"
+            )
+            return
+        key = new_stream_key() if requests else ""
+        try:
+            version = await self.sessions.forward(
+                session_id,
+                principal,
+                "streamable",
+                body.messages,
+                batch=body.is_batch,
+                stream_key=key,
+                carry_notifications=sse_ok,
+                size=body.size,
+            )
+        except Forwarded as exc:
+            message = (
+                str(exc)
+                if exc.status == 400
+                else "unknown or ended session: start a new one with 'initialize'"
+            )
+            await respond_error(send, exc.status, INVALID_REQUEST, message)
+            return
+        except StoreUnavailable as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after)
+            return
+        if not key:
+            await respond(send, 202, b"")
+            return
+        # The session's owner is found again only through Redis: the lookup that
+        # forwarding did tells which worker to tell of this writer.
+        shared = await self._shared(session_id, principal)
+        if shared is None:
+            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+            return
+        session_header = [(SESSION_HEADER, session_id.encode())]
+        stream = self.sessions.tail(shared, key, 0)
+        try:
+            if json_ok:
+                wait = self._settings.json_reply_wait if sse_ok else math.inf
+                responses = None
+                with trio.move_on_after(wait):
+                    responses = await stream.plain_responses()
+                if responses is not None:
+                    if not responses:
+                        if stream.closed:
+                            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+                        else:
+                            await respond(send, 202, b"", headers=session_header)
+                        return
+                    datas = [event.data for event in responses]
+                    payload = "[" + ",".join(datas) + "]" if body.is_batch else datas[0]
+                    await respond(
+                        send,
+                        200,
+                        payload.encode(),
+                        content_type=b"application/json",
+                        headers=session_header,
+                    )
+                    return
+            await serve_stream(
+                _Owner(session_id),
+                stream,
+                receive,
+                send,
+                self._settings,
+                cursor=0,
+                preamble=_priming(self._settings, version, stream, 0),
+                headers=STREAM_HEADERS + session_header,
+                take_over=False,
+                scope=scope,
+            )
+        finally:
+            self.sessions.untail(shared, stream)
+
+    async def _shared(self, session_id: str, principal: str | None) -> SharedSession | None:
+        try:
+            found = await self.sessions.lookup(session_id, "", principal)
+        except StoreUnavailable:
+            return None
+        return None if found is None else found.session
+
+    async def streamable_lookup(
+        self, send: Send, session_id: str, principal: str | None, key: str = ""
+    ) -> Lookup | None:
+        """The session (and the stream ``key``, or its main stream) for a GET or a
+        DELETE, or None after answering 404 or 503."""
+        try:
+            found = await self.sessions.lookup(session_id, key, principal)
+        except StoreUnavailable as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after)
+            return None
+        if found is None or found.session.kind != "streamable":
+            if key:
+                await respond_error(
+                    send, 400, INVALID_REQUEST, "Last-Event-ID names no stream of this session"
+                )
+            else:
+                await respond_error(
+                    send,
+                    404,
+                    INVALID_REQUEST,
+                    "unknown or ended session: start a new one with 'initialize'",
+                )
+            return None
+        return found
+
+    async def streamable_get(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        session_id: str,
+        principal: str | None,
+        resume: tuple[str, int] | None,
+    ) -> None:
+        key = resume[0] if resume is not None else ""
+        found = await self.streamable_lookup(send, session_id, principal, key)
+        if found is None:
+            return
+        if resume is None:
+            # A new GET: from what Redis holds now on (its client has no event id).
+            cursor = found.last
+            key = found.session.main
+            preamble = _priming(
+                self._settings, found.session.version, None, cursor, found.session.main
+            )
+        else:
+            cursor = resume[1]
+            if not _replayable(found, cursor):
+                await respond_error(
+                    send,
+                    400,
+                    INVALID_REQUEST,
+                    "the events after that Last-Event-ID are no longer kept",
+                )
+                return
+            preamble = b""
+        await self._serve(
+            found.session, key, cursor, scope, receive, send, preamble, STREAM_HEADERS
+        )
+
+    async def streamable_delete(self, send: Send, session_id: str, principal: str | None) -> None:
+        found = await self.streamable_lookup(send, session_id, principal)
+        if found is None:
+            return
+        self.sessions.end_remote(found.session)
+        await respond(send, 200, b"")
+
+    # -- serving a stream from Redis ---------------------------------------------------
+
+    async def _serve(
+        self,
+        session: SharedSession,
+        key: str,
+        cursor: int,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        preamble: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        stream = self.sessions.tail(session, key, cursor)
+        try:
+            await serve_stream(
+                _Owner(session.id),
+                stream,
+                receive,
+                send,
+                self._settings,
+                cursor=cursor,
+                preamble=preamble,
+                headers=headers,
+                take_over=True,
+                scope=scope,
+            )
+        finally:
+            self.sessions.untail(session, stream)
+
+
+def _replayable(found: Lookup, seq: int) -> bool:
+    """Whether Redis still holds every event after ``seq`` (and ``seq`` was one)."""
+    if seq < 0 or seq > found.last:
+        return False
+    return found.first == 0 or seq + 1 >= found.first
+
+
+def _initialize_in_batch(body: Body) -> str | None:
+    if body.is_batch and any(
+        isinstance(item, Request) and item.method == "initialize" for item in body.messages
+    ):
+        return "'initialize' must be sent alone, not in a batch"
+    return None
+
+
+def _priming(
+    settings: Settings,
+    version: str,
+    stream: RemoteStream | None,
+    cursor: int,
+    key: str = "",
+) -> bytes:
+    """As the owner's transport primes an event stream (2025-11-25 on)."""
+    if not version_at_least(version, "2025-11-25"):
+        return b""
+    stream_key = stream.key if stream is not None else key
+    return encode_event("", event_id=f"{stream_key}.{cursor}", retry_ms=settings.sse_retry_ms)

@@ -1,0 +1,744 @@
+"""HTTP+SSE and 2025-era Streamable HTTP sessions shared by the workers on one Redis.
+
+A session still lives in one worker, its *owner* (the one that opened it): its
+handlers, its :class:`~trio_mcp._protocol.ProtocolState` and its outbound streams are
+there. What Redis adds, behind ``Settings.redis_url`` only:
+
+* **A registry.** ``P:session:{id}`` (a hash: owner worker, principal, kind, main
+  stream key, negotiated version, fencing token) is written before the session's id is
+  handed out, and deleted when it ends. ``P:skey:{stream key}`` names the session of a
+  stream, for a resumption by event id alone (HTTP+SSE). Another principal's session
+  is answered as no session: a guessed id is worth nothing.
+* **Every event in Redis.** Each event a session's streams carry is appended, in
+  order, to the Redis stream ``P:stream:{stream key}`` with the id ``0-{seq}``, so the
+  event ids clients see (``{stream key}.{seq}``) are unchanged and a resumption
+  anywhere reads exactly what followed ``seq``. The id ``1-0`` marks a stream's end.
+  One task per worker (the publisher) sends them, a script per session per round
+  (several events in one command), checking the session's fencing token: a worker
+  whose session was taken from it can append nothing more.
+* **POSTs from anywhere.** A POST that reaches another worker is checked and appended
+  to the owner's control stream by one script (:data:`_FORWARD`), then answered 202;
+  the owner's single reader hands it to the session in order.
+* **Streams from anywhere.** A stream a client opens or resumes on another worker is
+  fed from its Redis stream by that worker's single reader (:class:`RemoteStream`);
+  the owner is told (``attach``/``detach`` on its control stream), so the session
+  counts its client as present, and a later writer elsewhere takes the stream over.
+
+Nothing here ever cancels a Redis command (see :mod:`._redis_client`): sends go
+through the publisher task, which is cancelled only between commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from ._eventlog import InMemoryEventLog
+from ._jsonrpc import (
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    parse_body,
+)
+from ._redis_client import RedisConnection
+from ._session import SessionClosed, SessionOverloaded
+from ._stream import OutboundStream
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+log = logging.getLogger("trio_mcp")
+
+#: Entries kept in a worker's control stream, which carries forwarded POSTs.
+CONTROL_LENGTH: Final = 10_000
+#: Commands the publisher sends per round at most (each carries many events).
+_ROUND: Final = 256
+#: Forwarded deliveries waiting for the owner's session, in order.
+_MAX_DELIVERIES: Final = 10_000
+
+# Register a new session; -> its fencing token.
+# KEYS: session hash, the worker's sessions set, the main stream's skey, the counter.
+# ARGV: owner, principal, kind, main key, ttl ms, session id.
+_REGISTER = """
+local token = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'principal', ARGV[2], 'kind', ARGV[3],
+           'main', ARGV[4], 'token', token)
+redis.call('SADD', KEYS[2], ARGV[6])
+redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+return token
+"""
+
+# Append events of one session, fenced. KEYS: the session hash.
+# ARGV: token, ttl ms, prefix, version ('' unchanged), max length, session id, then
+# per event:
+# stream key, seq, data, flag ('r' a response, 'n' anything else, 'e' the end).
+# -> 1; 0 when the token no longer holds (the session was taken or ended); -1 when
+# Redis no longer knows the session (it restarted without its data).
+_APPEND = """
+local token = redis.call('HGET', KEYS[1], 'token')
+if not token then return -1 end
+if token ~= ARGV[1] then return 0 end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'v', ARGV[4]) end
+for i = 7, #ARGV, 4 do
+  local key = ARGV[3] .. ':stream:' .. ARGV[i]
+  if ARGV[i + 1] == '1' then
+    -- A stream's first event: it can be resumed by its key from now on.
+    redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[i], ARGV[6], 'PX', ARGV[2])
+  end
+  if ARGV[i + 3] == 'e' then
+    redis.pcall('XADD', key, '1-0', 'e', '1')
+  else
+    redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[5], '0-' .. ARGV[i + 1],
+                'd', ARGV[i + 2], 'r', ARGV[i + 3])
+  end
+  redis.call('PEXPIRE', key, ARGV[2])
+end
+return 1
+"""
+
+# The end of a session: forget it. KEYS: session hash, the worker's sessions set.
+# ARGV: token, session id.
+_END = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# A POST for a session on another worker. KEYS: the session hash.
+# ARGV: principal, kind, prefix, messages (JSON), request stream key ('' none),
+# carry notifications (1/0), size, session id, ttl ms, batch (1/0), control length.
+# -> {0} no such session (for this principal), {-1} its worker is lost,
+#    {2, version} a batch its revision refuses, {1, version} forwarded.
+_FORWARD = """
+local s = redis.call('HMGET', KEYS[1], 'owner', 'principal', 'kind', 'v')
+if not s[1] or s[2] ~= ARGV[1] or s[3] ~= ARGV[2] then return {0} end
+local version = s[4] or ''
+if ARGV[10] == '1' and version ~= '' and version ~= '2024-11-05'
+   and version ~= '2025-03-26' then
+  return {2, version}
+end
+if redis.call('EXISTS', ARGV[3] .. ':worker:' .. s[1] .. ':alive') == 0 then return {-1} end
+if ARGV[5] ~= '' then
+  redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[5], ARGV[8], 'PX', ARGV[9])
+end
+redis.call('XADD', ARGV[3] .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ARGV[11], '*',
+           'op', 's.deliver', 'sid', ARGV[8], 'd', ARGV[4], 'k', ARGV[5], 'c', ARGV[6],
+           'n', ARGV[7])
+return {1, version}
+"""
+
+# A session for a GET, a resumption or a DELETE on a worker that does not own it.
+# ARGV: prefix, session id ('' to find it by the stream key), stream key ('' none),
+# principal.
+# -> {0}, or {1, session id, owner, kind, main key, version, first seq, last seq}
+#    (the stream's first and last event numbers, -1 for none, and whether it ended).
+_LOOKUP = """
+local sid = ARGV[2]
+if ARGV[3] ~= '' then
+  local owner = redis.call('GET', ARGV[1] .. ':skey:' .. ARGV[3])
+  if not owner or (sid ~= '' and owner ~= sid) then return {0} end
+  sid = owner
+end
+local s = redis.call('HMGET', ARGV[1] .. ':session:' .. sid, 'owner', 'principal', 'kind',
+                     'main', 'v')
+if not s[1] or s[2] ~= ARGV[4] then return {0} end
+local key = ARGV[1] .. ':stream:' .. (ARGV[3] ~= '' and ARGV[3] or s[4])
+local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+local last = redis.call('XREVRANGE', key, '(1-0', '-', 'COUNT', 1)
+local f = first[1] and first[1][1] or ''
+local l = last[1] and last[1][1] or ''
+return {1, sid, s[1], s[3], s[4], s[5] or '', f, l}
+"""
+
+
+@attrs.frozen
+class SharedSession:
+    """What another worker knows of a session (from its hash)."""
+
+    id: str
+    owner: str
+    kind: str
+    main: str
+    version: str
+
+
+@attrs.frozen
+class Lookup:
+    session: SharedSession
+    #: The stream's oldest and newest event numbers in Redis (0 for none).
+    first: int
+    last: int
+
+
+class Forwarded(Exception):
+    """Why a forwarded POST was not taken: ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _seq(entry_id: str) -> int:
+    # Events are 0-{seq}; the end marker is 1-0.
+    major, _, minor = entry_id.partition("-")
+    return int(minor) if major == "0" else -1
+
+
+def encode_message(message: Message) -> Any:
+    """A parsed message as the JSON the client sent (to forward it)."""
+    if isinstance(message, Request):
+        value: dict[str, Any] = {"jsonrpc": "2.0", "id": message.id, "method": message.method}
+        if message.params is not None:
+            value["params"] = message.params
+        return value
+    if isinstance(message, Notification):
+        value = {"jsonrpc": "2.0", "method": message.method}
+        if message.params is not None:
+            value["params"] = message.params
+        return value
+    if isinstance(message, Response):
+        return {"jsonrpc": "2.0", "id": message.id, "result": message.result}
+    assert isinstance(message, ErrorResponse)
+    return {"jsonrpc": "2.0", "id": message.id, "error": message.error}
+
+
+class MirroredStream(OutboundStream):
+    """An owner's outbound stream whose every event is also appended to Redis.
+
+    A stream read on another worker (``remote_readers``) counts an event as written
+    once it is in Redis: that is where its reader takes it from, and the emitters'
+    backpressure must not wait for a local writer that will never come."""
+
+    __slots__ = ("_ended", "_mirror", "_session_id", "durable", "remote_readers")
+
+    def __init__(self, mirror: RedisSessions, session_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mirror = mirror
+        self._session_id = session_id
+        self._ended = False
+        #: The newest event known to be in Redis.
+        self.durable = 0
+        self.remote_readers = 0
+
+    def _push(self, data: str, response: bool) -> None:
+        super()._push(data, response)
+        self._mirror.enqueue(self._session_id, self.key, self.log.last_seq, data, response)
+
+    def finish(self) -> None:
+        super().finish()
+        self._end()
+
+    def close(self) -> None:
+        super().close()
+        self._end()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._mirror.enqueue(self._session_id, self.key, 0, "", None)
+
+    def made_durable(self, seq: int) -> None:
+        self.durable = max(self.durable, seq)
+        if self.remote_readers and not self.attached_locally():
+            self.written = max(self.written, seq)
+            self._wake()
+
+    def attached_locally(self) -> bool:
+        return self.attached and not isinstance(self._writer, RemoteWriter)
+
+
+class RemoteWriter:
+    """Stands, on the owner, for a writer on another worker: taking the stream over
+    from it asks that worker to end its response."""
+
+    __slots__ = ("_mirror", "stream_key", "worker", "writer_id")
+
+    def __init__(self, mirror: RedisSessions, worker: str, writer_id: str, key: str) -> None:
+        self._mirror = mirror
+        self.worker = worker
+        self.writer_id = writer_id
+        self.stream_key = key
+
+    def cancel(self) -> None:
+        self._mirror.send_later(self.worker, {"op": "s.cancel", "w": self.writer_id})
+
+
+class _StartedLog(InMemoryEventLog):
+    """A log whose numbering continues after ``cursor`` (a remote stream's)."""
+
+    __slots__ = ()
+
+    def __init__(self, cursor: int) -> None:
+        super().__init__()
+        self._last = cursor
+
+
+class RemoteStream(OutboundStream):
+    """A stream of a session owned elsewhere, fed from Redis by this worker's reader."""
+
+    __slots__ = ("_tail_id", "cursor", "redis_key", "session_id", "writer_id")
+
+    def __init__(
+        self,
+        key: str,
+        session_id: str,
+        cursor: int,
+        settings_events: int,
+        settings_bytes: int,
+        redis_key: str,
+    ) -> None:
+        super().__init__(
+            max_events=settings_events,
+            max_bytes=settings_bytes,
+            log=_StartedLog(cursor),
+        )
+        self.key = key
+        self.session_id = session_id
+        self.redis_key = redis_key
+        #: Where the reader reads from next (a Redis stream id).
+        self.cursor = f"0-{cursor}"
+        self.writer_id = secrets.token_hex(8)
+
+    def feed(self, entry_id: str, fields: dict[str, str]) -> None:
+        """One entry the reader took: the next event, or the end."""
+        self.cursor = entry_id
+        seq = _seq(entry_id)
+        if seq < 0:
+            self.close()
+            return
+        if seq != self.log.last_seq + 1:
+            # Trimmed in Redis meanwhile: what the client missed cannot be sent whole.
+            log.info("stream %s: events lost in Redis; ending it", self.key[:8])
+            self.close()
+            return
+        self._trim()
+        events, size = self.log.size
+        if events >= 2 * self._max_events or size >= 2 * self._max_bytes:
+            # The client reads too slowly: end the response; it resumes from Redis.
+            self.close()
+            return
+        self._push(fields.get("d", ""), fields.get("r") == "r")
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    session_id: str
+    key: str
+    seq: int
+    data: str
+    flag: str
+
+
+class RedisSessions:
+    """This worker's part in sharing sessions. Made by the app; run by the
+    :class:`~trio_mcp._redis_worker.RedisWorker`, whose reader passes it the entries
+    of the streams it tails and the ``s.*`` commands of the control stream."""
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        replay_events: int,
+        replay_bytes: int,
+        ttl: float,
+    ) -> None:
+        self.connection = connection
+        self._replay_events = replay_events
+        self._replay_bytes = replay_bytes
+        self._ttl_ms = max(1, round(ttl * 1000))
+        #: This worker's own sessions, by id, with their fencing tokens.
+        self.local: dict[str, Session] = {}
+        self._tokens: dict[str, str] = {}
+        self._versions: dict[str, str] = {}
+        #: Streams of other workers' sessions read here, by Redis key.
+        self.tails: dict[str, RemoteStream] = {}
+        self._by_writer: dict[str, RemoteStream] = {}
+        self._outgoing: list[_Outgoing | tuple[str, dict[str, str]] | str] = []
+        self._work = trio.lowlevel.ParkingLot()
+        self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
+            _MAX_DELIVERIES
+        )
+        #: Set by the worker: wakes its reader (the tailed key set changed).
+        self.nudge: Callable[[], Awaitable[None]] | None = None
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def session_key(self, session_id: str) -> str:
+        return self.connection.key("session", session_id)
+
+    def stream_key(self, key: str) -> str:
+        return self.connection.key("stream", key)
+
+    # -- the owner's side ---------------------------------------------------------------
+
+    def new_stream(self, session: Session, **kwargs: Any) -> OutboundStream:
+        """A stream of one of this worker's sessions (``Session``'s stream factory)."""
+        return MirroredStream(self, session.id, **kwargs)
+
+    async def register(self, session: Session) -> None:
+        """Make a new session known to every worker, before its id is handed out.
+        Raises StoreUnavailable while Redis cannot be reached."""
+        redis = self.connection
+        token = await redis.script(
+            _REGISTER,
+            [
+                self.session_key(session.id),
+                redis.worker_key(redis.worker, "sessions"),
+                redis.key("skey", session.main.key),
+                redis.key("session-tokens"),
+            ],
+            [
+                redis.worker,
+                session.owner or "",
+                session.kind,
+                session.main.key,
+                self._ttl_ms,
+                session.id,
+            ],
+        )
+        self._tokens[session.id] = str(token)
+        self.local[session.id] = session
+        self._wake()
+
+    def forget(self, session: Session) -> None:
+        """The session ended here: forget it in Redis (after its last events)."""
+        if self.local.pop(session.id, None) is not None:
+            self._outgoing.append(("end", {"sid": session.id}))
+            self._wake()
+
+    def restore(self) -> None:
+        """Redis answers again after an outage: make sure it still knows every session
+        of this worker (a Redis restarted without its data has forgotten them)."""
+        for session_id in self.local:
+            self._outgoing.append(("reg", {"sid": session_id}))
+        self._wake()
+
+    async def _reregister(self, session: Session) -> None:
+        redis = self.connection
+        known = await redis.call(lambda: redis.client.hget(self.session_key(session.id), "token"))
+        if known is None:
+            await self.register(session)
+            self._versions.pop(session.id, None)
+
+    def enqueue(
+        self, session_id: str, key: str, seq: int, data: str, response: bool | None
+    ) -> None:
+        flag = "e" if response is None else ("r" if response else "n")
+        self._outgoing.append(_Outgoing(session_id, key, seq, data, flag))
+        self._wake()
+
+    def send_later(self, worker: str, fields: dict[str, str]) -> None:
+        self._outgoing.append((worker, fields))
+        self._wake()
+
+    def _wake(self) -> None:
+        self._work.unpark_all()
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The publisher and the deliverer, until cancelled (between commands)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._deliver_forwarded)
+            await self._publish()
+
+    async def _publish(self) -> None:
+        from ._task_store import StoreUnavailable
+
+        while True:
+            while not self._outgoing:
+                await self._work.park()
+            batch, self._outgoing = self._outgoing, []
+            try:
+                await self._send_batch(batch)
+            except StoreUnavailable:
+                # Kept, in order, for the next round: Redis may come back.
+                self._outgoing[:0] = batch
+                await trio.sleep(0.5)
+
+    async def _send_batch(self, batch: list[_Outgoing | tuple[str, dict[str, str]] | str]) -> None:
+        redis = self.connection
+        appends: dict[str, list[_Outgoing]] = {}
+        others: list[tuple[str, dict[str, str]]] = []
+        nudge = False
+        for item in batch:
+            if isinstance(item, _Outgoing):
+                appends.setdefault(item.session_id, []).append(item)
+            elif isinstance(item, tuple):
+                others.append(item)
+            else:
+                nudge = True
+        done: list[_Outgoing] = []
+        for session_id, items in appends.items():
+            token = self._tokens.get(session_id)
+            if token is None:
+                continue
+            session = self.local.get(session_id)
+            version = session.protocol.protocol_version if session is not None else None
+            changed = version if version and self._versions.get(session_id) != version else ""
+            args: list[Any] = [
+                token,
+                self._ttl_ms,
+                redis.prefix,
+                changed,
+                self._replay_events,
+                session_id,
+            ]
+            for item in items:
+                args += [item.key, item.seq, item.data, item.flag]
+            accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
+            if accepted == -1 and session is not None:
+                # Redis lost the session (restarted empty): make it known again, with
+                # what it has negotiated, and send the events once more.
+                await self.register(session)
+                args[0], args[3] = self._tokens[session.id], version or ""
+                accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
+            if changed:
+                self._versions[session_id] = changed
+            if accepted == 0 and session is not None:
+                log.warning("session %s was taken from this worker; ending it here", session_id[:8])
+                session.close()
+            done += items
+        for worker, fields in others:
+            if worker == "end":
+                await self._end(fields["sid"])
+            elif worker == "reg":
+                session = self.local.get(fields["sid"])
+                if session is not None and not session.closed:
+                    await self._reregister(session)
+            elif worker == "raw-end":
+                await self._end_orphan(fields["k"])
+            else:
+                await self._send(worker, fields)
+        if nudge and self.nudge is not None:
+            await self.nudge()
+        for item in done:
+            session = self.local.get(item.session_id)
+            stream = session.find_stream(item.key) if session is not None else None
+            if isinstance(stream, MirroredStream) and item.flag != "e":
+                stream.made_durable(item.seq)
+
+    async def _end(self, session_id: str) -> None:
+        redis = self.connection
+        token = self._tokens.pop(session_id, None)
+        self._versions.pop(session_id, None)
+        if token is not None:
+            await redis.script(
+                _END,
+                [self.session_key(session_id), redis.worker_key(redis.worker, "sessions")],
+                [token, session_id],
+            )
+
+    async def _send(self, worker: str, fields: dict[str, str]) -> None:
+        redis = self.connection
+        stream = redis.worker_key(worker, "control")
+        await redis.call(lambda: redis.client.xadd(stream, fields))
+
+    # -- forwarded messages -------------------------------------------------------------
+
+    def on_control(self, fields: dict[str, str]) -> None:
+        """An ``s.*`` command from the control stream (the reader's task: no waiting)."""
+        op = fields.get("op")
+        if op == "s.deliver" or op == "s.end":
+            try:
+                self._deliveries_send.send_nowait(fields)
+            except trio.WouldBlock:
+                log.warning("trio-mcp: forwarded messages for session %s dropped", fields["sid"])
+        elif op == "s.attach":
+            session = self.local.get(fields["sid"])
+            stream = session.find_stream(fields["k"]) if session is not None else None
+            if session is None or not isinstance(stream, MirroredStream):
+                self.enqueue_end_of(fields["k"])
+                return
+            stream.remote_readers += 1
+            stream.attach(
+                RemoteWriter(self, fields["from"], fields["w"], fields["k"]), take_over=True
+            )
+            stream.made_durable(stream.durable)
+            session.touch()
+        elif op == "s.detach":
+            session = self.local.get(fields["sid"])
+            stream = session.find_stream(fields["k"]) if session is not None else None
+            if session is not None and isinstance(stream, MirroredStream):
+                stream.remote_readers = max(0, stream.remote_readers - 1)
+                writer = stream._writer
+                if isinstance(writer, RemoteWriter) and writer.writer_id == fields["w"]:
+                    stream.detach(writer)
+                session.touch()
+        elif op == "s.cancel":
+            remote = self._by_writer.get(fields["w"])
+            if remote is not None:
+                remote.close()
+
+    def enqueue_end_of(self, key: str) -> None:
+        """End a stream whose session is not here (it ended): its reader stops."""
+        self._outgoing.append(("raw-end", {"k": key}))
+        self._wake()
+
+    async def _deliver_forwarded(self) -> None:
+        async for fields in self._deliveries:
+            session = self.local.get(fields["sid"])
+            key = fields.get("k", "")
+            if fields["op"] == "s.end":
+                if session is not None:
+                    session.close()
+                continue
+            if session is None or session.closed:
+                if key:
+                    await self._end_orphan(key)
+                continue
+            body = parse_body(fields["d"].encode())
+            messages = body.messages
+            stream = None
+            if key:
+                ids: list[RequestId] = [m.id for m in messages if isinstance(m, Request)]
+                stream = session.open_request_stream(
+                    ids, carry_notifications=fields.get("c") == "1", key=key
+                )
+                assert isinstance(stream, MirroredStream)
+                stream.remote_readers += 1
+            try:
+                await session.deliver(messages, size=int(fields.get("n", "0")))
+            except (SessionClosed, SessionOverloaded) as exc:
+                log.info("session %s: a forwarded message was refused: %s", session.id[:8], exc)
+                if stream is not None:
+                    stream.close()
+
+    async def _end_orphan(self, key: str) -> None:
+        from ._task_store import StoreUnavailable
+
+        redis = self.connection
+        try:
+            await redis.call(
+                lambda: redis.client.xadd(self.stream_key(key), {"e": "1"}, identifier="1-0")
+            )
+        except StoreUnavailable:
+            pass
+        except Exception:  # an id no longer above the stream's last: it ended already
+            pass
+
+    # -- another worker's side ----------------------------------------------------------
+
+    async def forward(
+        self,
+        session_id: str,
+        principal: str | None,
+        kind: str,
+        messages: list[Message],
+        *,
+        batch: bool,
+        stream_key: str = "",
+        carry_notifications: bool = True,
+        size: int = 0,
+    ) -> str:
+        """Hand a POST's messages to the session's owner, durably; -> the session's
+        version. Raises :class:`Forwarded` (404 unknown, 400 a refused batch) or
+        StoreUnavailable."""
+        redis = self.connection
+        payload = [encode_message(m) for m in messages]
+        data = json.dumps(payload if batch else payload[0])
+        answer = await redis.script(
+            _FORWARD,
+            [self.session_key(session_id)],
+            [
+                principal or "",
+                kind,
+                redis.prefix,
+                data,
+                stream_key,
+                "1" if carry_notifications else "0",
+                size,
+                session_id,
+                self._ttl_ms,
+                "1" if batch else "0",
+                CONTROL_LENGTH,
+            ],
+        )
+        status = int(answer[0])
+        if status == 0:
+            raise Forwarded(404, "unknown or ended session")
+        if status == -1:
+            raise Forwarded(404, "the server process holding this session was lost")
+        if status == 2:
+            raise Forwarded(400, f"JSON-RPC batches are not part of MCP {answer[1]}")
+        return str(answer[1])
+
+    async def lookup(
+        self, session_id: str, stream_key: str, principal: str | None
+    ) -> Lookup | None:
+        redis = self.connection
+        answer = await redis.script(
+            _LOOKUP, [], [redis.prefix, session_id, stream_key, principal or ""]
+        )
+        if int(answer[0]) == 0:
+            return None
+        sid, owner, kind, main, version, first, last = (str(x) for x in answer[1:8])
+        return Lookup(
+            SharedSession(sid, owner, kind, main, version),
+            max(0, _seq(first)) if first else 0,
+            max(0, _seq(last)) if last else 0,
+        )
+
+    def tail(self, session: SharedSession, key: str, cursor: int) -> RemoteStream:
+        """Read the stream ``key`` of another worker's session from ``cursor`` on;
+        the owner is told a writer is attached here."""
+        stream = RemoteStream(
+            key,
+            session.id,
+            cursor,
+            self._replay_events,
+            self._replay_bytes,
+            self.stream_key(key),
+        )
+        self.tails[stream.redis_key] = stream
+        self._by_writer[stream.writer_id] = stream
+        self.send_later(
+            session.owner,
+            {
+                "op": "s.attach",
+                "sid": session.id,
+                "k": key,
+                "w": stream.writer_id,
+                "from": self.connection.worker,
+            },
+        )
+        self._outgoing.append("nudge")
+        self._wake()
+        return stream
+
+    def untail(self, session: SharedSession, stream: RemoteStream) -> None:
+        if self.tails.get(stream.redis_key) is stream:
+            del self.tails[stream.redis_key]
+        self._by_writer.pop(stream.writer_id, None)
+        stream.close()
+        self.send_later(
+            session.owner,
+            {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id},
+        )
+
+    def cursors(self) -> dict[str, str]:
+        return {key: stream.cursor for key, stream in self.tails.items()}
+
+    def on_entries(self, key: str, items: list[tuple[str, dict[str, str]]]) -> None:
+        stream = self.tails.get(key)
+        if stream is None:
+            return
+        for entry_id, fields in items:
+            if stream.closed:
+                break
+            stream.feed(entry_id, fields)
+        if stream.closed and self.tails.get(key) is stream:
+            del self.tails[key]
+
+    def end_remote(self, session: SharedSession) -> None:
+        """DELETE on another worker: the owner ends the session."""
+        self.send_later(session.owner, {"op": "s.end", "sid": session.id})
