@@ -21,6 +21,18 @@ async def worker() -> int:
     return os.getpid()
 
 
+@server.tool()
+async def slow(seconds: float) -> str:
+    """A plain call that takes a while: in flight when its worker is killed."""
+    await trio.sleep(seconds)
+    return "slept"
+
+
+@server.tool()
+async def echo(text: str) -> str:
+    return text
+
+
 @server.tool(task="required")
 async def forever() -> str:
     """Runs until cancelled."""

@@ -41,6 +41,7 @@ SESSIONS = {
     "_redis_tasks",
     "_redis_worker",
     "_redis_sessions",
+    "_redis_takeover",
 }
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO

@@ -290,9 +290,9 @@ async def test_while_redis_is_down_a_post_elsewhere_is_503_and_open_streams_stay
             response = await http.post(b + sse.endpoint, json=call(5, "echo", text="x"))
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"
-            # The stream on A is still open and its session still served locally.
-            reply = await sse.call("tools/call", {"name": "echo", "arguments": {"text": "a"}})
-            assert reply["result"]["content"] == [{"type": "text", "text": "a"}]
+            # Nor is a POST on the owner accepted: 202 means durable in Redis.
+            response = await http.post(a + sse.endpoint, json=call(5, "echo", text="x"))
+            assert response.status_code == 503
             redis.start()  # empty: the owner makes its sessions known again by itself
             sse.expect({6: "tools/call"})
             with trio.fail_after(WAIT):
@@ -320,7 +320,9 @@ async def test_an_owner_whose_token_was_taken_appends_nothing_more_and_ends_the_
             await connection.call(lambda: connection.client.hincrby(hash_key, "token", 1))
             stream = connection.key("stream", session.main.key)
             before = await connection.call(lambda: connection.client.xlen(stream))
-            await sse.send_request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+            async with httpx.AsyncClient(timeout=WAIT) as http:
+                response = await http.post(a + sse.endpoint, json=call(3, "echo", text="x"))
+            assert response.status_code == 404  # not accepted: no reply will ever come
             with trio.fail_after(WAIT):
                 while not session.closed:
                     await trio.sleep(0.01)

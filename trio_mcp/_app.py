@@ -123,6 +123,7 @@ class App(QuartTrio):
         if self.redis is not None and connection is not None:
             sessions = _shared_sessions(connection, self.settings)
             self.supervisor.shared = sessions
+            sessions.adopt = self.supervisor.adopt
             self.redis.sessions = sessions
             from ._redis_http import RemoteSessionsHttp
 

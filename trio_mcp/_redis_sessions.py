@@ -34,6 +34,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -50,6 +51,7 @@ from ._jsonrpc import (
     parse_body,
 )
 from ._redis_client import RedisConnection
+from ._redis_takeover import ACCEPT, LOST_CODE, LOST_MESSAGE, TAKE, Taken, parse_taken, snapshot
 from ._session import SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
@@ -78,9 +80,10 @@ return token
 """
 
 # Append events of one session, fenced. KEYS: the session hash.
-# ARGV: token, ttl ms, prefix, version ('' unchanged), max length, session id, then
-# per event:
-# stream key, seq, data, flag ('r' a response, 'n' anything else, 'e' the end).
+# ARGV: token, ttl ms, prefix, version ('' unchanged), max length, session id, state
+# ('' unchanged), then per event: stream key, seq, data, flag ('r' a response, 'n'
+# anything else, 'e' the end), the id (JSON) of the request it answers ('' none), which
+# leaves the session's pending requests in the same step.
 # -> 1; 0 when the token no longer holds (the session was taken or ended); -1 when
 # Redis no longer knows the session (it restarted without its data).
 _APPEND = """
@@ -88,7 +91,9 @@ local token = redis.call('HGET', KEYS[1], 'token')
 if not token then return -1 end
 if token ~= ARGV[1] then return 0 end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'v', ARGV[4]) end
-for i = 7, #ARGV, 4 do
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[7]) end
+for i = 8, #ARGV, 5 do
+  if ARGV[i + 4] ~= '' then redis.call('HDEL', ARGV[3] .. ':pending:' .. ARGV[6], ARGV[i + 4]) end
   local key = ARGV[3] .. ':stream:' .. ARGV[i]
   if ARGV[i + 1] == '1' then
     -- A stream's first event: it can be resumed by its key from now on.
@@ -115,11 +120,13 @@ return 1
 
 # A POST for a session on another worker. KEYS: the session hash.
 # ARGV: principal, kind, prefix, messages (JSON), request stream key ('' none),
-# carry notifications (1/0), size, session id, ttl ms, batch (1/0), control length.
+# carry notifications (1/0), size, session id, ttl ms, batch (1/0), control length,
+# then the ids (JSON) of the requests: kept pending until answered (a new owner
+# answers them if this one dies first).
 # -> {0} no such session (for this principal), {-1} its worker is lost,
 #    {2, version} a batch its revision refuses, {1, version} forwarded.
 _FORWARD = """
-local s = redis.call('HMGET', KEYS[1], 'owner', 'principal', 'kind', 'v')
+local s = redis.call('HMGET', KEYS[1], 'owner', 'principal', 'kind', 'v', 'main')
 if not s[1] or s[2] ~= ARGV[1] or s[3] ~= ARGV[2] then return {0} end
 local version = s[4] or ''
 if ARGV[10] == '1' and version ~= '' and version ~= '2024-11-05'
@@ -130,6 +137,11 @@ if redis.call('EXISTS', ARGV[3] .. ':worker:' .. s[1] .. ':alive') == 0 then ret
 if ARGV[5] ~= '' then
   redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[5], ARGV[8], 'PX', ARGV[9])
 end
+local pkey = ARGV[3] .. ':pending:' .. ARGV[8]
+for i = 12, #ARGV do
+  redis.call('HSET', pkey, ARGV[i], ARGV[5] ~= '' and ARGV[5] or s[5])
+end
+if #ARGV >= 12 then redis.call('PEXPIRE', pkey, ARGV[9]) end
 redis.call('XADD', ARGV[3] .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ARGV[11], '*',
            'op', 's.deliver', 'sid', ARGV[8], 'd', ARGV[4], 'k', ARGV[5], 'c', ARGV[6],
            'n', ARGV[7])
@@ -139,8 +151,8 @@ return {1, version}
 # A session for a GET, a resumption or a DELETE on a worker that does not own it.
 # ARGV: prefix, session id ('' to find it by the stream key), stream key ('' none),
 # principal.
-# -> {0}, or {1, session id, owner, kind, main key, version, first seq, last seq}
-#    (the stream's first and last event numbers, -1 for none, and whether it ended).
+# -> {0}, or {1, session id, owner, kind, main key, version, first seq, last seq,
+#    owner alive (1/0)} (the stream's first and last event ids, '' for none).
 _LOOKUP = """
 local sid = ARGV[2]
 if ARGV[3] ~= '' then
@@ -156,7 +168,8 @@ local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
 local last = redis.call('XREVRANGE', key, '(1-0', '-', 'COUNT', 1)
 local f = first[1] and first[1][1] or ''
 local l = last[1] and last[1][1] or ''
-return {1, sid, s[1], s[3], s[4], s[5] or '', f, l}
+local alive = redis.call('EXISTS', ARGV[1] .. ':worker:' .. s[1] .. ':alive')
+return {1, sid, s[1], s[3], s[4], s[5] or '', f, l, alive}
 """
 
 
@@ -177,6 +190,8 @@ class Lookup:
     #: The stream's oldest and newest event numbers in Redis (0 for none).
     first: int
     last: int
+    #: Whether the owner's heartbeat still runs.
+    alive: bool = True
 
 
 class Forwarded(Exception):
@@ -231,7 +246,14 @@ class MirroredStream(OutboundStream):
 
     def _push(self, data: str, response: bool) -> None:
         super()._push(data, response)
-        self._mirror.enqueue(self._session_id, self.key, self.log.last_seq, data, response)
+        answers = ""
+        if response:
+            try:
+                answered = json.loads(data).get("id")
+            except (ValueError, AttributeError):
+                answered = None
+            answers = "" if answered is None else json.dumps(answered)
+        self._mirror.enqueue(self._session_id, self.key, self.log.last_seq, data, response, answers)
 
     def finish(self) -> None:
         super().finish()
@@ -250,7 +272,24 @@ class MirroredStream(OutboundStream):
         self.durable = max(self.durable, seq)
         if self.remote_readers and not self.attached_locally():
             self.written = max(self.written, seq)
-            self._wake()
+        self._wake()
+
+    def visible_seq(self) -> int:
+        # A client is shown only what Redis holds: an event id it may resume from on
+        # any worker, and a reply a new owner will not answer a second time.
+        return self.durable
+
+    def preload(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Take a lost owner's events from Redis (a takeover): resumptions here
+        replay them, and the numbering goes on after them."""
+        for entry_id, fields in entries:
+            seq = _seq(entry_id)
+            if seq < 0:
+                continue
+            if not self.log.last_seq:
+                self.log = _StartedLog(seq - 1)
+            OutboundStream._push(self, fields.get("d", ""), fields.get("r") == "r")
+        self.durable = self.written = self.log.last_seq
 
     def attached_locally(self) -> bool:
         return self.attached and not isinstance(self._writer, RemoteWriter)
@@ -336,6 +375,7 @@ class _Outgoing:
     seq: int
     data: str
     flag: str
+    answers: str = ""
 
 
 class RedisSessions:
@@ -359,6 +399,7 @@ class RedisSessions:
         self.local: dict[str, Session] = {}
         self._tokens: dict[str, str] = {}
         self._versions: dict[str, str] = {}
+        self._states: dict[str, str] = {}
         #: Streams of other workers' sessions read here, by Redis key.
         self.tails: dict[str, RemoteStream] = {}
         self._by_writer: dict[str, RemoteStream] = {}
@@ -369,6 +410,11 @@ class RedisSessions:
         )
         #: Set by the worker: wakes its reader (the tailed key set changed).
         self.nudge: Callable[[], Awaitable[None]] | None = None
+        #: Set by the app: rebuilds a session taken from a lost worker (its main
+        #: stream's events in Redis given) and starts it here.
+        self.adopt: Callable[[Taken, list[tuple[str, dict[str, str]]]], Awaitable[None]] | None = (
+            None
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -422,6 +468,72 @@ class RedisSessions:
             self._outgoing.append(("reg", {"sid": session_id}))
         self._wake()
 
+    async def accept(self, session: Session, requests: list[tuple[RequestId, str]]) -> bool:
+        """A POST on the owner: its requests are pending in Redis before it is
+        answered 202 (see :mod:`._redis_takeover`). Awaited in the POST's own task;
+        a cancellation there leaves at most a pending entry its reply removes."""
+        token = self._tokens.get(session.id)
+        if token is None:
+            return False
+        redis = self.connection
+        args: list[Any] = [token, self._ttl_ms]
+        for request_id, key in requests:
+            args += [json.dumps(request_id), key]
+        kept = await redis.script(
+            ACCEPT,
+            [self.session_key(session.id), redis.key("pending", session.id)],
+            args,
+        )
+        if int(kept) == -1:
+            from ._task_store import StoreUnavailable
+
+            self.restore()
+            raise StoreUnavailable("the shared store (Redis) lost the session; retry")
+        if int(kept) == 0:
+            log.warning("session %s was taken from this worker; ending it here", session.id[:8])
+            session.close()
+            return False
+        return True
+
+    async def take_over(self, session_id: str) -> bool:
+        """Take a session whose owner is dead, answer its pending requests with the
+        worker-lost error, and rebuild it here; False when its owner lives (or there
+        is no such session). Raises StoreUnavailable."""
+        redis = self.connection
+        answer = await redis.script(
+            TAKE,
+            [
+                self.session_key(session_id),
+                redis.worker_key(redis.worker, "sessions"),
+                redis.key("session-tokens"),
+            ],
+            [redis.prefix, redis.worker, session_id, LOST_MESSAGE, LOST_CODE],
+        )
+        if int(answer[0]) != 1:
+            return False
+        taken = parse_taken(session_id, answer)
+        log.warning("trio-mcp: took over session %s from a lost worker", session_id[:8])
+        entries = await redis.call(
+            lambda: redis.client.xrange(self.stream_key(taken.main), "-", "(1-0")
+        )
+        items = [
+            (str(e.identifier), {str(k): str(v) for k, v in e.field_values.items()})
+            for e in entries
+        ]
+        self._tokens[session_id] = taken.token
+        if self.adopt is not None:
+            await self.adopt(taken, items)
+        return True
+
+    async def take_over_all(self, worker: str) -> None:
+        """The heartbeat found ``worker`` dead: take each of its sessions (whoever
+        comes first takes each; the others find a live owner)."""
+        redis = self.connection
+        key = redis.worker_key(worker, "sessions")
+        for session_id in await redis.call(lambda: redis.client.smembers(key)):
+            if not await self.take_over(str(session_id)):
+                await redis.call(partial(redis.client.srem, key, [str(session_id)]))
+
     async def _reregister(self, session: Session) -> None:
         redis = self.connection
         known = await redis.call(lambda: redis.client.hget(self.session_key(session.id), "token"))
@@ -430,10 +542,16 @@ class RedisSessions:
             self._versions.pop(session.id, None)
 
     def enqueue(
-        self, session_id: str, key: str, seq: int, data: str, response: bool | None
+        self,
+        session_id: str,
+        key: str,
+        seq: int,
+        data: str,
+        response: bool | None,
+        answers: str = "",
     ) -> None:
         flag = "e" if response is None else ("r" if response else "n")
-        self._outgoing.append(_Outgoing(session_id, key, seq, data, flag))
+        self._outgoing.append(_Outgoing(session_id, key, seq, data, flag, answers))
         self._wake()
 
     def send_later(self, worker: str, fields: dict[str, str]) -> None:
@@ -485,6 +603,8 @@ class RedisSessions:
             session = self.local.get(session_id)
             version = session.protocol.protocol_version if session is not None else None
             changed = version if version and self._versions.get(session_id) != version else ""
+            state = snapshot(session) if session is not None else ""
+            state_changed = state if state != self._states.get(session_id) else ""
             args: list[Any] = [
                 token,
                 self._ttl_ms,
@@ -492,18 +612,21 @@ class RedisSessions:
                 changed,
                 self._replay_events,
                 session_id,
+                state_changed,
             ]
             for item in items:
-                args += [item.key, item.seq, item.data, item.flag]
+                args += [item.key, item.seq, item.data, item.flag, item.answers]
             accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
             if accepted == -1 and session is not None:
                 # Redis lost the session (restarted empty): make it known again, with
                 # what it has negotiated, and send the events once more.
                 await self.register(session)
-                args[0], args[3] = self._tokens[session.id], version or ""
+                args[0], args[3], args[6] = self._tokens[session.id], version or "", state
                 accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
             if changed:
                 self._versions[session_id] = changed
+            if state_changed and accepted == 1:
+                self._states[session_id] = state_changed
             if accepted == 0 and session is not None:
                 log.warning("session %s was taken from this worker; ending it here", session_id[:8])
                 session.close()
@@ -531,6 +654,7 @@ class RedisSessions:
         redis = self.connection
         token = self._tokens.pop(session_id, None)
         self._versions.pop(session_id, None)
+        self._states.pop(session_id, None)
         if token is not None:
             await redis.script(
                 _END,
@@ -607,7 +731,7 @@ class RedisSessions:
                 assert isinstance(stream, MirroredStream)
                 stream.remote_readers += 1
             try:
-                await session.deliver(messages, size=int(fields.get("n", "0")))
+                await session.deliver(messages, size=int(fields.get("n", "0")), recorded=True)
             except (SessionClosed, SessionOverloaded) as exc:
                 log.info("session %s: a forwarded message was refused: %s", session.id[:8], exc)
                 if stream is not None:
@@ -639,6 +763,7 @@ class RedisSessions:
         stream_key: str = "",
         carry_notifications: bool = True,
         size: int = 0,
+        retry: bool = True,
     ) -> str:
         """Hand a POST's messages to the session's owner, durably; -> the session's
         version. Raises :class:`Forwarded` (404 unknown, 400 a refused batch) or
@@ -646,6 +771,7 @@ class RedisSessions:
         redis = self.connection
         payload = [encode_message(m) for m in messages]
         data = json.dumps(payload if batch else payload[0])
+        pending = [json.dumps(m.id) for m in messages if isinstance(m, Request)]
         answer = await redis.script(
             _FORWARD,
             [self.session_key(session_id)],
@@ -661,9 +787,22 @@ class RedisSessions:
                 self._ttl_ms,
                 "1" if batch else "0",
                 CONTROL_LENGTH,
+                *pending,
             ],
         )
         status = int(answer[0])
+        if status == -1 and retry and await self.take_over(session_id):
+            return await self.forward(
+                session_id,
+                principal,
+                kind,
+                messages,
+                batch=batch,
+                stream_key=stream_key,
+                carry_notifications=carry_notifications,
+                size=size,
+                retry=False,
+            )
         if status == 0:
             raise Forwarded(404, "unknown or ended session")
         if status == -1:
@@ -673,7 +812,7 @@ class RedisSessions:
         return str(answer[1])
 
     async def lookup(
-        self, session_id: str, stream_key: str, principal: str | None
+        self, session_id: str, stream_key: str, principal: str | None, *, retry: bool = True
     ) -> Lookup | None:
         redis = self.connection
         answer = await redis.script(
@@ -682,10 +821,15 @@ class RedisSessions:
         if int(answer[0]) == 0:
             return None
         sid, owner, kind, main, version, first, last = (str(x) for x in answer[1:8])
+        if int(answer[8]) == 0 and retry and await self.take_over(sid):
+            # Taken here: what the lost owner left (and the errors for what it had
+            # not answered) is in Redis, served from there like any other stream.
+            return await self.lookup(session_id, stream_key, principal, retry=False)
         return Lookup(
             SharedSession(sid, owner, kind, main, version),
             max(0, _seq(first)) if first else 0,
             max(0, _seq(last)) if last else 0,
+            int(answer[8]) == 1,
         )
 
     def tail(self, session: SharedSession, key: str, cursor: int) -> RemoteStream:

@@ -62,11 +62,13 @@ _CONTROL_LENGTH: Final = 1000
 _MAXLEN: Final = PureToken.MAXLEN
 _APPROX: Final = PureToken.APPROXIMATELY
 
-# Renew this worker's heartbeat; -> the workers whose heartbeat has stopped.
+# Renew this worker's heartbeat; -> whether it had expired (1/0: Redis may have lost
+# this worker's data), then the workers whose heartbeat has stopped.
 _HEARTBEAT = """
+local expired = 1 - redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
-local dead = {}
+local dead = {expired}
 for _, w in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if w ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. ':worker:' .. w .. ':alive') == 0 then
     table.insert(dead, w)
@@ -134,6 +136,8 @@ class RedisWorker:
         #: also tails, and whose commands come on its control stream.
         self.sessions: RedisSessions | None = None
         self._beat_failed = False
+        # Whether a heartbeat has been written yet (an expired one is news only then).
+        self._beaten = False
         runner.remote = self
         server.subscribe_changes(self._on_change)
 
@@ -223,17 +227,22 @@ class RedisWorker:
                 [redis.worker_key(self.id, "alive"), redis.key("workers")],
                 [self.id, max(1, round(self._timeout * 1000)), redis.prefix],
             )
-            if self._beat_failed and self.sessions is not None:
+            expired = bool(int(lost[0])) and self._beaten
+            if (self._beat_failed or expired) and self.sessions is not None:
                 self.sessions.restore()
             self._beat_failed = False
-            for worker in lost or ():
+            self._beaten = True
+            for worker in lost[1:]:
                 await self._settle_lost(str(worker))
         except StoreUnavailable:
             self._beat_failed = True  # logged once by the connection; tried again next beat
 
     async def _settle_lost(self, worker: str) -> None:
-        """Fail every task of a worker whose heartbeat stopped, then forget it."""
+        """Take the sessions of a worker whose heartbeat stopped, fail every task of
+        it, then forget it."""
         redis = self.connection
+        if self.sessions is not None:
+            await self.sessions.take_over_all(worker)
         tasks_key = redis.worker_key(worker, "tasks")
         task_ids = await redis.call(lambda: redis.client.smembers(tasks_key))
         for task_id in task_ids:

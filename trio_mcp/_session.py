@@ -94,6 +94,12 @@ class StreamMirror(Protocol):
         budget: ByteBudget,
     ) -> OutboundStream: ...
 
+    async def accept(self, session: Session, requests: list[tuple[RequestId, str]]) -> bool:
+        """Keep these requests (each with the key of the stream its reply goes to)
+        as accepted and unanswered before the client hears they were; False when the
+        session is no longer this worker's. Raises StoreUnavailable."""
+        ...
+
 
 class SessionClosed(Exception):
     """The session ended; the transport answers 404 to anything still addressed to it."""
@@ -368,7 +374,9 @@ class Session:
 
     # -- inbound ------------------------------------------------------------------------
 
-    async def deliver(self, messages: Sequence[Message], *, size: int = 0) -> None:
+    async def deliver(
+        self, messages: Sequence[Message], *, size: int = 0, recorded: bool = False
+    ) -> None:
         """Act on messages the client sent, in order; ``size`` is the length of the
         body that carried them, shared among them: each request dispatched is charged
         its share of the session's byte budget until it is answered.
@@ -379,6 +387,8 @@ class Session:
         ended, :class:`SessionOverloaded` if the client has left so much unread that
         even an immediate reply has no room.
         """
+        if self._mirror is not None and not recorded:
+            await self._record(messages)
         # Activity, but no change that could bring the session's end closer: the
         # session's task need not wake (it rereads the time when its deadline passes).
         self._last_activity = trio.current_time()
@@ -419,6 +429,27 @@ class Session:
         finally:
             # The supervisor keeps idle sessions in order of their last sign of life.
             self._note_idleness()
+
+    async def _record(self, messages: Sequence[Message]) -> None:
+        """Make the requests durable where the session is shared (``recorded``: a
+        forwarded POST already is), so that a new owner answers them if this worker
+        dies; raises SessionOverloaded (503) while that store cannot be reached."""
+        from ._task_store import StoreUnavailable
+
+        assert self._mirror is not None
+        requests = [
+            (m.id, self._routes.get(m.id, self.main).key)
+            for m in messages
+            if isinstance(m, Request)
+        ]
+        if not requests:
+            return
+        try:
+            kept = await self._mirror.accept(self, requests)
+        except StoreUnavailable as exc:
+            raise SessionOverloaded(str(exc)) from None
+        if not kept:
+            raise SessionClosed(self.id)
 
     async def _serve(self, request: Request, scope: trio.CancelScope, size: int) -> None:
         """Handle a request, then let go of it: its ``size`` bytes, charged when it was

@@ -271,20 +271,29 @@ class OutboundStream:
         :meth:`beat`); ``None`` once the stream is complete and everything was handed
         out. Waiting here has no deadline: the heartbeat clock provides the timing."""
         while True:
+            visible = self.visible_seq()
             # Caught up is the common case (every heartbeat): no need to ask for a slice.
-            events = self.log.after(cursor) if cursor != self.log.last_seq else []
+            events = self.log.after(cursor) if cursor != visible else []
             if events is None:
                 raise StreamGap
+            if events and events[-1].seq > visible:
+                events = [event for event in events if event.seq <= visible]
             if events:
                 self.written = max(self.written, events[-1].seq)
                 self._wake()  # room for waiting emitters
                 return events
-            if self.complete:
+            if self.complete and (self.closed or visible >= self.log.last_seq):
                 return None
             if self.heartbeat_due:
                 self.heartbeat_due = False
                 return []
             await self._changed.park()
+
+    def visible_seq(self) -> int:
+        """The newest event a writer may send: all of them here; a stream kept
+        elsewhere too shows an event only once it is kept there (see
+        :class:`~trio_mcp._redis_sessions.MirroredStream`)."""
+        return self.log.last_seq
 
     def beat(self) -> None:
         """The writer has been silent for a heartbeat interval: wake it to send one."""
@@ -297,7 +306,9 @@ class OutboundStream:
         Returns the events (all responses, possibly none) in the first case, marking
         them as written; ``None`` in the second, when only an event stream will do.
         """
-        while not self.complete and self.responses_only:
+        while self.responses_only and not (
+            self.complete and (self.closed or self.visible_seq() >= self.log.last_seq)
+        ):
             await self._changed.park()
         if not self.responses_only:
             return None

@@ -31,6 +31,7 @@ from ._task_store import StoreUnavailable
 
 if TYPE_CHECKING:
     from ._redis_sessions import RedisSessions
+    from ._redis_takeover import Taken
 
 log = logging.getLogger("trio_mcp")
 
@@ -127,6 +128,37 @@ class SessionSupervisor:
                 self.end(session)
                 raise NotServing(str(exc), exc.retry_after) from None
         return session
+
+    async def adopt(self, taken: Taken, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Serve here a session taken from a lost worker (``Settings.redis_url``): the
+        same id, principal and negotiated state, its main stream going on from the
+        events Redis holds. Its token is already this worker's (the takeover set it),
+        so it is not registered anew."""
+        from ._redis_takeover import restore
+
+        assert self.shared is not None
+        if self._nursery is None or self.store.get(taken.id) is not None:
+            return
+        kind: TransportKind = "sse" if taken.kind == "sse" else "streamable"
+        session = Session(
+            taken.id,
+            self._server,
+            self._settings,
+            kind,
+            taken.principal,
+            on_idle=self._note_idle,
+            mirror=self.shared,
+        )
+        restore(session, taken.state)
+        main = session.main
+        session.streams.pop(main.key, None)
+        main.key = taken.main
+        session.streams[main.key] = main
+        preload = getattr(main, "preload", None)
+        if preload is not None:
+            preload(entries)
+        await self._nursery.start(self._own, session)
+        self.shared.local[session.id] = session
 
     def _note_idle(self, session: Session, since: float | None) -> None:
         self._idle.pop(session, None)

@@ -1,0 +1,178 @@
+"""A killed worker loses nothing: the survivor takes its sessions over (Settings.redis_url).
+
+The doomed worker is a real process (``python -m trio_mcp`` on tests/redis_target.py)
+killed with SIGKILL while calls are in flight; the survivor shares its redis-server.
+Every request the client was answered 202 for gets exactly one reply: its result if
+it reached Redis, else the worker-lost error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import trio
+from redispeer import RedisPeer
+from sseclient import Event, event_stream, open_sse
+from test_redis_processes import PYTHON_M, worker_processes
+
+import trio_mcp
+from trio_mcp._redis_client import RedisConnection
+from trio_mcp._redis_takeover import LOST_CODE, LOST_MESSAGE, TAKE
+
+Serve = Callable[[Any], Any]
+#: Bound on every wait: the worker timeout is 1 s, a takeover follows within a beat.
+WAIT = 10.0
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2024-11-05",
+        "capabilities": {"roots": {}},
+        "clientInfo": {"name": "takeover-test", "version": "1"},
+    },
+}
+
+
+def call(request_id: int, name: str, **arguments: Any) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def survivor_app(redis: RedisPeer) -> trio_mcp.App:
+    server = trio_mcp.Server("survivor")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        return text
+
+    return server.asgi_app(trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+
+
+async def messages_until(
+    events: AsyncIterator[Event], ids: set[int], seen: Counter[int]
+) -> str | None:
+    """Count the replies the stream carries until every id in ``ids`` has one; the
+    last event id."""
+    last = None
+    with trio.fail_after(WAIT):
+        async for event in events:
+            if not event.data:
+                continue
+            last = event.id
+            message = json.loads(event.data)
+            if "id" in message and ("result" in message or "error" in message):
+                seen[message["id"]] += 1
+                if all(seen[i] for i in ids):
+                    return last
+    raise AssertionError("the stream ended")
+
+
+async def test_a_killed_workers_session_is_taken_over_and_every_accepted_call_answered_once(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    replies: Counter[int] = Counter()
+    errors: dict[int, dict[str, Any]] = {}
+    with worker_processes([*PYTHON_M, "redis_target:app"], redis) as (doomed, pid):
+        async with serve_app(survivor_app(redis)) as there, httpx.AsyncClient(timeout=WAIT) as http:
+            async with event_stream(http, doomed) as events:
+                with trio.fail_after(WAIT):
+                    endpoint = (await events.__anext__()).data
+                assert (await http.post(doomed + endpoint, json=INIT)).status_code == 202
+                await messages_until(events, {1}, replies)
+                notified = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                assert (await http.post(doomed + endpoint, json=notified)).status_code == 202
+                for request_id in (10, 11, 12):
+                    slow = call(request_id, "slow", seconds=60)
+                    assert (await http.post(doomed + endpoint, json=slow)).status_code == 202
+                echo = call(13, "echo", text="before")
+                assert (await http.post(doomed + endpoint, json=echo)).status_code == 202
+                last = await messages_until(events, {13}, replies)
+                os.kill(pid, signal.SIGKILL)  # no settling, no goodbye
+            # The client comes back, to the other worker, from the last event it saw.
+            async with event_stream(http, there, last) as events:
+                with trio.fail_after(WAIT):
+                    resumed = await events.__anext__()
+                assert resumed.event == "endpoint" and resumed.data == endpoint
+                with trio.fail_after(WAIT):
+                    async for event in events:
+                        if event.data:
+                            message = json.loads(event.data)
+                            replies[message["id"]] += 1
+                            errors[message["id"]] = message.get("error")
+                            if {10, 11, 12} <= errors.keys():
+                                break
+                # The session goes on, on the survivor.
+                echo = call(14, "echo", text="after")
+                assert (await http.post(there + endpoint, json=echo)).status_code == 202
+                await messages_until(events, {14}, replies)
+                # Nothing more arrives: each request was answered exactly once.
+                with trio.move_on_after(0.5):
+                    async for event in events:
+                        if event.data:
+                            raise AssertionError(f"an extra event: {event.data}")
+    assert replies == {1: 1, 10: 1, 11: 1, 12: 1, 13: 1, 14: 1}
+    lost = {"code": LOST_CODE, "message": LOST_MESSAGE}
+    assert errors == {10: lost, 11: lost, 12: lost}
+
+
+async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    server = trio_mcp.Server("paused")
+    release = trio.Event()
+
+    @server.tool()
+    async def held() -> str:
+        await release.wait()
+        return "late"
+
+    app = server.asgi_app(trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+    async with serve_app(app) as url, open_sse(url) as sse:
+        await sse.initialize()
+        request_id = await sse.send_request("tools/call", {"name": "held", "arguments": {}})
+        session = app.supervisor.get(sse.session_id, None)
+        assert session is not None
+        connection = RedisConnection(redis.url, "trio-mcp")
+        connection.worker = "intruder"
+        async with connection.client:
+            # As if the owner had stalled past its heartbeat: another worker takes the
+            # session (its liveness key gone for the script's duration only).
+            pretend_dead = (
+                "redis.call('DEL', ARGV[1] .. ':worker:' .. "
+                "redis.call('HGET', KEYS[1], 'owner') .. ':alive')\n"
+            )
+            taken = await connection.script(
+                pretend_dead + TAKE,
+                [
+                    connection.key("session", session.id),
+                    connection.worker_key("intruder", "sessions"),
+                    connection.key("session-tokens"),
+                ],
+                [connection.prefix, "intruder", session.id, LOST_MESSAGE, LOST_CODE],
+            )
+            assert int(taken[0]) == 1
+            release.set()  # the owner wakes and answers: too late, and fenced
+            with trio.fail_after(WAIT):
+                while not session.closed:
+                    await trio.sleep(0.01)
+            stream = connection.key("stream", session.main.key)
+            entries = await connection.call(lambda: connection.client.xrange(stream, "-", "+"))
+        answers = [
+            json.loads(e.field_values["d"])
+            for e in entries
+            if "d" in e.field_values and f'"id":{request_id}' in e.field_values["d"]
+        ]
+        # Exactly one reply in Redis for the request: the takeover's error.
+        assert answers == [
+            {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "error": {"code": LOST_CODE, "message": LOST_MESSAGE},
+            }
+        ]
