@@ -18,6 +18,7 @@ import httpx
 import trio
 from redispeer import RedisPeer
 from sseclient import Event, event_stream, open_sse
+from streamclient import McpClient, open_client
 from test_redis_processes import PYTHON_M, worker_processes
 
 import trio_mcp
@@ -176,3 +177,38 @@ async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
                 "error": {"code": LOST_CODE, "message": LOST_MESSAGE},
             }
         ]
+
+
+async def test_a_killed_workers_request_stream_resumes_elsewhere_with_the_lost_error_once(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    with worker_processes([*PYTHON_M, "redis_target:app"], redis) as (doomed, pid):
+        async with serve_app(survivor_app(redis)) as there, open_client(doomed) as client:
+            await client.initialize()
+            slow = client.request("tools/call", {"name": "slow", "arguments": {"seconds": 60}})
+            async with client.post_stream(slow, accept="text/event-stream") as (response, events):
+                assert response.status_code == 200
+                with trio.fail_after(WAIT):
+                    priming = await events.__anext__()
+                assert priming.id is not None and not priming.data
+            os.kill(pid, signal.SIGKILL)
+            elsewhere = McpClient(client.http, there + "/mcp")
+            elsewhere.session_id, elsewhere.version = client.session_id, client.version
+            seen: list[dict[str, Any]] = []
+            async with elsewhere.get_stream(**{"last-event-id": priming.id}) as (resumed, events):
+                assert resumed.status_code == 200
+                with trio.fail_after(WAIT):
+                    # The takeover ends the request stream after its error: read to its end.
+                    seen = [json.loads(event.data) async for event in events if event.data]
+            assert seen == [
+                {
+                    "jsonrpc": "2.0",
+                    "id": slow["id"],
+                    "error": {"code": LOST_CODE, "message": LOST_MESSAGE},
+                }
+            ]
+            # The session goes on, on the survivor.
+            reply = await elsewhere.call(
+                "tools/call", {"name": "echo", "arguments": {"text": "on"}}
+            )
+            assert reply["result"]["content"] == [{"type": "text", "text": "on"}]

@@ -476,7 +476,7 @@ class RedisSessions:
         if token is None:
             return False
         redis = self.connection
-        args: list[Any] = [token, self._ttl_ms]
+        args: list[Any] = [token, self._ttl_ms, redis.prefix, session.id]
         for request_id, key in requests:
             args += [json.dumps(request_id), key]
         kept = await redis.script(

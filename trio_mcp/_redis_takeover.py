@@ -39,14 +39,19 @@ LOST_MESSAGE: Final = "the worker serving this request was lost; the request may
 
 # Record a POST's requests before it is answered 202, on the session's owner. Fenced: a
 # worker whose session was taken accepts nothing more. KEYS: session hash, pending hash.
-# ARGV: token, ttl ms, then pairs of request id (JSON) and the stream key of its reply.
+# ARGV: token, ttl ms, prefix, session id, then pairs of request id (JSON) and the key
+# of the stream its reply goes to (resumable by its key from now on: a client may hold
+# its priming event's id before any event is appended).
 # -> 1; 0 when the token no longer holds; -1 when Redis no longer knows the session
 # (it restarted without its data: the owner registers it again).
 ACCEPT = """
 local token = redis.call('HGET', KEYS[1], 'token')
 if not token then return -1 end
 if token ~= ARGV[1] then return 0 end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[i + 1], ARGV[4], 'PX', ARGV[2])
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
