@@ -221,15 +221,19 @@ class Settings:
             with ``Last-Event-ID`` reaches a session from any worker (it runs on
             the worker that opened it; its events are kept in Redis for
             ``max(resume_grace, session_idle_timeout) + redis_worker_timeout``
-            after the last one). A session's worker dying still ends its session
-            (README, Scaling out). The repr hides a password.
+            after the last one). A session whose worker dies is taken over by the
+            next worker that needs it, and every request accepted (202) and not yet
+            answered gets a worker-lost error (README, Scaling out). The repr hides a
+            password.
         redis_prefix: the namespace of every Redis key and stream this server uses:
             servers that must not see each other's tasks share a Redis under
             different prefixes.
         redis_worker_timeout: seconds after which a worker whose heartbeat in Redis
-            stopped (killed, or cut off from Redis) counts as lost: its running
-            tasks are then settled ``failed`` with an error saying so, by whichever
-            worker notices first. A worker renews its heartbeat every third of it.
+            stopped (killed, paused, or cut off from Redis) counts as lost: its
+            running tasks are then settled ``failed`` with an error saying so, and
+            its sessions taken over, by whichever worker notices first. A worker
+            renews its heartbeat every third of it: keep it well above the longest
+            pause a busy worker may have, or its sessions are taken from it.
             Also how long a ``tasks/update`` sent to one worker waits for the worker
             running the task to take the answers, before it fails with -32603 (send
             them again: answers to questions no longer asked are ignored).

@@ -1,0 +1,255 @@
+"""Sessions shared on Redis in the deployments the README shows: ``hypercorn -k trio -w
+2`` (the kernel hands each connection to either worker process) and nginx round-robin
+over two instances with no stickiness (examples/nginx-scale.conf, run as shipped but
+for its addresses)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from peers import program
+from redispeer import RedisPeer
+from sseclient import event_stream
+from streamclient import open_client
+from test_nginx import accepting, configure, free_port
+from test_redis_processes import worker_processes
+
+import trio_mcp
+from trio_mcp._redis_client import RedisConnection
+
+Serve = Callable[[Any], Any]
+PROJECT = Path(__file__).resolve().parent.parent
+CONFIG = PROJECT / "examples" / "nginx-scale.conf"
+WAIT = 10.0
+#: POSTs on fresh connections before both worker processes must have taken one.
+MAX_POSTS = 60
+HYPERCORN_2 = [
+    sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "2",
+    "-b", "127.0.0.1:{port}", "redis_target:app",
+]  # fmt: skip
+
+
+def call(request_id: int, name: str, **arguments: Any) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+async def forwarded(connection: RedisConnection, session_id: str) -> int:
+    """How many POSTs for the session reached it through another worker: the entries
+    its owner's control stream got from the forwarding script."""
+    owner = await connection.call(
+        lambda: connection.client.hget(connection.key("session", session_id), "owner")
+    )
+    control = connection.worker_key(str(owner), "control")
+    entries = await connection.call(lambda: connection.client.xrange(control, "-", "+"))
+    return sum(
+        1
+        for e in entries
+        if e.field_values.get("op") == "s.deliver" and e.field_values.get("sid") == session_id
+    )
+
+
+def fresh_connections() -> httpx.AsyncClient:
+    # No keep-alive: each POST is a new connection, which the kernel may give to either.
+    return httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+async def test_hypercorn_two_workers_serve_an_sse_session_whose_posts_land_on_both(
+    redis: RedisPeer,
+) -> None:
+    with worker_processes(HYPERCORN_2, redis) as (url, _):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, fresh_connections() as http:
+            async with event_stream(http, url) as events:
+                with trio.fail_after(WAIT):
+                    endpoint = (await events.__anext__()).data
+                session_id = endpoint.rsplit("=", 1)[1]
+                init = {
+                    "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                    "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                               "clientInfo": {"name": "t", "version": "1"}},
+                }  # fmt: skip
+                posts = 0
+                replies: Counter[int] = Counter()
+                assert (await http.post(url + endpoint, json=init)).status_code == 202
+                notified = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                assert (await http.post(url + endpoint, json=notified)).status_code == 202
+                # Until some POSTs were forwarded and some were taken by the owner itself.
+                while True:
+                    posts += 1
+                    assert posts <= MAX_POSTS, "the kernel never used the other worker"
+                    echo = call(posts, "echo", text=str(posts))
+                    assert (await http.post(url + endpoint, json=echo)).status_code == 202
+                    through = await forwarded(connection, session_id)
+                    if 0 < through < posts + 2:
+                        break
+                with trio.fail_after(WAIT):
+                    async for event in events:
+                        if event.data:
+                            message = json.loads(event.data)
+                            replies[message["id"]] += 1
+                            if len(replies) == posts + 1:
+                                break
+                with trio.move_on_after(0.3):
+                    async for event in events:
+                        if event.data:
+                            raise AssertionError(f"an extra event: {event.data}")
+    assert replies == Counter(range(posts + 1))
+
+
+async def test_hypercorn_two_workers_serve_a_streamable_session_whose_posts_land_on_both(
+    redis: RedisPeer,
+) -> None:
+    with worker_processes(HYPERCORN_2, redis) as (url, _):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, open_client(url) as client:
+            await client.http.aclose()
+            client.http = fresh_connections()
+            await client.initialize()
+            posts = 0
+            while True:
+                posts += 1
+                assert posts <= MAX_POSTS, "the kernel never used the other worker"
+                reply = await client.call(
+                    "tools/call", {"name": "echo", "arguments": {"text": str(posts)}}
+                )
+                assert reply["result"]["content"] == [{"type": "text", "text": str(posts)}]
+                through = await forwarded(connection, client.session_id)
+                if 0 < through < posts + 1:  # initialized was a POST too
+                    break
+            await client.http.aclose()
+
+
+# -- nginx over two instances -----------------------------------------------------------
+
+
+def render_scale(listen: int, upstreams: list[str]) -> str:
+    """examples/nginx-scale.conf with this test's addresses."""
+    text = CONFIG.read_text()
+    servers = iter(upstreams)
+    text, count = re.subn(
+        r"^(\s*)server \S+:\d+;", lambda m: f"{m[1]}server {next(servers)};", text, flags=re.M
+    )
+    assert count == len(upstreams) == 2, "nginx-scale.conf should name two instances"
+    text, count = re.subn(r"^(\s*)listen \S+;", rf"\1listen 127.0.0.1:{listen};", text, flags=re.M)
+    assert count == 1
+    return text
+
+
+@asynccontextmanager
+async def nginx_over(upstreams: list[str], prefix: Path) -> AsyncIterator[str]:
+    executable = program("nginx", "nginx")
+    port = free_port()
+    conf = configure(prefix, render_scale(port, [u.removeprefix("http://") for u in upstreams]), "")
+    process = await trio.lowlevel.open_process(
+        [executable, "-p", prefix, "-c", conf, "-e", prefix / "error.log", "-g", "daemon off;"],
+    )
+    try:
+        assert await accepting(port, process), (prefix / "error.log").read_text()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with trio.CancelScope(shield=True):
+            if process.poll() is None:
+                process.terminate()
+                with trio.move_on_after(5):
+                    await process.wait()
+                if process.poll() is None:
+                    process.kill()
+                    await process.wait()
+
+
+def shared_app(redis: RedisPeer) -> trio_mcp.App:
+    server = trio_mcp.Server("cluster", "1")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        return text
+
+    @server.tool()
+    async def steps(count: int, ctx: trio_mcp.Context) -> str:
+        for step in range(count):
+            await ctx.report_progress(step, count)
+            await trio.sleep(0.01)
+        return f"{count} steps"
+
+    return server.asgi_app(trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+
+
+@asynccontextmanager
+async def cluster(
+    serve_app: Serve, redis: RedisPeer, prefix: Path
+) -> AsyncIterator[tuple[str, list[trio_mcp.App]]]:
+    async with AsyncExitStack() as stack:
+        apps = [shared_app(redis), shared_app(redis)]
+        urls = [await stack.enter_async_context(serve_app(app)) for app in apps]
+        yield await stack.enter_async_context(nginx_over(urls, prefix)), apps
+
+
+async def forwarded_through_other(redis: RedisPeer, apps: list[trio_mcp.App]) -> int:
+    """POSTs of the one session that nginx sent to the instance not holding it."""
+    (session_id,) = [s.id for app in apps for s in app.supervisor._local]
+    connection = RedisConnection(redis.url, "trio-mcp")
+    async with connection.client:
+        return await forwarded(connection, session_id)
+
+
+def test_the_readme_shows_the_scale_config_these_tests_run() -> None:
+    readme = (PROJECT / "README.md").read_text()
+    assert f"```nginx\n{CONFIG.read_text()}```" in readme
+
+
+async def test_the_official_client_completes_a_streamable_session_through_nginx_over_two(
+    serve_app: Serve, redis: RedisPeer, tmp_path: Path
+) -> None:
+    async with (
+        cluster(serve_app, redis, tmp_path) as (proxy, apps),
+        streamable_http_client(proxy + "/mcp") as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        progress: list[float] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        texts = []
+        for n in range(6):
+            result = await client.call_tool("echo", {"text": f"call {n}"})
+            texts.append(result.content[0].text)  # type: ignore[union-attr]
+        stepped = await client.call_tool("steps", {"count": 3}, progress_callback=on_progress)
+        assert texts == [f"call {n}" for n in range(6)]
+        assert stepped.content[0].text == "3 steps"  # type: ignore[union-attr]
+        assert progress == [0, 1, 2]
+        # One session, on one instance; nginx spread the requests over both.
+        assert sorted(len(app.supervisor.store) for app in apps) == [0, 1]
+        assert await forwarded_through_other(redis, apps) > 0
+
+
+async def test_the_official_client_completes_an_sse_session_through_nginx_over_two(
+    serve_app: Serve, redis: RedisPeer, tmp_path: Path
+) -> None:
+    async with (
+        cluster(serve_app, redis, tmp_path) as (proxy, apps),
+        sse_client(proxy + "/sse") as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        texts = []
+        for n in range(6):
+            result = await client.call_tool("echo", {"text": f"call {n}"})
+            texts.append(result.content[0].text)  # type: ignore[union-attr]
+        assert texts == [f"call {n}" for n in range(6)]
+        assert sorted(len(app.supervisor.store) for app in apps) == [0, 1]
+        assert await forwarded_through_other(redis, apps) > 0
