@@ -212,3 +212,22 @@ async def test_a_killed_workers_request_stream_resumes_elsewhere_with_the_lost_e
                 "tools/call", {"name": "echo", "arguments": {"text": "on"}}
             )
             assert reply["result"]["content"] == [{"type": "text", "text": "on"}]
+
+
+async def test_the_survivors_heartbeat_takes_a_killed_workers_sessions_unasked(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    survivor = survivor_app(redis)
+    with worker_processes([*PYTHON_M, "redis_target:app"], redis) as (doomed, pid):
+        async with serve_app(survivor), open_client(doomed) as client:
+            await client.initialize()
+            os.kill(pid, signal.SIGKILL)
+            # Nobody asks for the session: the heartbeat's sweep (every third of the
+            # 1 s worker timeout, once the key has expired) takes it.
+            with trio.fail_after(WAIT):
+                while survivor.supervisor.get(client.session_id, None) is None:
+                    await trio.sleep(0.05)
+            session = survivor.supervisor.get(client.session_id, None)
+            assert session is not None
+            assert session.protocol.protocol_version == client.version
+            assert session.protocol.client_info == {"name": "raw-streamable-client", "version": "1"}
