@@ -149,10 +149,17 @@ def render_scale(listen: int, upstreams: list[str]) -> str:
 
 
 @asynccontextmanager
-async def nginx_over(upstreams: list[str], prefix: Path) -> AsyncIterator[str]:
+async def nginx_over(
+    upstreams: list[str], prefix: Path, connections: int = 64
+) -> AsyncIterator[str]:
+    """nginx, configured by examples/nginx-scale.conf, in front of ``upstreams``;
+    ``connections`` is its worker_connections (each proxied stream takes two)."""
     executable = program("nginx", "nginx")
     port = free_port()
-    conf = configure(prefix, render_scale(port, [u.removeprefix("http://") for u in upstreams]), "")
+    site = render_scale(port, [u.removeprefix("http://") for u in upstreams])
+    conf = configure(prefix, site, "")
+    text = conf.read_text()
+    conf.write_text(text.replace("worker_connections 64;", f"worker_connections {connections};"))
     process = await trio.lowlevel.open_process(
         [executable, "-p", prefix, "-c", conf, "-e", prefix / "error.log", "-g", "daemon off;"],
     )

@@ -34,13 +34,13 @@ Serve = Callable[[Any], Any]
 
 @contextmanager
 def worker_processes(
-    command: list[str], redis: RedisPeer, *, url_from_env: bool = True
+    command: list[str], redis: RedisPeer, *, url_from_env: bool = True, port: int | None = None
 ) -> Iterator[tuple[str, int]]:
     """Run ``command`` (serving tests/redis_target.py on a free port; ``{port}`` and
     ``{redis}`` filled in) until the block ends; yields its URL and PID. The Redis URL
     is in ``TRIO_MCP_REDIS_URL`` unless not ``url_from_env``. Stopped by its PID
-    (SIGTERM, then SIGKILL)."""
-    port = free_port()
+    (SIGTERM, then SIGKILL). ``port`` is a free one unless given (a restart)."""
+    port = free_port() if port is None else port
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),

@@ -24,6 +24,11 @@ there. What Redis adds, behind ``Settings.redis_url`` only:
   the owner is told (``attach``/``detach`` on its control stream), so the session
   counts its client as present, and a later writer elsewhere takes the stream over.
 
+* **Nothing accepted is lost.** A POST's requests are pending in Redis before its 202,
+  an owner's stream shows an event only once Redis holds it, and the sessions of a
+  worker that died are taken over by the next worker that needs them
+  (:mod:`._redis_takeover`).
+
 Nothing here ever cancels a Redis command (see :mod:`._redis_client`): sends go
 through the publisher task, which is cancelled only between commands.
 """
