@@ -231,3 +231,30 @@ async def test_the_survivors_heartbeat_takes_a_killed_workers_sessions_unasked(
             assert session is not None
             assert session.protocol.protocol_version == client.version
             assert session.protocol.client_info == {"name": "raw-streamable-client", "version": "1"}
+
+
+async def test_the_owners_stream_shows_a_reply_only_once_redis_holds_it(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    server = trio_mcp.Server("durable")
+    release = trio.Event()
+
+    @server.tool()
+    async def held() -> str:
+        await release.wait()
+        return "kept"
+
+    app = server.asgi_app(trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+    async with serve_app(app) as url, open_sse(url) as sse:
+        await sse.initialize()
+        request_id = await sse.send_request("tools/call", {"name": "held", "arguments": {}})
+        redis.stop()
+        release.set()  # answered now, but Redis cannot take the reply
+        with trio.move_on_after(1.0) as waited:
+            await sse.reply_to(request_id)
+        # Shown, it would be a reply a new owner knows nothing of (and would answer
+        # again with the worker-lost error), under an event id no other worker has.
+        assert waited.cancelled_caught
+        redis.start()  # empty: the owner registers the session again, then appends
+        reply = await sse.reply_to(request_id, timeout=WAIT)
+        assert reply["result"]["content"] == [{"type": "text", "text": "kept"}]
