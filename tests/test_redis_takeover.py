@@ -258,3 +258,29 @@ async def test_the_owners_stream_shows_a_reply_only_once_redis_holds_it(
         redis.start()  # empty: the owner registers the session again, then appends
         reply = await sse.reply_to(request_id, timeout=WAIT)
         assert reply["result"]["content"] == [{"type": "text", "text": "kept"}]
+
+
+async def test_a_cancelled_request_is_no_longer_pending_so_no_takeover_answers_it(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    server = trio_mcp.Server("cancelled")
+
+    @server.tool()
+    async def held() -> str:
+        await trio.sleep_forever()
+        return "never"
+
+    app = server.asgi_app(trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0))
+    async with serve_app(app) as url, open_sse(url) as sse:
+        await sse.initialize()
+        request_id = await sse.send_request("tools/call", {"name": "held", "arguments": {}})
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            pending = connection.key("pending", sse.session_id)
+            # Pending before the 202 came back.
+            keys = await connection.call(lambda: connection.client.hkeys(pending))
+            assert list(keys) == [str(request_id)]
+            await sse.notify("notifications/cancelled", {"requestId": request_id})
+            with trio.fail_after(WAIT):
+                while await connection.call(lambda: connection.client.hlen(pending)):
+                    await trio.sleep(0.02)

@@ -87,8 +87,9 @@ return token
 # Append events of one session, fenced. KEYS: the session hash.
 # ARGV: token, ttl ms, prefix, version ('' unchanged), max length, session id, state
 # ('' unchanged), then per event: stream key, seq, data, flag ('r' a response, 'n'
-# anything else, 'e' the end), the id (JSON) of the request it answers ('' none), which
-# leaves the session's pending requests in the same step.
+# anything else, 'e' the end, 'x' no event: a request cancelled, which gets no reply),
+# the id (JSON) of the request it answers ('' none), which leaves the session's pending
+# requests in the same step.
 # -> 1; 0 when the token no longer holds (the session was taken or ended); -1 when
 # Redis no longer knows the session (it restarted without its data).
 _APPEND = """
@@ -100,11 +101,15 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[7]) end
 for i = 8, #ARGV, 5 do
   if ARGV[i + 4] ~= '' then redis.call('HDEL', ARGV[3] .. ':pending:' .. ARGV[6], ARGV[i + 4]) end
   local key = ARGV[3] .. ':stream:' .. ARGV[i]
-  if ARGV[i + 1] == '1' then
+  if ARGV[i + 3] == 'x' then
+    -- Nothing to append.
+  elseif ARGV[i + 1] == '1' then
     -- A stream's first event: it can be resumed by its key from now on.
     redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[i], ARGV[6], 'PX', ARGV[2])
   end
-  if ARGV[i + 3] == 'e' then
+  if ARGV[i + 3] == 'x' then
+    -- Nothing to append.
+  elseif ARGV[i + 3] == 'e' then
     redis.pcall('XADD', key, '1-0', 'e', '1')
   else
     redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[5], '0-' .. ARGV[i + 1],
@@ -115,10 +120,10 @@ end
 return 1
 """
 
-# The end of a session: forget it. KEYS: session hash, the worker's sessions set.
-# ARGV: token, session id.
+# The end of a session: forget it. KEYS: session hash, the worker's sessions set, its
+# pending requests. ARGV: token, session id.
 _END = """
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1], KEYS[3]) end
 redis.call('SREM', KEYS[2], ARGV[2])
 return 1
 """
@@ -559,6 +564,15 @@ class RedisSessions:
         self._outgoing.append(_Outgoing(session_id, key, seq, data, flag, answers))
         self._wake()
 
+    def settled(self, session: Session, request_id: RequestId) -> None:
+        """A request was cancelled and gets no reply: it is no longer pending (in
+        order with the session's appends, fenced like them)."""
+        if session.id in self._tokens:
+            self._outgoing.append(
+                _Outgoing(session.id, session.main.key, 0, "", "x", json.dumps(request_id))
+            )
+            self._wake()
+
     def send_later(self, worker: str, fields: dict[str, str]) -> None:
         self._outgoing.append((worker, fields))
         self._wake()
@@ -652,7 +666,7 @@ class RedisSessions:
         for item in done:
             session = self.local.get(item.session_id)
             stream = session.find_stream(item.key) if session is not None else None
-            if isinstance(stream, MirroredStream) and item.flag != "e":
+            if isinstance(stream, MirroredStream) and item.flag in ("r", "n"):
                 stream.made_durable(item.seq)
 
     async def _end(self, session_id: str) -> None:
@@ -663,7 +677,11 @@ class RedisSessions:
         if token is not None:
             await redis.script(
                 _END,
-                [self.session_key(session_id), redis.worker_key(redis.worker, "sessions")],
+                [
+                    self.session_key(session_id),
+                    redis.worker_key(redis.worker, "sessions"),
+                    redis.key("pending", session_id),
+                ],
                 [token, session_id],
             )
 

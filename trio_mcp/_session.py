@@ -100,6 +100,10 @@ class StreamMirror(Protocol):
         session is no longer this worker's. Raises StoreUnavailable."""
         ...
 
+    def settled(self, session: Session, request_id: RequestId) -> None:
+        """A request accepted earlier was cancelled: it will get no reply."""
+        ...
+
 
 class SessionClosed(Exception):
     """The session ended; the transport answers 404 to anything still addressed to it."""
@@ -471,6 +475,8 @@ class Session:
             self.protocol.finish(request.id)
             if scope.cancel_called:
                 self._settle_route(request.id)
+                if self._mirror is not None:
+                    self._mirror.settled(self, request.id)
             if not self._handlers and (self.kind == "streamable" or self.protocol.closing):
                 # Idle now: a Streamable HTTP session's idle timeout, or a drain, waits
                 # for this. (An HTTP+SSE session's lifetime is its stream's, so waking
