@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from streamclient import McpClient, open_client
 
 import trio_mcp
 from trio_mcp._redis_client import RedisConnection
+from trio_mcp._redis_sessions import DROPPED_MS
+from trio_mcp._session import KEPT_REQUEST_STREAMS
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
@@ -327,3 +330,40 @@ async def test_an_owner_whose_token_was_taken_appends_nothing_more_and_ends_the_
                 while not session.closed:
                     await trio.sleep(0.01)
             assert await connection.call(lambda: connection.client.xlen(stream)) == before
+
+
+async def long_lived_streams(connection: RedisConnection) -> list[str]:
+    """The session streams Redis keeps for longer than a dropped one."""
+    keys = [key async for key in connection.client.scan_iter(connection.key("stream", "*"))]
+    ttls = [await connection.call(partial(connection.client.pttl, key)) for key in keys]
+    return [key for key, ttl in zip(keys, ttls, strict=True) if ttl > DROPPED_MS]
+
+
+async def test_redis_lets_go_of_the_request_streams_a_session_no_longer_keeps(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, _), (app_a, _)),
+        initialized_on(a) as client,
+    ):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            for _ in range(KEPT_REQUEST_STREAMS + 8):
+                request = client.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+                async with client.post_stream(request, accept="text/event-stream") as (_, events):
+                    _, reply = await next_message(events)
+                    assert reply["result"]["content"] == [{"type": "text", "text": "x"}]
+            session = app_a.supervisor.get(client.session_id or "", None)
+            assert session is not None
+            with trio.fail_after(WAIT):
+                # Its main stream and the request streams it keeps, as on one server.
+                while len(await long_lived_streams(connection)) > len(session.streams):
+                    await trio.sleep(0.02)
+            # It keeps the newest finished ones, the one last opened and its main.
+            assert len(session.streams) == KEPT_REQUEST_STREAMS + 2
+
+            response = await client.http.delete(a + "/mcp", headers=client.headers())
+            assert response.status_code == 200
+            with trio.fail_after(WAIT):
+                while await long_lived_streams(connection):
+                    await trio.sleep(0.02)

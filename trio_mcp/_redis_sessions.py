@@ -13,11 +13,11 @@ there. What Redis adds, behind ``Settings.redis_url`` only:
   order, to the Redis stream ``P:stream:{stream key}`` with the id ``0-{seq}``, so the
   event ids clients see (``{stream key}.{seq}``) are unchanged and a resumption
   anywhere reads exactly what followed ``seq``. The id ``1-0`` marks a stream's end.
-  One task per worker (the publisher) sends them, a script per session per round
-  (several events in one command), checking the session's fencing token: a worker
-  whose session was taken from it can append nothing more.
+  One task per worker (the publisher) sends them, one script per round for all of
+  the worker's sessions (:data:`_COMMIT`), checking each session's fencing token: a
+  worker whose session was taken from it can append nothing more.
 * **POSTs from anywhere.** A POST that reaches another worker is checked and appended
-  to the owner's control stream by one script (:data:`_FORWARD`), then answered 202;
+  to the owner's control stream (:data:`_COMMIT`), then answered 202;
   the owner's single reader hands it to the session in order.
 * **Streams from anywhere.** A stream a client opens or resumes on another worker is
   fed from its Redis stream by that worker's single reader (:class:`RemoteStream`);
@@ -56,7 +56,7 @@ from ._jsonrpc import (
     parse_body,
 )
 from ._redis_client import RedisConnection
-from ._redis_takeover import ACCEPT, LOST_CODE, LOST_MESSAGE, TAKE, Taken, parse_taken, snapshot
+from ._redis_takeover import LOST_CODE, LOST_MESSAGE, TAKE, Taken, parse_taken, snapshot
 from ._session import SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
@@ -67,7 +67,11 @@ log = logging.getLogger("trio_mcp")
 
 #: Entries kept in a worker's control stream, which carries forwarded POSTs.
 CONTROL_LENGTH: Final = 10_000
-#: Commands the publisher sends per round at most (each carries many events).
+#: Milliseconds Redis keeps a stream its session let go of (a request stream past the
+#: ones a session keeps, or any stream of an ended session): long enough for a reader
+#: on another worker to see its end.
+DROPPED_MS: Final = 10_000
+#: Operations in one script of a round at most (an append carries many events).
 _ROUND: Final = 256
 #: Forwarded deliveries waiting for the owner's session, in order.
 _MAX_DELIVERIES: Final = 10_000
@@ -84,78 +88,122 @@ redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
 return token
 """
 
-# Append events of one session, fenced. KEYS: the session hash.
-# ARGV: token, ttl ms, prefix, version ('' unchanged), max length, session id, state
-# ('' unchanged), then per event: stream key, seq, data, flag ('r' a response, 'n'
-# anything else, 'e' the end, 'x' no event: a request cancelled, which gets no reply),
-# the id (JSON) of the request it answers ('' none), which leaves the session's pending
-# requests in the same step.
-# -> 1; 0 when the token no longer holds (the session was taken or ended); -1 when
-# Redis no longer knows the session (it restarted without its data).
-_APPEND = """
-local token = redis.call('HGET', KEYS[1], 'token')
-if not token then return -1 end
-if token ~= ARGV[1] then return 0 end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'v', ARGV[4]) end
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[7]) end
-for i = 8, #ARGV, 5 do
-  if ARGV[i + 4] ~= '' then redis.call('HDEL', ARGV[3] .. ':pending:' .. ARGV[6], ARGV[i + 4]) end
-  local key = ARGV[3] .. ':stream:' .. ARGV[i]
-  if ARGV[i + 3] == 'x' then
-    -- Nothing to append.
-  elseif ARGV[i + 1] == '1' then
-    -- A stream's first event: it can be resumed by its key from now on.
-    redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[i], ARGV[6], 'PX', ARGV[2])
+# Everything a worker writes for its sessions in one round, as one script: a POST's
+# requests made pending before its 202 ('A'), events appended ('P'), POSTs forwarded
+# to another worker's session ('F'), sessions ended ('E') and commands for other
+# workers ('X'). Every worker sends one of these per round instead of one command per
+# call: under load a round carries the work of many calls, which is what keeps a call
+# with Redis close in cost to one without (each command costs the worker far more CPU
+# than Redis spends on it).
+# ARGV: prefix, ttl ms, stream max length, control max length, ttl ms of a dropped
+# stream, then per operation:
+# its kind, how many arguments follow, the arguments:
+# 'A' session id, token, then pairs of request id (JSON) and the key of the stream its
+#     reply goes to (resumable by that key from now on: a client may hold its priming
+#     event's id before any event is appended). -> 1; 0 when the token no longer holds
+#     (the session was taken); -1 when Redis no longer knows the session (it restarted
+#     without its data: the owner registers it again).
+# 'P' session id, token, version ('' unchanged), state ('' unchanged), then per event:
+#     stream key, seq, data, flag ('r' a response, 'n' anything else, 'e' the end, 'x'
+#     no event: a request cancelled, which gets no reply), the id (JSON) of the request
+#     it answers ('' none), which leaves the session's pending requests in the same
+#     step. Fenced like 'A', with the same answers.
+# 'F' session id, principal, kind, messages (JSON), request stream key ('' none),
+#     carry notifications (1/0), size, batch (1/0), then the ids (JSON) of the requests:
+#     kept pending until answered (a new owner answers them if this one dies first).
+#     -> {0} no such session (for this principal), {-1} its worker is lost, {2, version}
+#     a batch its revision refuses, {1, version} forwarded.
+# 'D' session id, token, then keys of streams the session no longer keeps: they expire
+#     soon (the same resumptions fail as on a single server; a reader elsewhere still
+#     gets their end). Fenced, but done too when the session has ended. -> 1
+# 'E' session id, token, the owner's sessions set. -> 1
+# 'X' a worker's control stream, then field/value pairs. -> 1
+_COMMIT = """
+local prefix, ttl, maxlen, ctl, dropped = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local out = {}
+local i = 6
+while i <= #ARGV do
+  local kind, a = ARGV[i], i + 2
+  local last = a + tonumber(ARGV[i + 1]) - 1
+  local sid = ARGV[a]
+  local skey = prefix .. ':session:' .. sid
+  local answer = 1
+  if kind == 'A' or kind == 'P' then
+    local token = redis.call('HGET', skey, 'token')
+    if not token then answer = -1 elseif token ~= ARGV[a + 1] then answer = 0 end
   end
-  if ARGV[i + 3] == 'x' then
-    -- Nothing to append.
-  elseif ARGV[i + 3] == 'e' then
-    redis.pcall('XADD', key, '1-0', 'e', '1')
-  else
-    redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[5], '0-' .. ARGV[i + 1],
-                'd', ARGV[i + 2], 'r', ARGV[i + 3])
+  local pkey = prefix .. ':pending:' .. sid
+  if answer ~= 1 then
+    -- Fenced off: nothing is written.
+  elseif kind == 'A' then
+    for j = a + 2, last, 2 do
+      redis.call('HSET', pkey, ARGV[j], ARGV[j + 1])
+      redis.call('SET', prefix .. ':skey:' .. ARGV[j + 1], sid, 'PX', ttl)
+    end
+    redis.call('PEXPIRE', pkey, ttl)
+  elseif kind == 'P' then
+    if ARGV[a + 2] ~= '' then redis.call('HSET', skey, 'v', ARGV[a + 2]) end
+    if ARGV[a + 3] ~= '' then redis.call('HSET', skey, 'state', ARGV[a + 3]) end
+    for j = a + 4, last, 5 do
+      if ARGV[j + 4] ~= '' then redis.call('HDEL', pkey, ARGV[j + 4]) end
+      local flag = ARGV[j + 3]
+      if flag ~= 'x' then
+        local key = prefix .. ':stream:' .. ARGV[j]
+        if ARGV[j + 1] == '1' then
+          -- A stream's first event: it can be resumed by its key from now on.
+          redis.call('SET', prefix .. ':skey:' .. ARGV[j], sid, 'PX', ttl)
+        end
+        if flag == 'e' then
+          redis.pcall('XADD', key, '1-0', 'e', '1')
+        else
+          redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
+                      'd', ARGV[j + 2], 'r', flag)
+        end
+        redis.call('PEXPIRE', key, ttl)
+      end
+    end
+  elseif kind == 'F' then
+    local s = redis.call('HMGET', skey, 'owner', 'principal', 'kind', 'v', 'main')
+    local version = s[4] or ''
+    if not s[1] or s[2] ~= ARGV[a + 1] or s[3] ~= ARGV[a + 2] then
+      answer = {0}
+    elseif ARGV[a + 7] == '1' and version ~= '' and version ~= '2024-11-05'
+           and version ~= '2025-03-26' then
+      answer = {2, version}
+    elseif redis.call('EXISTS', prefix .. ':worker:' .. s[1] .. ':alive') == 0 then
+      answer = {-1}
+    else
+      local rkey = ARGV[a + 4]
+      if rkey ~= '' then redis.call('SET', prefix .. ':skey:' .. rkey, sid, 'PX', ttl) end
+      for j = a + 8, last do
+        redis.call('HSET', pkey, ARGV[j], rkey ~= '' and rkey or s[5])
+      end
+      if last >= a + 8 then redis.call('PEXPIRE', pkey, ttl) end
+      redis.call('XADD', prefix .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ctl, '*',
+                 'op', 's.deliver', 'sid', sid, 'd', ARGV[a + 3], 'k', rkey,
+                 'c', ARGV[a + 5], 'n', ARGV[a + 6])
+      answer = {1, version}
+    end
+  elseif kind == 'E' then
+    if redis.call('HGET', skey, 'token') == ARGV[a + 1] then redis.call('DEL', skey, pkey) end
+    redis.call('SREM', ARGV[a + 2], sid)
+  elseif kind == 'D' then
+    local token = redis.call('HGET', skey, 'token')
+    if not token or token == ARGV[a + 1] then
+      for j = a + 2, last do
+        redis.call('PEXPIRE', prefix .. ':stream:' .. ARGV[j], dropped)
+        redis.call('PEXPIRE', prefix .. ':skey:' .. ARGV[j], dropped)
+      end
+    end
+  elseif kind == 'X' then
+    local fields = {}
+    for j = a + 1, last do fields[#fields + 1] = ARGV[j] end
+    redis.call('XADD', ARGV[a], 'MAXLEN', '~', ctl, '*', unpack(fields))
   end
-  redis.call('PEXPIRE', key, ARGV[2])
+  out[#out + 1] = answer
+  i = last + 1
 end
-return 1
-"""
-
-# The end of a session: forget it. KEYS: session hash, the worker's sessions set, its
-# pending requests. ARGV: token, session id.
-_END = """
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1], KEYS[3]) end
-redis.call('SREM', KEYS[2], ARGV[2])
-return 1
-"""
-
-# A POST for a session on another worker. KEYS: the session hash.
-# ARGV: principal, kind, prefix, messages (JSON), request stream key ('' none),
-# carry notifications (1/0), size, session id, ttl ms, batch (1/0), control length,
-# then the ids (JSON) of the requests: kept pending until answered (a new owner
-# answers them if this one dies first).
-# -> {0} no such session (for this principal), {-1} its worker is lost,
-#    {2, version} a batch its revision refuses, {1, version} forwarded.
-_FORWARD = """
-local s = redis.call('HMGET', KEYS[1], 'owner', 'principal', 'kind', 'v', 'main')
-if not s[1] or s[2] ~= ARGV[1] or s[3] ~= ARGV[2] then return {0} end
-local version = s[4] or ''
-if ARGV[10] == '1' and version ~= '' and version ~= '2024-11-05'
-   and version ~= '2025-03-26' then
-  return {2, version}
-end
-if redis.call('EXISTS', ARGV[3] .. ':worker:' .. s[1] .. ':alive') == 0 then return {-1} end
-if ARGV[5] ~= '' then
-  redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[5], ARGV[8], 'PX', ARGV[9])
-end
-local pkey = ARGV[3] .. ':pending:' .. ARGV[8]
-for i = 12, #ARGV do
-  redis.call('HSET', pkey, ARGV[i], ARGV[5] ~= '' and ARGV[5] or s[5])
-end
-if #ARGV >= 12 then redis.call('PEXPIRE', pkey, ARGV[9]) end
-redis.call('XADD', ARGV[3] .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ARGV[11], '*',
-           'op', 's.deliver', 'sid', ARGV[8], 'd', ARGV[4], 'k', ARGV[5], 'c', ARGV[6],
-           'n', ARGV[7])
-return {1, version}
+return out
 """
 
 # A session for a GET, a resumption or a DELETE on a worker that does not own it.
@@ -243,13 +291,14 @@ class MirroredStream(OutboundStream):
     once it is in Redis: that is where its reader takes it from, and the emitters'
     backpressure must not wait for a local writer that will never come."""
 
-    __slots__ = ("_ended", "_mirror", "_session_id", "durable", "remote_readers")
+    __slots__ = ("_dropped", "_ended", "_mirror", "_session_id", "durable", "remote_readers")
 
     def __init__(self, mirror: RedisSessions, session_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._mirror = mirror
         self._session_id = session_id
         self._ended = False
+        self._dropped = False
         #: The newest event known to be in Redis.
         self.durable = 0
         self.remote_readers = 0
@@ -268,6 +317,12 @@ class MirroredStream(OutboundStream):
     def finish(self) -> None:
         super().finish()
         self._end()
+
+    def release(self) -> None:
+        if not self._dropped:
+            self._dropped = True
+            self._mirror.drop(self._session_id, self.key)
+        super().release()
 
     def close(self) -> None:
         super().close()
@@ -388,6 +443,37 @@ class _Outgoing:
     answers: str = ""
 
 
+class _Waited:
+    """An operation of the next round whose caller waits for its answer (a POST's
+    ``accept`` or ``forward``: its 202 depends on it)."""
+
+    __slots__ = ("answer", "done", "failure", "operation")
+
+    def __init__(self, operation: list[Any]) -> None:
+        self.operation = operation
+        self.done = trio.Event()
+        self.answer: Any = None
+        self.failure: BaseException | None = None
+
+    def settle(self, answer: Any = None, failure: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.answer, self.failure = answer, failure
+            self.done.set()
+
+    async def wait(self) -> Any:
+        """The answer, once its round is done. Shielded like any Redis command here:
+        a round ends within the client's timeouts, and the publisher settles every
+        waiter it still holds when it stops."""
+        with trio.CancelScope(shield=True):
+            await self.done.wait()
+        if self.failure is not None:
+            raise self.failure
+        return self.answer
+
+
+_Item = _Outgoing | _Waited | tuple[str, dict[str, str]] | str
+
+
 class RedisSessions:
     """This worker's part in sharing sessions. Made by the app; run by the
     :class:`~trio_mcp._redis_worker.RedisWorker`, whose reader passes it the entries
@@ -413,7 +499,7 @@ class RedisSessions:
         #: Streams of other workers' sessions read here, by Redis key.
         self.tails: dict[str, RemoteStream] = {}
         self._by_writer: dict[str, RemoteStream] = {}
-        self._outgoing: list[_Outgoing | tuple[str, dict[str, str]] | str] = []
+        self._outgoing: list[_Item] = []
         self._work = trio.lowlevel.ParkingLot()
         self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
             _MAX_DELIVERIES
@@ -468,8 +554,14 @@ class RedisSessions:
     def forget(self, session: Session) -> None:
         """The session ended here: forget it in Redis (after its last events)."""
         if self.local.pop(session.id, None) is not None:
+            self._outgoing.append(("drop", {"sid": session.id, "k": " ".join(session.streams)}))
             self._outgoing.append(("end", {"sid": session.id}))
             self._wake()
+
+    def drop(self, session_id: str, key: str) -> None:
+        """A stream its session let go of: Redis lets it go soon too."""
+        self._outgoing.append(("drop", {"sid": session_id, "k": key}))
+        self._wake()
 
     def restore(self) -> None:
         """Redis answers again after an outage: make sure it still knows every session
@@ -480,30 +572,32 @@ class RedisSessions:
 
     async def accept(self, session: Session, requests: list[tuple[RequestId, str]]) -> bool:
         """A POST on the owner: its requests are pending in Redis before it is
-        answered 202 (see :mod:`._redis_takeover`). Awaited in the POST's own task;
-        a cancellation there leaves at most a pending entry its reply removes."""
+        answered 202 (see :mod:`._redis_takeover`), in the publisher's next round.
+        Awaited in the POST's own task; a cancellation there waits for the round, and
+        leaves at most a pending entry its reply removes."""
         token = self._tokens.get(session.id)
         if token is None:
             return False
-        redis = self.connection
-        args: list[Any] = [token, self._ttl_ms, redis.prefix, session.id]
+        operation: list[Any] = ["A", session.id, token]
         for request_id, key in requests:
-            args += [json.dumps(request_id), key]
-        kept = await redis.script(
-            ACCEPT,
-            [self.session_key(session.id), redis.key("pending", session.id)],
-            args,
-        )
-        if int(kept) == -1:
+            operation += [json.dumps(request_id), key]
+        kept = await self._submit(operation)
+        if kept == -1:
             from ._task_store import StoreUnavailable
 
             self.restore()
             raise StoreUnavailable("the shared store (Redis) lost the session; retry")
-        if int(kept) == 0:
+        if kept == 0:
             log.warning("session %s was taken from this worker; ending it here", session.id[:8])
             session.close()
             return False
         return True
+
+    async def _submit(self, operation: list[Any]) -> Any:
+        waited = _Waited(operation)
+        self._outgoing.append(waited)
+        self._wake()
+        return await waited.wait()
 
     async def take_over(self, session_id: str) -> bool:
         """Take a session whose owner is dead, answer its pending requests with the
@@ -591,76 +685,95 @@ class RedisSessions:
     async def _publish(self) -> None:
         from ._task_store import StoreUnavailable
 
-        while True:
-            while not self._outgoing:
-                await self._work.park()
-            batch, self._outgoing = self._outgoing, []
-            try:
-                await self._send_batch(batch)
-            except StoreUnavailable:
-                # Kept, in order, for the next round: Redis may come back.
-                self._outgoing[:0] = batch
-                await trio.sleep(0.5)
+        try:
+            while True:
+                while not self._outgoing:
+                    await self._work.park()
+                batch, self._outgoing = self._outgoing, []
+                try:
+                    await self._send_batch(batch)
+                except StoreUnavailable:
+                    # Kept, in order, for the next round: Redis may come back.
+                    self._outgoing[:0] = [i for i in batch if not isinstance(i, _Waited)]
+                    await trio.sleep(0.5)
+        finally:
+            # Stopped (the worker ends) or failed: no POST waits for a round that will
+            # not come.
+            for item in self._outgoing:
+                if isinstance(item, _Waited):
+                    item.settle(failure=StoreUnavailable("this worker is stopping", 1))
 
-    async def _send_batch(self, batch: list[_Outgoing | tuple[str, dict[str, str]] | str]) -> None:
-        redis = self.connection
+    async def _send_batch(self, batch: list[_Item]) -> None:
+        """One round: everything queued, in one script (several if it is large)."""
+        from ._task_store import StoreUnavailable
+
         appends: dict[str, list[_Outgoing]] = {}
+        waiters: list[_Waited] = []
         others: list[tuple[str, dict[str, str]]] = []
         nudge = False
         for item in batch:
             if isinstance(item, _Outgoing):
                 appends.setdefault(item.session_id, []).append(item)
+            elif isinstance(item, _Waited):
+                waiters.append(item)
             elif isinstance(item, tuple):
                 others.append(item)
             else:
                 nudge = True
+        operations: list[list[Any]] = []
+        #: What to do with each operation's answer, in the same order.
+        outcomes: list[Callable[[Any], Awaitable[None] | None]] = []
         done: list[_Outgoing] = []
         for session_id, items in appends.items():
-            token = self._tokens.get(session_id)
-            if token is None:
-                continue
-            session = self.local.get(session_id)
-            version = session.protocol.protocol_version if session is not None else None
-            changed = version if version and self._versions.get(session_id) != version else ""
-            state = snapshot(session) if session is not None else ""
-            state_changed = state if state != self._states.get(session_id) else ""
-            args: list[Any] = [
-                token,
-                self._ttl_ms,
-                redis.prefix,
-                changed,
-                self._replay_events,
-                session_id,
-                state_changed,
-            ]
-            for item in items:
-                args += [item.key, item.seq, item.data, item.flag, item.answers]
-            accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
-            if accepted == -1 and session is not None:
-                # Redis lost the session (restarted empty): make it known again, with
-                # what it has negotiated, and send the events once more.
-                await self.register(session)
-                args[0], args[3], args[6] = self._tokens[session.id], version or "", state
-                accepted = await redis.script(_APPEND, [self.session_key(session_id)], args)
-            if changed:
-                self._versions[session_id] = changed
-            if state_changed and accepted == 1:
-                self._states[session_id] = state_changed
-            if accepted == 0 and session is not None:
-                log.warning("session %s was taken from this worker; ending it here", session_id[:8])
-                session.close()
-            done += items
+            operation = self._append_operation(session_id, items)
+            if operation is not None:
+                operations.append(operation)
+                outcomes.append(partial(self._appended, session_id, items, operation))
+                done += items
+        for waiter in waiters:
+            operations.append(waiter.operation)
+            outcomes.append(waiter.settle)
+        later: list[tuple[str, dict[str, str]]] = []
         for worker, fields in others:
             if worker == "end":
-                await self._end(fields["sid"])
-            elif worker == "reg":
+                session_id = fields["sid"]
+                token = self._tokens.get(session_id)
+                if token is not None:
+                    owned = self.connection.worker_key(self.connection.worker, "sessions")
+                    operations.append(["E", session_id, token, owned])
+                    outcomes.append(partial(self._ended, session_id))
+            elif worker == "drop":
+                session_id = fields["sid"]
+                keys = fields["k"].split(" ")
+                operations.append(["D", session_id, self._tokens.get(session_id, ""), *keys])
+                outcomes.append(_ignore)
+            elif worker in ("reg", "raw-end"):
+                later.append((worker, fields))
+            else:
+                control = self.connection.worker_key(worker, "control")
+                operations.append(["X", control, *(x for pair in fields.items() for x in pair)])
+                outcomes.append(_ignore)
+        try:
+            answers = await self._commit(operations)
+        except StoreUnavailable as exc:
+            for waiter in waiters:
+                waiter.settle(failure=StoreUnavailable(str(exc), exc.retry_after))
+            raise
+        except BaseException as exc:
+            for waiter in waiters:
+                waiter.settle(failure=exc)
+            raise
+        for outcome, answer in zip(outcomes, answers, strict=True):
+            pending = outcome(answer)
+            if pending is not None:
+                await pending
+        for worker, fields in later:
+            if worker == "reg":
                 session = self.local.get(fields["sid"])
                 if session is not None and not session.closed:
                     await self._reregister(session)
-            elif worker == "raw-end":
-                await self._end_orphan(fields["k"])
             else:
-                await self._send(worker, fields)
+                await self._end_orphan(fields["k"])
         if nudge and self.nudge is not None:
             await self.nudge()
         for item in done:
@@ -669,26 +782,61 @@ class RedisSessions:
             if isinstance(stream, MirroredStream) and item.flag in ("r", "n"):
                 stream.made_durable(item.seq)
 
-    async def _end(self, session_id: str) -> None:
-        redis = self.connection
-        token = self._tokens.pop(session_id, None)
+    def _append_operation(self, session_id: str, items: list[_Outgoing]) -> list[Any] | None:
+        token = self._tokens.get(session_id)
+        if token is None:
+            return None
+        session = self.local.get(session_id)
+        version = session.protocol.protocol_version if session is not None else None
+        changed = version if version and self._versions.get(session_id) != version else ""
+        state = snapshot(session) if session is not None else ""
+        state_changed = state if state != self._states.get(session_id) else ""
+        operation: list[Any] = ["P", session_id, token, changed, state_changed]
+        for item in items:
+            operation += [item.key, item.seq, item.data, item.flag, item.answers]
+        return operation
+
+    async def _appended(
+        self, session_id: str, items: list[_Outgoing], operation: list[Any], accepted: Any
+    ) -> None:
+        session = self.local.get(session_id)
+        changed, state_changed = operation[3], operation[4]
+        if accepted == -1 and session is not None:
+            # Redis lost the session (restarted empty): make it known again, with what
+            # it has negotiated, and send the events once more.
+            await self.register(session)
+            version = session.protocol.protocol_version or ""
+            state = snapshot(session)
+            again = ["P", session_id, self._tokens[session_id], version, state, *operation[5:]]
+            (accepted,) = await self._commit([again])
+            changed, state_changed = version, state
+        if changed:
+            self._versions[session_id] = changed
+        if state_changed and accepted == 1:
+            self._states[session_id] = state_changed
+        if accepted == 0 and session is not None:
+            log.warning("session %s was taken from this worker; ending it here", session_id[:8])
+            session.close()
+
+    def _ended(self, session_id: str, answer: Any) -> None:
+        self._tokens.pop(session_id, None)
         self._versions.pop(session_id, None)
         self._states.pop(session_id, None)
-        if token is not None:
-            await redis.script(
-                _END,
-                [
-                    self.session_key(session_id),
-                    redis.worker_key(redis.worker, "sessions"),
-                    redis.key("pending", session_id),
-                ],
-                [token, session_id],
-            )
 
-    async def _send(self, worker: str, fields: dict[str, str]) -> None:
+    async def _commit(self, operations: list[list[Any]]) -> list[Any]:
+        """Run :data:`_COMMIT` over ``operations``; -> their answers, in order."""
         redis = self.connection
-        stream = redis.worker_key(worker, "control")
-        await redis.call(lambda: redis.client.xadd(stream, fields))
+        answers: list[Any] = []
+        head = [redis.prefix, self._ttl_ms, self._replay_events, CONTROL_LENGTH, DROPPED_MS]
+        start = 0
+        while start < len(operations):
+            chunk = operations[start : start + _ROUND]
+            args = list(head)
+            for operation in chunk:
+                args += [operation[0], len(operation) - 1, *operation[1:]]
+            answers += await redis.script(_COMMIT, [], args)
+            start += _ROUND
+        return answers
 
     # -- forwarded messages -------------------------------------------------------------
 
@@ -791,27 +939,22 @@ class RedisSessions:
         """Hand a POST's messages to the session's owner, durably; -> the session's
         version. Raises :class:`Forwarded` (404 unknown, 400 a refused batch) or
         StoreUnavailable."""
-        redis = self.connection
         payload = [encode_message(m) for m in messages]
         data = json.dumps(payload if batch else payload[0])
         pending = [json.dumps(m.id) for m in messages if isinstance(m, Request)]
-        answer = await redis.script(
-            _FORWARD,
-            [self.session_key(session_id)],
+        answer = await self._submit(
             [
+                "F",
+                session_id,
                 principal or "",
                 kind,
-                redis.prefix,
                 data,
                 stream_key,
                 "1" if carry_notifications else "0",
                 size,
-                session_id,
-                self._ttl_ms,
                 "1" if batch else "0",
-                CONTROL_LENGTH,
                 *pending,
-            ],
+            ]
         )
         status = int(answer[0])
         if status == -1 and retry and await self.take_over(session_id):
@@ -909,3 +1052,7 @@ class RedisSessions:
     def end_remote(self, session: SharedSession) -> None:
         """DELETE on another worker: the owner ends the session."""
         self.send_later(session.owner, {"op": "s.end", "sid": session.id})
+
+
+def _ignore(answer: Any) -> None:
+    pass

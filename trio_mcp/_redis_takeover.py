@@ -6,8 +6,8 @@ the real one if it reached Redis, else an error saying the worker was lost. So:
 
 * **Pending requests are kept in Redis.** ``P:pending:{session}`` (a hash: the
   request id as JSON -> the key of the stream its reply goes to) is written before the
-  POST is answered 202 (:data:`ACCEPT` on the owner, the forwarding script elsewhere),
-  and a request leaves it in the same fenced script that appends its reply.
+  POST is answered 202 (in the next round of the owner's or the forwarding worker's
+  publisher), and a request leaves it in the same fenced step that appends its reply.
 * **The session's state is kept in its hash** (:func:`snapshot`, ``state``): version,
   the client's capabilities and info, log level, resource subscriptions. It is written
   with the events that follow each change (a change is always answered by a reply).
@@ -36,25 +36,6 @@ if TYPE_CHECKING:
 #: The JSON-RPC error a request gets when its worker died before answering it.
 LOST_CODE: Final = -32603
 LOST_MESSAGE: Final = "the worker serving this request was lost; the request may not have completed"
-
-# Record a POST's requests before it is answered 202, on the session's owner. Fenced: a
-# worker whose session was taken accepts nothing more. KEYS: session hash, pending hash.
-# ARGV: token, ttl ms, prefix, session id, then pairs of request id (JSON) and the key
-# of the stream its reply goes to (resumable by its key from now on: a client may hold
-# its priming event's id before any event is appended).
-# -> 1; 0 when the token no longer holds; -1 when Redis no longer knows the session
-# (it restarted without its data: the owner registers it again).
-ACCEPT = """
-local token = redis.call('HGET', KEYS[1], 'token')
-if not token then return -1 end
-if token ~= ARGV[1] then return 0 end
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  redis.call('SET', ARGV[3] .. ':skey:' .. ARGV[i + 1], ARGV[4], 'PX', ARGV[2])
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
 
 # Take a session whose owner is dead. KEYS: session hash, the new owner's sessions set,
 # the token counter. ARGV: prefix, new owner, session id, error message, error code.
