@@ -56,7 +56,15 @@ from ._jsonrpc import (
     parse_body,
 )
 from ._redis_client import RedisConnection
-from ._redis_takeover import LOST_CODE, LOST_MESSAGE, TAKE, Taken, parse_taken, snapshot
+from ._redis_takeover import (
+    LOST_CODE,
+    LOST_MESSAGE,
+    TAKE,
+    Taken,
+    parse_taken,
+    snapshot,
+    state_marks,
+)
 from ._session import SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
@@ -495,7 +503,9 @@ class RedisSessions:
         self.local: dict[str, Session] = {}
         self._tokens: dict[str, str] = {}
         self._versions: dict[str, str] = {}
+        #: The state last written for each session, and its marks.
         self._states: dict[str, str] = {}
+        self._marks: dict[str, tuple[object, ...]] = {}
         #: Streams of other workers' sessions read here, by Redis key.
         self.tails: dict[str, RemoteStream] = {}
         self._by_writer: dict[str, RemoteStream] = {}
@@ -725,10 +735,11 @@ class RedisSessions:
         outcomes: list[Callable[[Any], Awaitable[None] | None]] = []
         done: list[_Outgoing] = []
         for session_id, items in appends.items():
-            operation = self._append_operation(session_id, items)
-            if operation is not None:
+            built = self._append_operation(session_id, items)
+            if built is not None:
+                operation, marks = built
                 operations.append(operation)
-                outcomes.append(partial(self._appended, session_id, items, operation))
+                outcomes.append(partial(self._appended, session_id, operation, marks))
                 done += items
         for waiter in waiters:
             operations.append(waiter.operation)
@@ -782,22 +793,33 @@ class RedisSessions:
             if isinstance(stream, MirroredStream) and item.flag in ("r", "n"):
                 stream.made_durable(item.seq)
 
-    def _append_operation(self, session_id: str, items: list[_Outgoing]) -> list[Any] | None:
+    def _append_operation(
+        self, session_id: str, items: list[_Outgoing]
+    ) -> tuple[list[Any], tuple[object, ...] | None] | None:
+        """The session's 'P' operation, and the marks of the state it writes."""
         token = self._tokens.get(session_id)
         if token is None:
             return None
         session = self.local.get(session_id)
         version = session.protocol.protocol_version if session is not None else None
         changed = version if version and self._versions.get(session_id) != version else ""
-        state = snapshot(session) if session is not None else ""
-        state_changed = state if state != self._states.get(session_id) else ""
+        state_changed, marks = "", None
+        if session is not None:
+            marks = state_marks(session)
+            if marks != self._marks.get(session_id):
+                state = snapshot(session)
+                state_changed = state if state != self._states.get(session_id) else ""
         operation: list[Any] = ["P", session_id, token, changed, state_changed]
         for item in items:
             operation += [item.key, item.seq, item.data, item.flag, item.answers]
-        return operation
+        return operation, marks
 
     async def _appended(
-        self, session_id: str, items: list[_Outgoing], operation: list[Any], accepted: Any
+        self,
+        session_id: str,
+        operation: list[Any],
+        marks: tuple[object, ...] | None,
+        accepted: Any,
     ) -> None:
         session = self.local.get(session_id)
         changed, state_changed = operation[3], operation[4]
@@ -806,14 +828,16 @@ class RedisSessions:
             # it has negotiated, and send the events once more.
             await self.register(session)
             version = session.protocol.protocol_version or ""
-            state = snapshot(session)
+            state, marks = snapshot(session), state_marks(session)
             again = ["P", session_id, self._tokens[session_id], version, state, *operation[5:]]
             (accepted,) = await self._commit([again])
             changed, state_changed = version, state
         if changed:
             self._versions[session_id] = changed
-        if state_changed and accepted == 1:
-            self._states[session_id] = state_changed
+        if accepted == 1 and marks is not None:
+            if state_changed:
+                self._states[session_id] = state_changed
+            self._marks[session_id] = marks
         if accepted == 0 and session is not None:
             log.warning("session %s was taken from this worker; ending it here", session_id[:8])
             session.close()
@@ -822,6 +846,7 @@ class RedisSessions:
         self._tokens.pop(session_id, None)
         self._versions.pop(session_id, None)
         self._states.pop(session_id, None)
+        self._marks.pop(session_id, None)
 
     async def _commit(self, operations: list[list[Any]]) -> list[Any]:
         """Run :data:`_COMMIT` over ``operations``; -> their answers, in order."""

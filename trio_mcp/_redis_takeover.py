@@ -102,6 +102,21 @@ def snapshot(session: Session) -> str:
     )
 
 
+def state_marks(session: Session) -> tuple[object, ...]:
+    """What :func:`snapshot` reads, cheaply: equal marks, equal snapshot. Negotiated
+    mappings are replaced, never changed in place, so their identity stands for them;
+    computing the snapshot itself for every round of appends cost 2 % of a worker."""
+    protocol = session.protocol
+    return (
+        protocol.protocol_version,
+        id(protocol.client_capabilities),
+        id(protocol.client_info),
+        id(protocol.server_capabilities),
+        session.log_level,
+        frozenset(session.subscriptions),
+    )
+
+
 def restore(session: Session, state: dict[str, Any]) -> None:
     """Give a rebuilt session the state its lost owner had kept in Redis.
 
