@@ -27,7 +27,7 @@ from ._jsonrpc import INVALID_REQUEST, Body, Request
 from ._protocol import version_at_least
 from ._redis_sessions import Forwarded, Lookup, RedisSessions, RemoteStream, SharedSession
 from ._stream import new_stream_key
-from ._streaming import STREAM_HEADERS, serve_stream
+from ._streaming import STREAM_HEADERS, answer_plainly, serve_stream
 from ._task_store import StoreUnavailable
 
 SESSION_HEADER: Final = b"mcp-session-id"
@@ -60,22 +60,16 @@ class RemoteSessionsHttp:
         if refusal is not None:
             await respond_error(send, 400, INVALID_REQUEST, refusal)
             return
-        try:
-            await self.sessions.forward(
-                session_id, principal, "sse", body.messages, batch=body.is_batch, size=body.size
-            )
-        except Forwarded as exc:
-            message = (
-                str(exc)
-                if exc.status == 400
-                else "unknown or ended session: open a new one with GET /sse"
-            )
-            await respond_error(send, exc.status, INVALID_REQUEST, message)
-            return
-        except StoreUnavailable as exc:
-            await respond_unavailable(send, str(exc), exc.retry_after)
-            return
-        await respond(send, 202)
+        forwarded = await self._forward(
+            send,
+            "unknown or ended session: open a new one with GET /sse",
+            session_id,
+            principal,
+            "sse",
+            body,
+        )
+        if forwarded is not None:
+            await respond(send, 202)
 
     async def sse_resume(
         self,
@@ -133,27 +127,17 @@ class RemoteSessionsHttp:
             )
             return
         key = new_stream_key() if requests else ""
-        try:
-            version = await self.sessions.forward(
-                session_id,
-                principal,
-                "streamable",
-                body.messages,
-                batch=body.is_batch,
-                stream_key=key,
-                carry_notifications=sse_ok,
-                size=body.size,
-            )
-        except Forwarded as exc:
-            message = (
-                str(exc)
-                if exc.status == 400
-                else "unknown or ended session: start a new one with 'initialize'"
-            )
-            await respond_error(send, exc.status, INVALID_REQUEST, message)
-            return
-        except StoreUnavailable as exc:
-            await respond_unavailable(send, str(exc), exc.retry_after)
+        version = await self._forward(
+            send,
+            "unknown or ended session: start a new one with 'initialize'",
+            session_id,
+            principal,
+            "streamable",
+            body,
+            stream_key=key,
+            carry_notifications=sse_ok,
+        )
+        if version is None:
             return
         if not key:
             await respond(send, 202, b"")
@@ -173,21 +157,7 @@ class RemoteSessionsHttp:
                 with trio.move_on_after(wait):
                     responses = await stream.plain_responses()
                 if responses is not None:
-                    if not responses:
-                        if stream.closed:
-                            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
-                        else:
-                            await respond(send, 202, b"", headers=session_header)
-                        return
-                    datas = [event.data for event in responses]
-                    payload = "[" + ",".join(datas) + "]" if body.is_batch else datas[0]
-                    await respond(
-                        send,
-                        200,
-                        payload.encode(),
-                        content_type=b"application/json",
-                        headers=session_header,
-                    )
+                    await answer_plainly(send, stream, responses, body.is_batch, session_header)
                     return
             await serve_stream(
                 _Owner(session_id),
@@ -203,6 +173,39 @@ class RemoteSessionsHttp:
             )
         finally:
             self.sessions.untail(shared, stream)
+
+    async def _forward(
+        self,
+        send: Send,
+        unknown: str,
+        session_id: str,
+        principal: str | None,
+        kind: str,
+        body: Body,
+        *,
+        stream_key: str = "",
+        carry_notifications: bool = True,
+    ) -> str | None:
+        """Forward a POST's messages to their session's owner; -> the session's version,
+        or None once the refusal is answered (``unknown`` says what a 404 means)."""
+        try:
+            return await self.sessions.forward(
+                session_id,
+                principal,
+                kind,
+                body.messages,
+                batch=body.is_batch,
+                stream_key=stream_key,
+                carry_notifications=carry_notifications,
+                size=body.size,
+            )
+        except Forwarded as exc:
+            await respond_error(
+                send, exc.status, INVALID_REQUEST, str(exc) if exc.status == 400 else unknown
+            )
+        except StoreUnavailable as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after)
+        return None
 
     async def _shared(self, session_id: str, principal: str | None) -> SharedSession | None:
         try:

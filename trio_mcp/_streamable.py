@@ -27,7 +27,6 @@ import trio
 
 from ._auth import PRINCIPAL_KEY
 from ._config import Settings
-from ._eventlog import Event
 from ._eventstream import encode_event
 from ._http import (
     Receive,
@@ -46,7 +45,7 @@ from ._session import Session, SessionClosed, SessionOverloaded
 from ._stateless import is_stateless_version, routes_statelessly
 from ._stateless_http import StatelessHttpTransport
 from ._stream import OutboundStream, StreamBusy, StreamGap
-from ._streaming import STREAM_HEADERS, parse_event_id, serve_stream
+from ._streaming import STREAM_HEADERS, answer_plainly, parse_event_id, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
 
 if TYPE_CHECKING:
@@ -246,7 +245,7 @@ class StreamableHttpTransport:
             if responses is not None:
                 # Answered without event ids, the stream cannot be resumed: let it go.
                 session.forget_stream(stream)
-                await _answer_plainly(send, stream, responses, body.is_batch, session_header)
+                await answer_plainly(send, stream, responses, body.is_batch, session_header)
                 return
         await serve_stream(
             session,
@@ -373,23 +372,3 @@ class StreamableHttpTransport:
             return
         self._supervisor.end(session)
         await respond(send, 200, b"")
-
-
-async def _answer_plainly(
-    send: Send,
-    stream: OutboundStream,
-    responses: list[Event],
-    batch: bool,
-    headers: list[tuple[bytes, bytes]],
-) -> None:
-    """The replies as one JSON body: an object, or an array for a batch."""
-    if not responses:
-        if stream.closed:
-            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
-        else:
-            # The client cancelled every request: no reply is owed, and none is sent.
-            await respond(send, 202, b"", headers=headers)
-        return
-    datas = [event.data for event in responses]
-    payload = "[" + ",".join(datas) + "]" if batch else datas[0]
-    await respond(send, 200, payload.encode(), content_type=b"application/json", headers=headers)

@@ -17,9 +17,11 @@ import trio
 
 from ._config import Settings
 from ._cutoff import connection_of, cut_off
+from ._eventlog import Event
 from ._eventstream import HEARTBEAT, encode_event
 from ._heartbeat import heartbeats, stall_watch
-from ._http import Receive, Scope, Send
+from ._http import Receive, Scope, Send, respond, respond_error
+from ._jsonrpc import INVALID_REQUEST
 from ._pacing import departures
 from ._stream import OutboundStream
 
@@ -281,3 +283,23 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
     if not dot or not key or not seq.isdigit() or len(seq) > 18:
         return None
     return key, int(seq)
+
+
+async def answer_plainly(
+    send: Send,
+    stream: OutboundStream,
+    responses: list[Event],
+    batch: bool,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """The replies as one JSON body: an object, or an array for a batch."""
+    if not responses:
+        if stream.closed:
+            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+        else:
+            # The client cancelled every request: no reply is owed, and none is sent.
+            await respond(send, 202, b"", headers=headers)
+        return
+    datas = [event.data for event in responses]
+    payload = "[" + ",".join(datas) + "]" if batch else datas[0]
+    await respond(send, 200, payload.encode(), content_type=b"application/json", headers=headers)
