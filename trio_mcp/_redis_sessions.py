@@ -734,6 +734,9 @@ class RedisSessions:
         #: What to do with each operation's answer, in the same order.
         outcomes: list[Callable[[Any], Awaitable[None] | None]] = []
         done: list[_Outgoing] = []
+        for waiter in waiters:
+            operations.append(waiter.operation)
+            outcomes.append(waiter.settle)
         for session_id, items in appends.items():
             built = self._append_operation(session_id, items)
             if built is not None:
@@ -741,9 +744,6 @@ class RedisSessions:
                 operations.append(operation)
                 outcomes.append(partial(self._appended, session_id, operation, marks))
                 done += items
-        for waiter in waiters:
-            operations.append(waiter.operation)
-            outcomes.append(waiter.settle)
         later: list[tuple[str, dict[str, str]]] = []
         for worker, fields in others:
             if worker == "end":
@@ -766,18 +766,21 @@ class RedisSessions:
                 outcomes.append(_ignore)
         try:
             answers = await self._commit(operations)
+            # The waiters' operations come first: their POSTs go on before anything
+            # below waits for Redis again.
+            for outcome, answer in zip(outcomes, answers, strict=True):
+                pending = outcome(answer)
+                if pending is not None:
+                    await pending
         except StoreUnavailable as exc:
             for waiter in waiters:
                 waiter.settle(failure=StoreUnavailable(str(exc), exc.retry_after))
             raise
-        except BaseException as exc:
+        finally:
+            # Whatever happened (a cancellation included), no POST waits for this
+            # round any longer.
             for waiter in waiters:
-                waiter.settle(failure=exc)
-            raise
-        for outcome, answer in zip(outcomes, answers, strict=True):
-            pending = outcome(answer)
-            if pending is not None:
-                await pending
+                waiter.settle(failure=StoreUnavailable("the round of writes failed", 1))
         for worker, fields in later:
             if worker == "reg":
                 session = self.local.get(fields["sid"])
