@@ -367,3 +367,51 @@ async def test_redis_lets_go_of_the_request_streams_a_session_no_longer_keeps(
             with trio.fail_after(WAIT):
                 while await long_lived_streams(connection):
                     await trio.sleep(0.02)
+
+
+async def test_a_post_reaching_a_session_while_it_is_taken_over_is_served_once_it_is(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Heartbeats far apart: A stays "lost" once its liveness key is gone.
+    patient = trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=30.0)
+    app_a, app_b = make_server().asgi_app(patient), make_server().asgi_app(patient)
+    async with serve_app(app_a) as a, serve_app(app_b) as b, open_sse(a) as sse:
+        await sse.initialize()
+        shared = app_b.supervisor.shared
+        assert shared is not None and shared.adopt is not None
+        rebuild, adopting, go_on = shared.adopt, trio.Event(), trio.Event()
+
+        async def slow_adopt(*args: Any) -> None:
+            adopting.set()
+            await go_on.wait()
+            await rebuild(*args)
+
+        shared.adopt = slow_adopt
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, trio.open_nursery() as nursery:
+            session_key = connection.key("session", sse.session_id)
+            owner = await connection.call(partial(connection.client.hget, session_key, "owner"))
+            alive = connection.worker_key(str(owner), "alive")
+            await connection.call(partial(connection.client.delete, [alive]))
+            nursery.start_soon(shared.take_over, sse.session_id)
+            with trio.fail_after(WAIT):
+                await adopting.wait()
+            # B owns the session in Redis but has not rebuilt it yet: the POST is
+            # forwarded to B itself, whose reader must hold it until the session is.
+            async with httpx.AsyncClient(timeout=WAIT) as http:
+                response = await http.post(b + sse.endpoint, json=call(5, "echo", text="held"))
+            assert response.status_code == 202
+            go_on.set()
+            main = connection.key(
+                "stream",
+                await connection.call(partial(connection.client.hget, session_key, "main")),
+            )
+            with trio.fail_after(WAIT):
+                while True:
+                    entries = await connection.call(
+                        partial(connection.client.xrange, main, "-", "+")
+                    )
+                    data = [e.field_values.get("d", "") for e in entries]
+                    if any('"id":5,' in d and "held" in d for d in data):
+                        break
+                    await trio.sleep(0.02)

@@ -509,6 +509,8 @@ class RedisSessions:
         #: Streams of other workers' sessions read here, by Redis key.
         self.tails: dict[str, RemoteStream] = {}
         self._by_writer: dict[str, RemoteStream] = {}
+        #: Sessions being taken over here, set once rebuilt (or not taken).
+        self._adopting: dict[str, trio.Event] = {}
         self._outgoing: list[_Item] = []
         self._work = trio.lowlevel.ParkingLot()
         self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
@@ -613,6 +615,22 @@ class RedisSessions:
         """Take a session whose owner is dead, answer its pending requests with the
         worker-lost error, and rebuild it here; False when its owner lives (or there
         is no such session). Raises StoreUnavailable."""
+        # A POST forwarded to the session once it is ours may reach this worker's
+        # reader before the session is rebuilt: its delivery waits for this.
+        # One takeover of a session at a time here (a POST and the heartbeat may both
+        # find its owner lost): the second waits for the first's outcome.
+        running = self._adopting.get(session_id)
+        if running is not None:
+            await running.wait()
+            return session_id in self.local
+        adopted = self._adopting[session_id] = trio.Event()
+        try:
+            return await self._take_over(session_id)
+        finally:
+            del self._adopting[session_id]
+            adopted.set()
+
+    async def _take_over(self, session_id: str) -> bool:
         redis = self.connection
         answer = await redis.script(
             TAKE,
@@ -909,6 +927,9 @@ class RedisSessions:
 
     async def _deliver_forwarded(self) -> None:
         async for fields in self._deliveries:
+            adopting = self._adopting.get(fields["sid"])
+            if adopting is not None:
+                await adopting.wait()
             session = self.local.get(fields["sid"])
             key = fields.get("k", "")
             if fields["op"] == "s.end":
