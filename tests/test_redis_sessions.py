@@ -74,6 +74,30 @@ def call(request_id: int, name: str, **arguments: Any) -> dict[str, Any]:
     }
 
 
+async def initialize_over(
+    http: httpx.AsyncClient, base: str, events: AsyncIterator[Event]
+) -> tuple[str, str | None]:
+    """Initialize the HTTP+SSE session whose stream is ``events``; -> the URL to POST
+    to and the id of the last event seen."""
+    with trio.fail_after(WAIT):
+        endpoint = await events.__anext__()
+    assert endpoint.event == "endpoint"
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2024-11-05",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    assert (await http.post(base + endpoint.data, json=init)).status_code == 202
+    last_id, reply = await next_message(events)
+    assert reply["id"] == 1
+    return base + endpoint.data, last_id
+
+
 async def next_message(events: AsyncIterator[Event]) -> tuple[str | None, dict[str, Any]]:
     with trio.fail_after(WAIT):
         async for event in events:
@@ -121,23 +145,7 @@ async def test_a_dropped_stream_resumes_on_another_worker_with_exactly_what_it_m
         httpx.AsyncClient(timeout=WAIT) as http,
     ):
         async with event_stream(http, a) as events:
-            with trio.fail_after(WAIT):
-                endpoint = await events.__anext__()
-            assert endpoint.event == "endpoint"
-            post_url = a + endpoint.data
-            init = {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2024-11-05",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            }
-            assert (await http.post(post_url, json=init)).status_code == 202
-            last_id, reply = await next_message(events)
-            assert reply["id"] == 1
+            post_url, last_id = await initialize_over(http, a, events)
         # The stream on A is gone; while it is, three calls are answered on its log.
         await http.post(post_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
         for request_id in (2, 3, 4):
@@ -415,3 +423,40 @@ async def test_a_post_reaching_a_session_while_it_is_taken_over_is_served_once_i
                     if any('"id":5,' in d and "held" in d for d in data):
                         break
                     await trio.sleep(0.02)
+
+
+async def test_a_client_reading_elsewhere_when_its_sessions_owner_is_lost_stays_present(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Heartbeats far apart (A stays lost once its liveness key is gone) and a short
+    # grace: a session that thought its client gone would end within it.
+    patient = trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=30.0, resume_grace=0.3)
+    app_a, app_b = make_server().asgi_app(patient), make_server().asgi_app(patient)
+    async with (
+        serve_app(app_a) as a,
+        serve_app(app_b) as b,
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        async with event_stream(http, a) as events:
+            post_url, last_id = await initialize_over(http, a, events)
+        session_id = post_url.split("session_id=", 1)[1]
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, event_stream(http, b, last_id) as events:
+            with trio.fail_after(WAIT):
+                assert (await events.__anext__()).event == "endpoint"
+            # Read on B while A owns the session; then A is lost and B takes it over.
+            session_key = connection.key("session", session_id)
+            owner = await connection.call(partial(connection.client.hget, session_key, "owner"))
+            await connection.call(
+                partial(connection.client.delete, [connection.worker_key(str(owner), "alive")])
+            )
+            shared = app_b.supervisor.shared
+            assert shared is not None and await shared.take_over(session_id)
+            session = app_b.supervisor.get(session_id, None)
+            assert session is not None
+            await trio.sleep(1.0)  # past the grace
+            assert not session.closed and session.main.attached
+            response = await http.post(post_url.replace(a, b), json=call(9, "echo", text="still"))
+            assert response.status_code == 202
+            _, reply = await next_message(events)
+            assert reply["id"] == 9

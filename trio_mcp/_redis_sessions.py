@@ -124,6 +124,8 @@ return token
 # 'D' session id, token, then keys of streams the session no longer keeps: they expire
 #     soon (the same resumptions fail as on a single server; a reader elsewhere still
 #     gets their end). Fenced, but done too when the session has ended. -> 1
+# 'R' session id, writer id, stream key ('' gone), worker: a client reading a stream of
+#     the session on another worker, kept for a new owner to know of. -> 1
 # 'E' session id, token, the owner's sessions set. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
 _COMMIT = """
@@ -192,8 +194,18 @@ while i <= #ARGV do
                  'c', ARGV[a + 5], 'n', ARGV[a + 6])
       answer = {1, version}
     end
+  elseif kind == 'R' then
+    local rkey = prefix .. ':readers:' .. sid
+    if ARGV[a + 2] == '' then
+      redis.call('HDEL', rkey, ARGV[a + 1])
+    else
+      redis.call('HSET', rkey, ARGV[a + 1], ARGV[a + 2] .. ' ' .. ARGV[a + 3])
+      redis.call('PEXPIRE', rkey, ttl)
+    end
   elseif kind == 'E' then
-    if redis.call('HGET', skey, 'token') == ARGV[a + 1] then redis.call('DEL', skey, pkey) end
+    if redis.call('HGET', skey, 'token') == ARGV[a + 1] then
+      redis.call('DEL', skey, pkey, prefix .. ':readers:' .. sid)
+    end
     redis.call('SREM', ARGV[a + 2], sid)
   elseif kind == 'D' then
     local token = redis.call('HGET', skey, 'token')
@@ -210,6 +222,25 @@ while i <= #ARGV do
   end
   out[#out + 1] = answer
   i = last + 1
+end
+return out
+"""
+
+# The clients reading a session's streams on live workers, for its new owner; those of
+# lost workers are forgotten. KEYS: the session's readers hash. ARGV: prefix.
+# -> a flat list of writer id, stream key, worker.
+_READERS = """
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local key, worker = string.match(all[i + 1], '^(%S+) (%S+)$')
+  if key and redis.call('EXISTS', ARGV[1] .. ':worker:' .. worker .. ':alive') == 1 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = key
+    out[#out + 1] = worker
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
 end
 return out
 """
@@ -655,6 +686,17 @@ class RedisSessions:
         self._tokens[session_id] = taken.token
         if self.adopt is not None:
             await self.adopt(taken, items)
+        # Clients that read the session's streams on other workers (or here) while its
+        # owner was lost: the session counts them as present, as the old owner did.
+        readers = await redis.script(
+            _READERS,
+            [redis.key("readers", session_id)],
+            [redis.prefix],
+        )
+        for writer_id, key, worker in zip(readers[::3], readers[1::3], readers[2::3], strict=True):
+            self.on_control(
+                {"op": "s.attach", "sid": session_id, "k": key, "w": writer_id, "from": worker}
+            )
         return True
 
     async def take_over_all(self, worker: str) -> None:
@@ -771,6 +813,9 @@ class RedisSessions:
                     owned = self.connection.worker_key(self.connection.worker, "sessions")
                     operations.append(["E", session_id, token, owned])
                     outcomes.append(partial(self._ended, session_id))
+            elif worker == "reader":
+                operations.append(["R", fields["sid"], fields["w"], fields["k"], fields["from"]])
+                outcomes.append(_ignore)
             elif worker == "drop":
                 session_id = fields["sid"]
                 keys = fields["k"].split(" ")
@@ -1060,16 +1105,16 @@ class RedisSessions:
         )
         self.tails[stream.redis_key] = stream
         self._by_writer[stream.writer_id] = stream
-        self.send_later(
-            session.owner,
-            {
-                "op": "s.attach",
-                "sid": session.id,
-                "k": key,
-                "w": stream.writer_id,
-                "from": self.connection.worker,
-            },
-        )
+        attach = {
+            "op": "s.attach",
+            "sid": session.id,
+            "k": key,
+            "w": stream.writer_id,
+            "from": self.connection.worker,
+        }
+        self.send_later(session.owner, attach)
+        # Also kept in Redis: if the owner dies, the next one attaches it (see adopt).
+        self._outgoing.append(("reader", attach))
         self._outgoing.append("nudge")
         self._wake()
         return stream
@@ -1079,10 +1124,9 @@ class RedisSessions:
             del self.tails[stream.redis_key]
         self._by_writer.pop(stream.writer_id, None)
         stream.close()
-        self.send_later(
-            session.owner,
-            {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id},
-        )
+        detach = {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id}
+        self.send_later(session.owner, detach)
+        self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
 
     def cursors(self) -> dict[str, str]:
         return {key: stream.cursor for key, stream in self.tails.items()}
