@@ -131,7 +131,7 @@ async def test_a_cancelled_blocking_command_loses_its_pool_slot_for_good(
     connection of this client at all. Why it matters to us: a request cancelled mid
     command (its client left) would drain a worker's pool, so trio-mcp shields every
     command (RedisConnection.call; pinned on our side by test_redis_workers.py's
-    test_cancelled_commands_never_spend_the_connection_pool). About 1.2 s."""
+    test_cancelled_commands_never_spend_the_connection_pool). About 0.5 s each."""
     name, run = BLOCKING[command]
     options = {"max_connections": 2, "pool_timeout": POOL_TIMEOUT}
     async with (
@@ -156,7 +156,7 @@ async def test_a_spent_pool_without_pool_timeout_makes_the_next_command_wait_for
     the pool, the next command waits for a slot with no end (bounded here at 1 s), and
     the client's retry policy never runs since nothing fails. So trio-mcp always sets
     ``pool_timeout`` (POOL_TIMEOUT, 2 s): a spent pool then shows as 503s and log
-    lines, not as a worker that hangs. About 1.1 s."""
+    lines, not as a worker that hangs. About 1 s."""
     name, run = BLOCKING["XREAD BLOCK"]
     async with client(redis, max_connections=1) as spent, client(redis) as admin:
         await cancelled_mid_command(run, spent, admin, name)
@@ -171,7 +171,7 @@ async def test_a_connection_redis_drops_mid_xread_loses_its_pool_slot(redis: Red
     the slot is lost exactly as for a cancellation. Why it matters to us: trio-mcp's
     one reader per worker is nearly always blocked in XREAD, so every Redis restart or
     dropped connection costs a worker one of its MAX_CONNECTIONS (64) slots, for the
-    life of the process. About 0.6 s."""
+    life of the process. About 0.5 s."""
     name, run = BLOCKING["XREAD BLOCK"]
     options = {"max_connections": 1, "pool_timeout": POOL_TIMEOUT}
     async with (
@@ -200,7 +200,7 @@ async def test_a_connection_redis_drops_while_idle_in_the_pool_keeps_its_slot(
     """The same drop on a connection resting in the pool costs nothing: coredis notices
     the closed socket and puts an empty slot in its place, and the next command opens
     a new connection. (A non-blocking command is released to the pool as soon as it is
-    sent, so it is in this case too.) About 0.2 s."""
+    sent, so it is in this case too.) About 0.1 s."""
     async with client(redis, max_connections=1, pool_timeout=POOL_TIMEOUT) as pooled:
         async with client(redis) as admin:
             assert await pooled.ping() == "PONG"
@@ -217,7 +217,7 @@ async def test_a_blocking_command_outliving_stream_timeout_loses_its_pool_slot(
     TimeoutError and, like a cancelled one, closes its connection and loses its slot.
     Why it matters to us: trio-mcp's reader blocks 1 s under a 5 s reply timeout, so
     only a Redis that stalls (or a network that drops packets) for 5 s costs a slot;
-    but each such stall costs one, for good. About 0.8 s."""
+    but each such stall costs one, for good. About 0.7 s."""
     options = {"max_connections": 1, "pool_timeout": POOL_TIMEOUT, "stream_timeout": 0.2}
     async with client(redis, retry_policy=NoRetryPolicy(), **options) as spent:
         with pytest.raises(TimeoutError):
@@ -251,7 +251,7 @@ async def test_pubsub_resubscribes_after_a_reconnect_but_forgets_its_channel_han
     published afterwards no longer reaches the ``channel_handlers`` callback; it waits
     in the buffer for an iterator the application may not run, so a handler-only
     subscriber goes silent without any error. One reason trio-mcp uses Redis Streams
-    read with explicit ids, not pub/sub. About 0.3 s (CLIENT KILL), 0.8 s (restart)."""
+    read with explicit ids, not pub/sub. About 0.2 s (CLIENT KILL), 0.6 s (restart)."""
     handled: list[str] = []
     async with client(redis) as subscriber, client(redis) as admin:
 
@@ -281,10 +281,10 @@ async def test_pubsub_iteration_ends_without_error_while_it_reconnects(redis: Re
     new Event), and ``async for message in pubsub`` stops (StopAsyncIteration, no
     error) although the PubSub then resubscribes and buffers messages. Here the window
     is widened to 1 s by the retry delay so that a loop started in it ends at once.
-    With the default policy (about 0.1 s), a loop already waiting for a message ended
-    on 11 of 30 CLIENT KILLs with ``ignore_subscribe_messages=True`` and 19 of 30
-    without (a race with the resubscription's acknowledgement, measured once): the
-    application's reader is gone, silently. About 0.5 s."""
+    With a 0.1 s retry delay (the default's first), a loop already waiting for a
+    message ended on 11 of 30 CLIENT KILLs with ``ignore_subscribe_messages=True`` and
+    19 of 30 without (a race with the resubscription's acknowledgement, measured
+    once): the application's reader is gone, silently. About 1 s."""
     policy = ConstantRetryPolicy((LOST,), retries=None, delay=1.0)
     async with client(redis) as subscriber, client(redis) as admin:
         async with subscriber.pubsub(
@@ -323,6 +323,22 @@ async def test_pubsub_reconnect_backoff_never_resets_after_a_successful_reconnec
                 gaps.append(await until(lambda: subscribed(admin, "news")))
     for attempt, gap in enumerate(gaps):
         assert gap >= base * 2**attempt, gaps
+
+
+async def test_leaving_a_pubsub_while_it_reconnects_never_returns(redis: RedisPeer) -> None:
+    """Leaving ``async with client.pubsub()`` cancels only the task group of the
+    connection that was lost; the retry loop then reconnects and runs the new one
+    until something outside cancels it, so the ``async with`` never exits (bounded
+    here at 1.5 s, past the 1 s reconnect). With the default policy the window is
+    about 0.1 s per reconnect, growing as above: a subscriber shut down during a Redis
+    outage hangs its shutdown. About 1.7 s."""
+    policy = ConstantRetryPolicy((LOST,), retries=None, delay=1.0)
+    async with client(redis) as subscriber, client(redis) as admin:
+        with trio.move_on_after(1.5) as leaving:
+            async with subscriber.pubsub(channels=["news"], retry_policy=policy):
+                await admin.client_kill(type_=PureToken.PUBSUB)
+                await trio.sleep(0.2)  # coredis sees its socket closed and waits to retry
+        assert leaving.cancelled_caught
 
 
 async def test_each_pubsub_reconnect_loses_a_pool_slot(redis: RedisPeer) -> None:
@@ -407,7 +423,7 @@ async def test_the_default_retry_policy_runs_a_timed_out_script_three_times(
     script that increments a counter and takes 150 ms, sent with a 50 ms timeout, runs
     three times and the caller still gets TimeoutError. Anything not idempotent is
     done again. trio-mcp's policy retries only a lost connection, once, and every
-    script it sends is a compare-and-set or safe twice. About 0.6 s."""
+    script it sends is a compare-and-set or safe twice. About 0.7 s."""
     async with client(redis, stream_timeout=0.05) as impatient, client(redis) as admin:
         with pytest.raises(TimeoutError):
             await impatient.eval(SLOW_INCR, ["runs"], [150])
@@ -431,7 +447,7 @@ async def test_pubsub_holds_every_unread_message_in_process_memory(redis: RedisP
     (tracemalloc). Redis's own guard against slow subscribers (client-output-buffer-
     limit pubsub, 32 MB hard) never fires, since Redis sees a fast reader: the backlog
     moves into the Python process, without limit. trio-mcp uses no pub/sub; its reader
-    asks for at most a fixed count of entries per XREAD. About 0.8 s."""
+    asks for at most a fixed count of entries per XREAD. About 1.2 s."""
     count, size = 5000, 1000
     async with client(redis) as subscriber, client(redis) as admin:
         async with subscriber.pubsub(channels=["news"], subscription_timeout=BOUND) as pubsub:
@@ -462,10 +478,11 @@ async def test_coredis_reads_the_environment_on_every_command(
     """``coredis.Config.optimized`` and ``Config.otel_enabled`` are properties that call
     ``os.environ.get`` (``_env_truthy``) each time they are read, and every command
     reads them: 6 reads per PING, GET or XREAD (2 of COREDIS_OPTIMIZED, 4 of
-    COREDIS_OTEL_ENABLED), 8 per SET or XADD with MAXLEN. One read costs about 0.8 us;
-    a PING loop ran 3-8 % faster with the reads patched out (noisy: 2 shared cores).
+    COREDIS_OTEL_ENABLED), 8 per SET or XADD with MAXLEN. One read costs 0.76 us in a
+    tight loop; in a PING loop they cost about 9 % of its CPU (16 of 168 us; quartiles
+    7.5 to 13 % over 16 paired runs with them patched out; 2 shared cores, noisy).
     Why it matters to us: a worker under load sends thousands of commands a second;
-    trio-mcp leaves it be (only coredis can read the variables once). About 0.1 s."""
+    trio-mcp leaves it be (only coredis can read the variables once). About 0.05 s."""
     reads: dict[str, int] = {}
     env_truthy = coredis.config._env_truthy
 
