@@ -170,8 +170,9 @@ async def test_a_connection_redis_drops_mid_xread_loses_its_pool_slot(redis: Red
     while a blocking XREAD waits on it: the XREAD raises coredis's ConnectionError, and
     the slot is lost exactly as for a cancellation. Why it matters to us: trio-mcp's
     one reader per worker is nearly always blocked in XREAD, so every Redis restart or
-    dropped connection costs a worker one of its MAX_CONNECTIONS (64) slots, for the
-    life of the process. About 0.5 s."""
+    dropped connection would cost a worker one of its MAX_CONNECTIONS (64) slots, for
+    the life of the process; trio-mcp's pool gives the slot back (_redis_client.py).
+    About 0.5 s."""
     name, run = BLOCKING["XREAD BLOCK"]
     options = {"max_connections": 1, "pool_timeout": POOL_TIMEOUT}
     async with (

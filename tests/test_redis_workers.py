@@ -4,6 +4,7 @@ loopback ports in one test. What one worker starts, the other sees and steers.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -13,10 +14,13 @@ import pytest
 import trio
 from redispeer import RedisPeer
 from statelessclient import listen, open_stateless
+from test_coredis_under_trio import blocked_in
+from test_coredis_under_trio import client as coredis_client
 from test_tasks import EXT, WAIT, Client, task_server
 
 import trio_mcp
 from trio_mcp._redis_client import RedisConnection
+from trio_mcp._task_store import StoreUnavailable
 
 Serve = Callable[[Any], Any]
 ANSWER = {"action": "accept", "content": {"name": "Ada"}}
@@ -192,3 +196,26 @@ async def test_cancelled_commands_never_spend_the_connection_pool(redis: RedisPe
                 await connection.call(partial(connection.client.xread, {stream: "0-0"}, block=200))
         with trio.fail_after(1.0):  # the pool's timeout is 2 s: a spent pool fails this
             assert await connection.call(partial(connection.client.ping)) is not None
+
+
+async def test_dropped_connections_of_a_blocked_reader_never_spend_the_connection_pool(
+    redis: RedisPeer,
+) -> None:
+    """coredis 6.9 loses a pool slot each time Redis drops a connection blocked in
+    XREAD (a restart, a proxy, CLIENT KILL), and a worker's reader nearly always is:
+    each drop gives its slot back here, so a worker outlives more drops than it has
+    connections."""
+    connection = RedisConnection(redis.url, "drops", max_connections=2)
+    stream = connection.key("never-written")
+
+    async def read() -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await connection.call(partial(connection.client.xread, {stream: "0-0"}, block=300))
+
+    async with connection.client, coredis_client(redis) as admin:
+        for _ in range(4):  # twice what the pool holds
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read)
+                await admin.client_kill(identifier=await blocked_in(admin, "xread"))
+        with trio.fail_after(1.0):  # the pool's timeout is 2 s: a spent pool fails this
+            assert await connection.call(connection.client.ping) is not None

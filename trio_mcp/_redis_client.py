@@ -17,6 +17,7 @@ itself once Redis is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -28,6 +29,7 @@ import anyio
 import coredis
 import coredis.exceptions
 import trio
+from coredis._concurrency import QueueFull
 from coredis.retry import ConstantRetryPolicy
 
 from ._task_store import StoreUnavailable
@@ -78,13 +80,17 @@ class RedisConnection:
         self.prefix = prefix
         #: Unique per process and start; the host and pid make logs readable.
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.client: coredis.Redis[str] = coredis.Redis.from_url(
+        pool = _SlotKeepingPool.from_url(
             url,
             decode_responses=True,
             connect_timeout=CONNECT_TIMEOUT,
             stream_timeout=REPLY_TIMEOUT,
-            pool_timeout=POOL_TIMEOUT,
+            timeout=POOL_TIMEOUT,
             max_connections=max_connections,
+        )
+        self.client: coredis.Redis[str] = coredis.Redis(
+            connection_pool=pool,
+            decode_responses=True,
             # One quick retry on a broken connection: a pooled connection that Redis
             # dropped (it restarted) fails once, then a new one is opened. Safe for
             # what is sent here: XREAD always names explicit ids, scripts are
@@ -136,6 +142,22 @@ class RedisConnection:
         if registered is None:
             registered = self._scripts[source] = self.client.register_script(source)
         return await self.call(lambda: registered(keys=keys, args=args))
+
+
+class _SlotKeepingPool(coredis.ConnectionPool[Any]):
+    """coredis 6.9's pool, minus its leak: releasing a connection that can no longer be
+    used (Redis dropped it, or a blocking read outlived its timeout) drops the
+    connection *and its slot*, so each Redis restart cost a worker one of its
+    connections for good (the reader is nearly always blocked in XREAD), and after
+    ``max_connections`` of them every command failed. An empty slot goes back instead,
+    and the next command opens a new connection in it. (tests/test_coredis_under_trio.py
+    pins coredis's behaviour; examples/upstream/coredis-6.9-report.md reports it.)"""
+
+    def release(self, connection: Any) -> None:
+        super().release(connection)
+        if not connection.usable:
+            with contextlib.suppress(QueueFull):
+                self._available_connections.put_nowait(None)
 
 
 def _safe(url: str) -> str:
