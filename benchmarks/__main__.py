@@ -314,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Redis is required but unavailable: {exc}", file=sys.stderr)
                 return 2
             notes.append(f"Redis section not measured: {exc}")
-            config.systems = [n for n in config.systems if n not in REDIS_SYSTEMS]
+            # Alone, the section has nothing left to measure: its in-memory systems are
+            # there only to be set beside the Redis-backed ones.
+            kept = [] if args.redis else config.systems
+            config.systems = [n for n in kept if n not in REDIS_SYSTEMS]
     # A system whose runtime could not be made is left out (and the notes say why).
     config.systems = [name for name in config.systems if SYSTEMS_BY_NAME[name].runtime in launchers]
     machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None, node_versions)
