@@ -583,7 +583,7 @@ def test_redis_section_sets_each_redis_row_beside_memory_and_only_it_with_redis(
     assert echo[0][11] == "-" and echo[0][13] == "-"
     idle_rows = [row for row in rows if row[2:4] == ["/sse", "5,000"]]
     assert [row[0] for row in idle_rows] == ["trio-mcp", ON_REDIS]
-    assert idle_rows[1][6:8] == ["30.0", "6.0"] and idle_rows[1][11:13] == ["210", "420"]
+    assert idle_rows[1][7:9] == ["30.0", "6.0"] and idle_rows[1][12:14] == ["210", "420"]
     # In-memory rows at an N no Redis-backed system was measured at stay out.
     assert "19,000" not in redis.split("Targets", 1)[0]
     verdicts = {row[0]: row[-1] for row in rows if row[0] in JUDGED_14}
