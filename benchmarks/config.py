@@ -55,6 +55,11 @@ class RunConfig:
     redis_core: int | None = 0
     #: The idle sweep's sizes for the Redis-backed systems (issue 14).
     redis_sizes: list[int] = field(default_factory=lambda: [10_000])
+    #: Seconds a Redis-backed server is given to end the warm-up sessions before its
+    #: idle measurement (their closed /sse streams wait ``Settings.resume_grace``, 30 s
+    #: by default, for a resumption), so that their ends are not counted as idle
+    #: traffic: the default and a margin.
+    redis_drain: float = 32.0
     out_dir: Path = Path("benchmarks/out")
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
 

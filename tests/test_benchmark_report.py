@@ -17,7 +17,11 @@ from typing import Any
 # installed trio_mcp (appended, so that the checkout's copy does not shadow it).
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+import attrs
+
+import trio_mcp
 from benchmarks.__main__ import ts_sdk_stateless_note
+from benchmarks.config import RunConfig
 from benchmarks.report import (
     ISSUE_12,
     ISSUE_13,
@@ -622,3 +626,9 @@ def test_no_redis_section_without_a_redis_backed_row() -> None:
         }
     )
     assert "Redis" not in text
+
+
+def test_redis_idle_run_outwaits_the_warm_up_sessions_grace() -> None:
+    # Their ends (registry entries deleted in Redis) must fall before the idle window.
+    grace = attrs.fields(trio_mcp.Settings).resume_grace.default
+    assert RunConfig([], [], [], []).redis_drain > grace
