@@ -292,7 +292,7 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
     assert issue_14 == {
         *(
             f"{ON_REDIS}: {what} at 64 sessions vs trio-mcp (/{transport})"
-            for what in ("calls/s", "p99")
+            for what in ("calls/s", "p99", "calls per server CPU-second")
             for transport in ("sse", "mcp")
         ),
         f"{ON_REDIS}: RSS per idle session, worker + redis-server, vs trio-mcp (N=40, /sse)",
