@@ -47,8 +47,15 @@ setup(
         # The fastest host measured (benchmarks/RESULTS.md): trio as a guest on uvicorn's
         # uvloop, with httptools parsing HTTP/1.1. python -m trio_mcp uses it when present.
         "uvicorn": ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
-        # The benchmark's plot, and the asyncio hosts it measures trio-mcp under.
-        "bench": ["matplotlib>=3.7", "uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
+        # The benchmark's plot, the asyncio hosts it measures trio-mcp under, and the
+        # Redis client of its Redis section (issue 14; redis-server from Debian's package).
+        "bench": [
+            "matplotlib>=3.7",
+            "uvicorn>=0.30",
+            "uvloop>=0.19",
+            "httptools>=0.6",
+            "coredis>=6.9,<7",
+        ],
         "lint": ["ruff>=0.6", "mypy>=1.10"],
     },
     entry_points={"console_scripts": ["trio-mcp=trio_mcp.__main__:main"]},

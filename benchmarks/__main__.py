@@ -10,6 +10,9 @@ trio worker). Servers run on one core, the load generator on
 another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
 the idle sweep. The attack section then runs trio-mcp's echo loop under each host alone
 and beside hostile clients (``--attacks`` runs it alone, ``--no-attacks`` skips it).
+The Redis section (issue 14) measures trio-mcp's hosts with their sessions on a
+redis-server the harness starts, and two workers on one Redis, beside the same hosts in
+memory (``--redis`` runs it alone, ``--no-redis`` skips it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import nodeenv, report, sdkenv
+from . import nodeenv, redisserver, report, sdkenv
 from .attacks import run_attacks, takes_attacks
 from .config import ATTACKS, STATELESS, RunConfig
 from .idle import run_idle
@@ -36,6 +39,8 @@ from .servers import (
     PROJECT,
     PROJECT_LAUNCHER,
     PYTHON_SDK,
+    REDIS_SYSTEMS,
+    REDIS_TRANSPORTS,
     SYSTEM_NAMES,
     SYSTEMS,
     TRANSPORTS,
@@ -49,11 +54,14 @@ SYSTEMS_BY_NAME = {system.name: system for system in SYSTEMS}
 SMOKE = {
     "sizes": "40",
     "listen_sizes": "40",
+    "redis_sizes": "40",
     # 64: the level the targets are judged at, so that every target is computed.
     "concurrency": "1,64",
     "heartbeat": 0.5,
     "idle_seconds": 1.2,
     "settle_seconds": 0.2,
+    # The warm-up sessions' ends then count as idle traffic: not checked in a smoke run.
+    "redis_drain": 0.1,
     "pause_seconds": 0.1,
     "duration": 1.0,
     "warmup": 0.3,
@@ -89,7 +97,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="idle sessions to hold, comma-separated")
     parser.add_argument("--concurrency", help="sessions for the echo runs, comma-separated")
     parser.add_argument("--systems", default=",".join(SYSTEM_NAMES))
-    parser.add_argument("--transports", default=",".join(TRANSPORTS))
+    parser.add_argument(
+        "--transports", help="which transports, comma-separated (all; with --redis, sse,mcp)"
+    )
     parser.add_argument(
         "--listen-sizes",
         help="idle subscriptions/listen streams to hold on the stateless wire (5000)",
@@ -112,6 +122,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--attack-sessions", type=int, help="well-behaved sessions beside each attack (8)"
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="run the Redis section only (issue 14)"
+    )
+    parser.add_argument("--no-redis", action="store_true", help="skip the Redis section")
+    parser.add_argument(
+        "--redis-sizes", help="idle sessions for the Redis-backed systems, comma-separated (10000)"
+    )
+    parser.add_argument(
+        "--redis-core",
+        help="the core redis-server runs on: a number, or 'any' (default: the server core)",
+    )
+    parser.add_argument(
+        "--redis-server",
+        choices=["auto", "require"],
+        default="auto",
+        help="auto: leave the Redis section out if redis-server or coredis is missing",
     )
     parser.add_argument(
         "--no-collect",
@@ -141,10 +168,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_config(args: argparse.Namespace) -> RunConfig:
     preset: dict[str, Any] = dict(SMOKE) if args.smoke else {}
-    sizes = args.sizes or preset.pop("sizes", "1000,5000,10000,19000")
+    redis_sizes = args.redis_sizes or preset.pop("redis_sizes", "10000")
+    # The Redis section alone measures its in-memory systems at the Redis sizes, so
+    # that each Redis-backed session has an in-memory one at the same N beside it.
+    sizes = args.sizes or (
+        redis_sizes if args.redis else preset.pop("sizes", "1000,5000,10000,19000")
+    )
     concurrency = args.concurrency or preset.pop("concurrency", "1,16,64")
     listen_sizes = args.listen_sizes or preset.pop("listen_sizes", "5000")
-    for name in ("sizes", "concurrency", "listen_sizes"):
+    for name in ("sizes", "concurrency", "listen_sizes", "redis_sizes"):
         preset.pop(name, None)
     for name in ("heartbeat", "idle_seconds", "duration", "warmup", "workers"):
         value = getattr(args, name)
@@ -155,6 +187,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
     unknown = set(_names(args.systems)) - set(SYSTEM_NAMES)
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    if args.transports is None:
+        args.transports = ",".join(REDIS_TRANSPORTS if args.redis else TRANSPORTS)
     unknown = set(_names(args.transports)) - set(TRANSPORTS)
     if unknown:
         raise SystemExit(f"unknown transports: {', '.join(sorted(unknown))}")
@@ -163,12 +197,24 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         raise SystemExit(f"unknown attacks: {', '.join(sorted(unknown))}")
     if args.attacks and args.no_attacks:
         raise SystemExit("--attacks runs the attack section alone; --no-attacks skips it")
+    if args.redis and args.no_redis:
+        raise SystemExit("--redis runs the Redis section alone; --no-redis skips it")
+    if args.redis and args.attacks:
+        raise SystemExit("--redis and --attacks each run one section alone")
+    if args.redis_core is None:
+        redis_core: int | None = args.server_core
+    elif args.redis_core == "any":
+        redis_core = None
+    else:
+        redis_core = int(args.redis_core)
     return RunConfig(
         sizes=_ints(sizes),
         concurrency=_ints(concurrency),
         systems=_names(args.systems),
         transports=_names(args.transports),
         listen_sizes=_ints(listen_sizes),
+        redis_sizes=_ints(redis_sizes),
+        redis_core=redis_core,
         server_core=args.server_core,
         load_core=args.load_core,
         out_dir=args.out,
@@ -180,7 +226,12 @@ def make_config(args: argparse.Namespace) -> RunConfig:
 
 def idle_sizes(config: RunConfig, system: System, transport: str) -> list[int]:
     """The idle sweep's sizes for one system and transport: on the stateless wire, the
-    listen sizes for the systems that hold idle listen streams, and none for the rest."""
+    listen sizes for the systems that hold idle listen streams, and none for the rest;
+    the Redis sizes for a Redis-backed system, none for one that does not idle."""
+    if not system.idles:
+        return []
+    if system.redis:
+        return config.redis_sizes
     if transport != STATELESS:
         return config.sizes
     return config.listen_sizes if system.listens else []
@@ -202,6 +253,17 @@ def ts_sdk_stateless_note(versions: list[str], sdk_version: str) -> str:
     )
 
 
+def redis_section(names: list[str]) -> list[str]:
+    """The systems the Redis section alone measures: the Redis-backed ones among
+    ``names``, and each one's counterpart (its host in memory; for two workers, one
+    worker on Redis, and its host in memory in turn), in the harness's order."""
+    wanted = {name for name in names if name in REDIS_SYSTEMS}
+    for name in list(wanted):
+        while (name := SYSTEMS_BY_NAME[name].compared_with or "") and name not in wanted:
+            wanted.add(name)
+    return [system.name for system in SYSTEMS if system.name in wanted]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = make_config(args)
@@ -209,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         args.no_idle = args.no_latency = True
         # Nor are the other systems' runtimes made (the SDKs' environments).
         config.systems = [n for n in config.systems if takes_attacks(SYSTEMS_BY_NAME[n])]
+    if args.redis:
+        args.no_attacks = True
+        config.systems = redis_section(config.systems)
+    elif args.no_redis:
+        config.systems = [n for n in config.systems if n not in REDIS_SYSTEMS]
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
     raise_fd_limit()
     # The orchestrator mostly sleeps; it stays off the server's core all the same.
@@ -240,9 +307,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the TypeScript SDK is required but unavailable: {exc}", file=sys.stderr)
                 return 2
             notes.append(f"TypeScript SDK not measured: {exc}".splitlines()[0])
+    redis_version: str | None = None
+    if any(name in REDIS_SYSTEMS for name in config.systems):
+        try:
+            redis_version = redisserver.ensure()
+        except redisserver.RedisUnavailable as exc:
+            if args.redis_server == "require":
+                print(f"Redis is required but unavailable: {exc}", file=sys.stderr)
+                return 2
+            notes.append(f"Redis section not measured: {exc}")
+            # Alone, the section has nothing left to measure: its in-memory systems are
+            # there only to be set beside the Redis-backed ones.
+            kept = [] if args.redis else config.systems
+            config.systems = [n for n in kept if n not in REDIS_SYSTEMS]
     # A system whose runtime could not be made is left out (and the notes say why).
     config.systems = [name for name in config.systems if SYSTEMS_BY_NAME[name].runtime in launchers]
     machine = describe(sdkenv.versions(Path(sdk_python)) if sdk_python else None, node_versions)
+    if redis_version is not None:
+        machine["redis_server"] = redis_version
 
     plan = [
         (system, transport)
@@ -261,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "command": command,
         "machine": machine,
+        # The Redis section alone: the report shows it and its targets only.
+        "redis_only": args.redis,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
         "idle": [],
         "latency": [],
@@ -296,11 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
-    if args.plot and results["idle"]:
+    in_memory = [r for r in results["idle"] if not r.get("redis")]
+    if args.plot and in_memory:
         from .plot import plot_idle
 
         title = f"{machine['cpu']}, {machine['cores']} cores; heartbeat {config.heartbeat:g} s"
-        plot_idle(results["idle"], args.plot, title)
+        plot_idle(in_memory, args.plot, title)
     failed = [r for r in results["idle"] + results["latency"] + results["attacks"] if "error" in r]
     return 1 if failed else 0
 

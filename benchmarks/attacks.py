@@ -51,8 +51,9 @@ MARGIN = 120.0
 
 def takes_attacks(system: System) -> bool:
     """Whether the section measures this system: trio-mcp, under each of its hosts (the
-    others' scripts have neither the big tool nor the bounds)."""
-    return system.script == "trio_mcp_server.py"
+    others' scripts have neither the big tool nor the bounds), in memory (the Redis
+    section measures it on Redis)."""
+    return system.script == "trio_mcp_server.py" and not system.redis
 
 
 def server_args(config: RunConfig) -> list[str]:

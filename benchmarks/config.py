@@ -49,6 +49,17 @@ class RunConfig:
     pool_size: int = 8
     server_core: int | None = 0
     load_core: int | None = 1
+    #: Where each Redis-backed measurement's redis-server runs: the server core by
+    #: default, so that the server side (workers and Redis) has the one core an
+    #: in-memory server has; None leaves it to the scheduler.
+    redis_core: int | None = 0
+    #: The idle sweep's sizes for the Redis-backed systems (issue 14).
+    redis_sizes: list[int] = field(default_factory=lambda: [10_000])
+    #: Seconds a Redis-backed server is given to end the warm-up sessions before its
+    #: idle measurement (their closed /sse streams wait ``Settings.resume_grace``, 30 s
+    #: by default, for a resumption), so that their ends are not counted as idle
+    #: traffic: the default and a margin.
+    redis_drain: float = 32.0
     out_dir: Path = Path("benchmarks/out")
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
 

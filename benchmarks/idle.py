@@ -3,7 +3,8 @@
 One measurement is one fresh server process:
 
 1. start the server and open a few sessions once, so that imports and caches that the
-   first session fills are not charged to the N that follow; then read its RSS;
+   first session fills are not charged to the N that follow; then read its RSS (on
+   Redis, once the server has ended those sessions: see ``RunConfig.redis_drain``);
 2. open N sessions from several load processes, each session initialized
    (``initialize`` answered, ``notifications/initialized`` sent) and its stream held;
 3. ask the server for one full garbage collection (see ``servers/_common.py``; not
@@ -14,19 +15,26 @@ One measurement is one fresh server process:
 4. close everything and stop the server.
 
 RSS per session is (RSS after - RSS before) / sessions established.
+
+A Redis-backed system (issue 14) gets a fresh redis-server with its server (see
+:mod:`.deployment`), and the same figures for it beside the worker's: its RSS growth
+and its allocator's (``used_memory``) per session, its CPU over the idle window, and
+every command it ran in the window (``INFO commandstats`` before and after), which is
+what idle sessions cost Redis in traffic.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .proc import cpu_seconds, open_fds, rss_bytes
+from .deployment import Deployment
+from .proc import open_fds
 from .progress import Progress
-from .servers import ServerProcess, System
+from .redisserver import commands_between
+from .servers import System
 from .stats import summary
 from .workers import LoadWorkers
 
@@ -35,13 +43,13 @@ WARMUP_SESSIONS = 20
 
 
 def _open_command(
-    config: RunConfig, server: ServerProcess, count: int, first_index: int
+    config: RunConfig, transport: str, port: int, count: int, first_index: int
 ) -> dict[str, Any]:
     return {
         "op": "open",
-        "transport": server.transport,
+        "transport": transport,
         "host": "127.0.0.1",
-        "port": server.port,
+        "port": port,
         "sources": config.sources,
         "n": count,
         "first_index": first_index,
@@ -66,14 +74,6 @@ def run_idle(
     server_command: list[str],
     progress: Progress,
 ) -> dict[str, Any]:
-    server = ServerProcess(
-        system,
-        transport,
-        command=server_command,
-        heartbeat=config.heartbeat,
-        core=config.server_core,
-        log_path=Path(config.out_dir) / "logs" / f"{system.name}-{transport}-idle-{count}.log",
-    )
     result: dict[str, Any] = {
         "system": system.name,
         "host": system.host,
@@ -83,18 +83,31 @@ def run_idle(
         "idle_seconds": config.idle_seconds,
         "collected_before_window": config.collect and system.gc_hooks,
     }
+    if system.redis:
+        result["redis"] = True
+    server: Deployment | None = None
     try:
+        # Sessions are held on the first worker (the Redis-backed systems that idle
+        # have one).
+        server = Deployment(
+            config, system, transport, server_command, f"{system.name}-{transport}-idle-{count}"
+        )
         server.wait_ready()
-        workers.command({0: _open_command(config, server, WARMUP_SESSIONS, 0)}, "opened")
+        port = server.ports[0]
+        workers.command({0: _open_command(config, transport, port, WARMUP_SESSIONS, 0)}, "opened")
         workers.command({0: {"op": "close"}}, "closed")
-        time.sleep(config.pause_seconds)
-        rss_before = rss_bytes(server.pid)
+        # On Redis a session's end is traffic (its registry entry deleted): the warm-up
+        # sessions, whose streams just closed, end resume_grace later, which must not
+        # land in the idle window. In memory the old way stands (nothing to count).
+        time.sleep(config.redis_drain if system.redis else config.pause_seconds)
+        rss_before = server.worker_rss()
+        redis_before = server.redis_memory()
 
         shares = _split(count, config, len(workers))
         commands = {}
         first = 0
         for index, share in enumerate(shares):
-            commands[index] = _open_command(config, server, share, first)
+            commands[index] = _open_command(config, transport, port, share, first)
             first += share
         done = dict.fromkeys(commands, 0)
 
@@ -112,13 +125,17 @@ def run_idle(
         time.sleep(config.settle_seconds)
         workers.each(commands, {"op": "mark"}, "marked")
         server.gc_stats()  # counts from here on
-        cpu_begun, window_begun = cpu_seconds(server.pid), time.perf_counter()
+        redis_begun = server.commandstats()
+        cpu_begun, window_begun = server.cpu(), time.perf_counter()
         _sleep_with_progress(config.idle_seconds, progress)
-        cpu = cpu_seconds(server.pid) - cpu_begun
+        cpu_ended = server.cpu()
         window = time.perf_counter() - window_begun
+        redis_commands = commands_between(redis_begun, server.commandstats())
+        cpu = cpu_ended["workers"] - cpu_begun["workers"]
         collector = server.gc_stats()
-        rss_after = rss_bytes(server.pid)
-        fds = open_fds(server.pid)
+        rss_after = server.worker_rss()
+        redis_after = server.redis_memory()
+        fds = sum(open_fds(worker.pid) for worker in server.workers)
         reports = workers.each(commands, {"op": "report"}, "report")
         workers.each(commands, {"op": "close"}, "closed")
 
@@ -154,6 +171,26 @@ def run_idle(
                 "load_processes": len(shares),
             }
         )
+        if system.redis:
+            redis_cpu = cpu_ended["redis"] - cpu_begun["redis"]
+            result.update(
+                {
+                    "redis_rss_before": redis_before["rss"],
+                    "redis_rss_after": redis_after["rss"],
+                    "redis_rss_per_session": (redis_after["rss"] - redis_before["rss"])
+                    / established
+                    if established
+                    else math.nan,
+                    "redis_used_memory_per_session": (redis_after["used"] - redis_before["used"])
+                    / established
+                    if established
+                    else math.nan,
+                    "redis_cpu_seconds": redis_cpu,
+                    "redis_cpu_percent": redis_cpu / window * 100,
+                    "redis_commands": redis_commands,
+                    "redis_commands_per_minute": sum(redis_commands.values()) / window * 60,
+                }
+            )
     except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         try:
@@ -161,7 +198,8 @@ def run_idle(
         except Exception:
             pass
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     return result
 
 

@@ -6,20 +6,37 @@ has), warms up, then measures a window in which every session calls ``echo`` aga
 soon as its previous call is answered. Latency is from sending the POST to having the
 reply (on the SSE stream for ``/sse``, in the POST's answer for ``/mcp``). The server's
 and the load process's CPU over the window show which side was the bottleneck.
+
+A Redis-backed system (issue 14) is its workers and the redis-server they share (see
+:mod:`.deployment`), fresh for the system's runs like any server: the server's CPU is
+then every worker's and redis-server's, so that ``calls_per_cpu_second`` charges a call
+with all it cost, and Redis's commands over the window are counted. With two workers
+the runs are the crossing cost first (one session whose POSTs go to the worker that
+holds its stream, then one whose POSTs go to the other), then each concurrency spread
+over both as a round-robin balancer would (see :mod:`.routing`).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .proc import cpu_seconds
+from .deployment import Deployment
 from .progress import Progress
-from .servers import ServerProcess, System
+from .redisserver import commands_between
+from .routing import echo_levels
+from .servers import System
 from .stats import summary
 from .workers import LoadWorkers
+
+
+def _row(system: System, transport: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"system": system.name, "host": system.host, "transport": transport}
+    if system.redis:
+        row |= {"redis": True, "server_workers": system.server_workers}
+    return row
 
 
 def run_latency(
@@ -30,37 +47,35 @@ def run_latency(
     server_command: list[str],
     progress: Progress,
 ) -> list[dict[str, Any]]:
-    server = ServerProcess(
-        system,
-        transport,
-        command=server_command,
-        heartbeat=config.heartbeat,
-        core=config.server_core,
-        log_path=Path(config.out_dir) / "logs" / f"{system.name}-{transport}-latency.log",
-    )
     results = []
-    window_cpu: list[float] = []
+    at_window: dict[str, Any] = {}
+    deployment: Deployment | None = None
 
     def on_window(index: int, message: dict[str, Any]) -> None:
-        window_cpu.append(cpu_seconds(server.pid))
-        server.gc_stats()  # counts from here on
+        assert deployment is not None
+        at_window["cpu"] = deployment.cpu()
+        at_window["commands"] = deployment.commandstats()
+        deployment.gc_stats()  # counts from here on
 
     try:
-        server.wait_ready()
-        for level, sessions in enumerate(config.concurrency):
-            progress.update(level, len(config.concurrency), f"{sessions} sessions")
-            result: dict[str, Any] = {
-                "system": system.name,
-                "host": system.host,
-                "transport": transport,
-                "sessions": sessions,
-            }
-            window_cpu.clear()
+        deployment = Deployment(
+            config, system, transport, server_command, f"{system.name}-{transport}-latency"
+        )
+        deployment.wait_ready()
+        levels = echo_levels(system.server_workers, config.concurrency)
+        for level, (routing, sessions) in enumerate(levels):
+            progress.update(level, len(levels), f"{sessions} sessions")
+            result = _row(system, transport) | {"sessions": sessions}
+            if system.server_workers > 1:
+                result["routing"] = routing
+            at_window.clear()
             command = {
                 "op": "calls",
                 "transport": transport,
                 "host": "127.0.0.1",
-                "port": server.port,
+                "port": deployment.ports[0],
+                "ports": deployment.ports,
+                "routing": routing,
                 "sources": config.sources,
                 "sessions": sessions,
                 "warmup": config.warmup,
@@ -69,36 +84,49 @@ def run_latency(
             try:
                 timeout = config.warmup + config.duration + 120
                 reply = workers.command({0: command}, "calls", on_window, timeout)[0]
-                server_cpu = cpu_seconds(server.pid) - window_cpu[0] if window_cpu else 0.0
-                collector = server.gc_stats()
+                cpu = deployment.cpu()
+                begun = at_window.get("cpu", cpu)
+                spent = {part: cpu[part] - begun[part] for part in cpu}
+                server_cpu = spent["workers"] + spent["redis"]
+                collector = deployment.gc_stats()
                 window = reply["window"]
+                calls = len(reply["latencies"])
                 result.update(
                     {
-                        "calls": len(reply["latencies"]),
+                        "calls": calls,
                         "calls_per_s": reply["calls_per_s"],
                         "latency": summary(reply["latencies"]),
                         "errors": reply["errors"],
                         "window": window,
                         "server_cpu_percent": server_cpu / window * 100,
+                        "calls_per_cpu_second": calls / server_cpu if server_cpu else math.nan,
                         "load_cpu_percent": reply["load_cpu"] / window * 100,
                         "gc": collector,
                         "gc_measured": system.gc_hooks,
                     }
                 )
+                if system.redis:
+                    commands = commands_between(
+                        at_window.get("commands", {}), deployment.commandstats()
+                    )
+                    result.update(
+                        {
+                            "worker_cpu_percent": spent["workers"] / window * 100,
+                            "redis_cpu_percent": spent["redis"] / window * 100,
+                            "redis_commands": commands,
+                            "redis_commands_per_call": sum(commands.values()) / calls
+                            if calls
+                            else math.nan,
+                        }
+                    )
             except Exception as exc:
                 result["error"] = f"{type(exc).__name__}: {exc}"
             results.append(result)
             time.sleep(config.pause_seconds)
-        progress.update(len(config.concurrency), len(config.concurrency), "done")
+        progress.update(len(levels), len(levels), "done")
     except Exception as exc:
-        results.append(
-            {
-                "system": system.name,
-                "host": system.host,
-                "transport": transport,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-        )
+        results.append(_row(system, transport) | {"error": f"{type(exc).__name__}: {exc}"})
     finally:
-        server.stop()
+        if deployment is not None:
+            deployment.stop()
     return results

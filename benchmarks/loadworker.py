@@ -4,7 +4,8 @@ The orchestrator starts several of these (a process may hold at most the fd limi
 worth of connections, and a server's fd limit is the same) and pins them all to the load
 core. Each runs one trio loop and takes commands over a pipe: ``open`` sessions and hold
 them, ``mark`` the start of the idle window, ``report`` what the held streams saw,
-``close`` them, or run closed-loop ``calls``; for the attack section, ``arm`` an attack
+``close`` them, or run closed-loop ``calls`` (over one server, or spread over a system's
+workers); for the attack section, ``arm`` an attack
 (:mod:`.attackers`), ``strike`` (it runs in the background, so that the worker still
 hears the next command) and ``disarm`` it. Progress goes back on the same pipe while
 sessions open, so a long run can show a bar.
@@ -24,8 +25,17 @@ import trio.lowlevel
 from .attackers import Armed, make_attack
 from .holding import HeldSessions
 from .httpclient import ConnectionClosed
-from .mcpclient import ESTABLISH_TIMEOUT, FAILURES, SESSION_TYPES, Poster, Target, failure_name
+from .mcpclient import (
+    ESTABLISH_TIMEOUT,
+    FAILURES,
+    SESSION_TYPES,
+    Poster,
+    StreamableSession,
+    Target,
+    failure_name,
+)
 from .proc import pin_to_core, raise_fd_limit
+from .routing import route
 
 
 def main(pipe: Pipe, core: int | None) -> None:
@@ -99,11 +109,31 @@ async def _serve(pipe: Pipe) -> None:
 
 
 async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
-    """Closed-loop ``tools/call`` echo: each session calls again as soon as it is answered."""
-    target = Target(command["host"], command["port"], command["sources"])
+    """Closed-loop ``tools/call`` echo: each session calls again as soon as it is answered.
+
+    With several server ``ports`` (workers of one system), ``routing`` says which one
+    each session's stream and POSTs go to (see :mod:`.routing`)."""
+    ports: list[int] = command.get("ports") or [command["port"]]
+    routing: str = command.get("routing", "one")
+    targets = [Target(command["host"], port, command["sources"]) for port in ports]
     kind = SESSION_TYPES[command["transport"]]
-    posters = [Poster(target, index) for index in range(command["sessions"])]
-    sessions = [kind(target, index, poster.post) for index, poster in enumerate(posters)]
+    routes = [route(index, len(ports), routing) for index in range(command["sessions"])]
+    posters = [Poster(targets[post], index) for index, (_, post) in enumerate(routes)]
+    # On Streamable HTTP the worker that answers initialize owns the session: it is
+    # asked there, on a connection of its own, when the POSTs go elsewhere.
+    homes = {
+        index: Poster(targets[home], index)
+        for index, (home, post) in enumerate(routes)
+        if home != post and kind is StreamableSession
+    }
+    sessions = [
+        kind(targets[home], index, posters[index].post)
+        if index not in homes
+        else StreamableSession(
+            targets[home], index, posters[index].post, establish_post=homes[index].post
+        )
+        for index, (home, _) in enumerate(routes)
+    ]
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     measuring = False
@@ -136,6 +166,8 @@ async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             for session in sessions:
                 nursery.start_soon(establish, session)
+        for poster in homes.values():
+            poster.close()
         async with trio.open_nursery() as nursery:
             for session in ready:
                 nursery.start_soon(loop, session)
@@ -151,7 +183,7 @@ async def _calls(command: dict[str, Any], pipe: Pipe) -> dict[str, Any]:
     finally:
         for session in sessions:
             session.close()
-        for poster in posters:
+        for poster in [*posters, *homes.values()]:
             poster.close()
     return {
         "op": "calls",

@@ -22,6 +22,8 @@ PACKAGES = [
     "uvicorn",
     "uvloop",
     "httptools",
+    # The Redis client of the Redis-backed systems (issue 14).
+    "coredis",
 ]
 
 
@@ -96,5 +98,10 @@ def format_machine(machine: dict[str, Any]) -> str:
             f"trio-mcp side: {packages} (commit {machine['trio_mcp_commit']})",
             f"SDK side: {sdk}",
             f"TypeScript SDK side: {ts_sdk}",
+            *(
+                [f"Redis side: redis-server {machine['redis_server']}"]
+                if "redis_server" in machine
+                else []
+            ),
         ]
     )

@@ -323,17 +323,22 @@ class StreamableSession:
 
     transport = "mcp"
 
-    def __init__(self, target: Target, index: int, post: PostFn) -> None:
+    def __init__(
+        self, target: Target, index: int, post: PostFn, *, establish_post: PostFn | None = None
+    ) -> None:
         self._target = target
         self._index = index
         self._post = post
+        #: Where ``initialize`` and ``notifications/initialized`` go, when not where the
+        #: calls go: the worker that answers initialize owns the session.
+        self._establish_post = establish_post or post
         self._stream: _Stream | None = None
         self._headers = {"Accept": "application/json, text/event-stream"}
         self._next_id = 0
 
     async def establish(self, *, hold_stream: bool = True) -> None:
         self._next_id += 1
-        head, payload = await self._post(
+        head, payload = await self._establish_post(
             "/mcp", encode(self._next_id, "initialize", initialize_params("mcp")), self._headers
         )
         session_id = head.headers.get(b"mcp-session-id")
@@ -345,7 +350,7 @@ class StreamableSession:
             "Mcp-Session-Id": session_id.decode(),
             "MCP-Protocol-Version": PROTOCOLS["mcp"],
         }
-        head, payload = await self._post(
+        head, payload = await self._establish_post(
             "/mcp", encode(None, "notifications/initialized"), self._headers
         )
         if head.status != 202:

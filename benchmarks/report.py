@@ -12,7 +12,8 @@ from typing import Any
 
 from .config import STATELESS
 from .machine import format_machine
-from .servers import HOSTS, HYPERCORN_TRIO, SYSTEMS
+from .routing import ROUTINGS
+from .servers import HOSTS, HYPERCORN_TRIO, REDIS_TRANSPORTS, SYSTEMS
 
 #: The targets (see benchmarks/README.md): bounds on trio-mcp's figures.
 CAPACITY_TARGET = 19_000
@@ -44,6 +45,18 @@ STATELESS_P99_VS_SDK = 0.5
 LISTENER_RSS_VS_SSE = 1.1
 TRIO_MCP_HOSTS = tuple(system.name for system in SYSTEMS if system.listens)
 ISSUE_13 = "issue 13: the stateless wire"
+
+#: Issue 14's: trio-mcp's hosts with their sessions on Redis, against the same host in
+#: memory; two workers on one Redis against one; a POST that crosses workers against
+#: one that reaches the stream's owner; idle sessions' memory and Redis traffic.
+REDIS_CALLS_VS_MEMORY = 0.6
+CROSSING_P50_MS = 1.5
+TWO_WORKERS_CALLS_PER_CPU = 0.9
+REDIS_RSS_VS_MEMORY = 1.2
+#: Redis's idle traffic is reported per minute per this many sessions.
+REDIS_IDLE_PER = 10_000
+REDIS_BACKED = {system.name: system for system in SYSTEMS if system.redis}
+ISSUE_14 = "issue 14: Redis"
 
 
 @dataclass
@@ -300,12 +313,21 @@ def _idle(idle: list[dict[str, Any]], system: str, transport: str) -> dict[int, 
     }
 
 
-def _calls(latency: list[dict[str, Any]], system: str, transport: str) -> dict[str, Any] | None:
+def _calls(
+    latency: list[dict[str, Any]],
+    system: str,
+    transport: str,
+    sessions: int = THROUGHPUT_SESSIONS,
+    routing: str | None = None,
+) -> dict[str, Any] | None:
+    """A system's echo run at ``sessions`` on ``transport``; with several workers, the
+    one whose POSTs went as ``routing`` says (by default spread, as a balancer would)."""
     for r in latency:
         if (
             r["system"] == system
             and r["transport"] == transport
-            and r.get("sessions") == THROUGHPUT_SESSIONS
+            and r.get("sessions") == sessions
+            and r.get("routing", "spread") == (routing or "spread")
             and "calls_per_s" in r
         ):
             return r
@@ -442,7 +464,12 @@ def targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[T
                 None,
             )
         )
-    return found + issue_12_targets(idle, latency) + issue_13_targets(idle, latency)
+    return (
+        found
+        + issue_12_targets(idle, latency)
+        + issue_13_targets(idle, latency)
+        + issue_14_targets(idle, latency)
+    )
 
 
 def issue_12_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
@@ -557,39 +584,44 @@ def _p99(
 
 def targets_table(found: list[Target], subject: str = "trio-mcp") -> str:
     verdict = {True: "met", False: "MISSED", None: "-"}
-    rows = [[t.name, t.measured, t.bound, f"{t.ratio:.2f}", verdict[t.met]] for t in found]
+    rows = [[t.name, t.measured, t.bound, _fmt(t.ratio, 2), verdict[t.met]] for t in found]
     return _table([f"target ({subject})", "measured", "bound", "ratio", "verdict"], rows)
 
 
 def render(results: dict[str, Any]) -> str:
     config = results["config"]
+    redis_only = bool(results.get("redis_only"))
+    # The generic tables hold the in-memory systems; the Redis section, its own.
+    idle = [] if redis_only else [r for r in results["idle"] if not r.get("redis")]
+    latency = [] if redis_only else [r for r in results["latency"] if not r.get("redis")]
     parts = [format_machine(results["machine"]), ""]
     parts.append(f"Command: {results['command']}")
     parts.append(
         f"Server on core {config['server_core']}, load on core {config['load_core']}; "
         f"heartbeat {config['heartbeat']:g} s"
     )
-    if results["idle"]:
+    if idle:
         parts += [
             "",
             f"Idle sessions (initialized and held; idle window {config['idle_seconds']:g} s"
             + (
                 f"; on /{STATELESS}, one subscriptions/listen stream per client"
-                if any(r["transport"] == STATELESS for r in results["idle"])
+                if any(r["transport"] == STATELESS for r in idle)
                 else ""
             )
             + (
                 "; one full GC asked of each Python server before it)" if config["collect"] else ")"
             ),
-            idle_table(results["idle"]),
+            idle_table(idle),
         ]
-    if results["latency"]:
+    if latency:
         parts += [
             "",
             f"Closed-loop tools/call echo ({config['duration']:g} s window after "
             f"{config['warmup']:g} s warm-up)",
-            latency_table(results["latency"]),
+            latency_table(latency),
         ]
+    parts += redis_section(results)
     if results.get("attacks"):
         parts += [
             "",
@@ -602,6 +634,8 @@ def render(results: dict[str, Any]) -> str:
             attack_table(results["attacks"]),
         ]
     found = [Target(**t) for t in results["targets"]]
+    if redis_only:
+        found = [t for t in found if t.group == ISSUE_14]
     own = [t for t in found if not t.group]
     if own:
         parts += ["", f"Targets (trio-mcp under {HYPERCORN_TRIO})", targets_table(own)]
@@ -621,6 +655,321 @@ def render(results: dict[str, Any]) -> str:
             + (f"; the issue's bounds are on the best host, {best})" if best else ")"),
             targets_table(issue_13, "per host"),
         ]
+    issue_14 = [t for t in found if t.group == ISSUE_14]
+    if issue_14:
+        parts += [
+            "",
+            "Targets of issue 14 (Redis: each host on Redis against itself in memory; two "
+            "workers on one Redis against one; server CPU counts every worker and redis-server)",
+            targets_table(issue_14, "per system"),
+        ]
     if results.get("notes"):
         parts += ["", *results["notes"]]
     return "\n".join(parts)
+
+
+def redis_section(results: dict[str, Any]) -> list[str]:
+    """The Redis section's lines: where it ran, its echo and idle tables (each
+    Redis-backed system beside its counterpart), or nothing if it did not run."""
+    latency = in_redis_section(results["latency"])
+    idle = in_redis_section(results["idle"])
+    redis_sizes = {r["n"] for r in idle if r.get("redis")}
+    idle = [r for r in idle if r.get("redis") or r["n"] in redis_sizes]
+    if not any(r.get("redis") for r in latency + idle):
+        return []
+    config = results["config"]
+    parts = [
+        "",
+        "Redis (issue 14): trio-mcp's hosts with their sessions on Redis (+redis), two "
+        "workers on one Redis (-w2: two processes, the load spreading its connections over "
+        "them as a round-robin balancer would), and the same hosts in memory.",
+        redis_where(config) + " Server CPU is every worker's and redis-server's.",
+    ]
+    if latency:
+        parts += [
+            "",
+            f"Redis: closed-loop tools/call echo ({config['duration']:g} s window after "
+            f"{config['warmup']:g} s warm-up; with two workers, one session whose POSTs go "
+            "to the owner or to the other worker, then every level spread)",
+            redis_latency_table(latency),
+        ]
+    if idle:
+        parts += [
+            "",
+            f"Redis: idle sessions (idle window {config['idle_seconds']:g} s, heartbeat "
+            f"{config['heartbeat']:g} s; Redis commands as INFO commandstats counts them, "
+            "those inside Lua scripts included)",
+            redis_idle_table(idle),
+        ]
+    return parts
+
+
+def issue_14_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
+    """Issue 14's, for every Redis-backed system measured, each target's name starting
+    with it: one worker on Redis against its host in memory (calls/s at 64 sessions on
+    /sse and /mcp, and for information p99 and calls per server CPU-second, which a
+    busy machine skews less than calls/s; memory per idle session, the worker's and
+    redis-server's together, at the largest N both held in full; Redis's commands
+    while idle, per minute per 10,000 sessions, for information); two workers on one
+    Redis against one (calls per server CPU-second at 64 sessions, every worker's and
+    redis-server's CPU counted; p50 and p99 of one session whose POSTs go to the
+    worker that does not hold its stream against one whose POSTs go to the owner)."""
+    found: list[Target] = []
+    for name, system in REDIS_BACKED.items():
+        other = system.compared_with or ""
+        if system.server_workers == 1:
+            found += _redis_worker(idle, latency, name, other)
+        else:
+            found += _two_workers(latency, name, other)
+    return found
+
+
+def _redis_worker(
+    idle: list[dict[str, Any]], latency: list[dict[str, Any]], name: str, other: str
+) -> list[Target]:
+    found: list[Target] = []
+    for transport in REDIS_TRANSPORTS:
+        mine, theirs = _calls(latency, name, transport), _calls(latency, other, transport)
+        if not (mine and theirs):
+            continue
+        ratio = mine["calls_per_s"] / theirs["calls_per_s"]
+        found.append(
+            Target(
+                f"{name}: calls/s at 64 sessions vs {other} (/{transport})",
+                f"{mine['calls_per_s']:,.0f} vs {theirs['calls_per_s']:,.0f}",
+                f">= {REDIS_CALLS_VS_MEMORY:.2f}x in memory",
+                ratio,
+                ratio >= REDIS_CALLS_VS_MEMORY,
+                ISSUE_14,
+            )
+        )
+        (p99,) = _p99(mine, theirs, other, transport, math.inf, ISSUE_14)
+        p99.name, p99.bound, p99.met = f"{name}: {p99.name}", "(for information)", None
+        found.append(p99)
+        # What a call costs the server side, whatever else shared its core meanwhile.
+        mine_cpu, theirs_cpu = mine["calls_per_cpu_second"], theirs["calls_per_cpu_second"]
+        found.append(
+            Target(
+                f"{name}: calls per server CPU-second at 64 sessions vs {other} (/{transport})",
+                f"{mine_cpu:,.0f} vs {theirs_cpu:,.0f}",
+                "(for information)",
+                mine_cpu / theirs_cpu,
+                None,
+                ISSUE_14,
+            )
+        )
+    ours, theirs_idle = _idle(idle, name, "sse"), _idle(idle, other, "sse")
+    common = [n for n in ours if n in theirs_idle and _full(ours[n]) and _full(theirs_idle[n])]
+    if common:
+        n = max(common)
+        worker, redis = ours[n]["rss_per_session"], ours[n]["redis_rss_per_session"]
+        without = theirs_idle[n]["rss_per_session"]
+        ratio = (worker + redis) / without
+        found.append(
+            Target(
+                f"{name}: RSS per idle session, worker + redis-server, vs {other} (N={n:,}, /sse)",
+                f"{worker / 1024:.1f} + {redis / 1024:.1f} KB vs {without / 1024:.1f} KB",
+                f"<= {REDIS_RSS_VS_MEMORY:.2f}x in memory",
+                ratio,
+                ratio <= REDIS_RSS_VS_MEMORY,
+                ISSUE_14,
+            )
+        )
+    if ours:
+        n = max(ours)
+        r = ours[n]
+        found.append(
+            Target(
+                f"{name}: Redis commands while idle, per minute per "
+                f"{REDIS_IDLE_PER:,} sessions (N={n:,}, /sse)",
+                f"{per_sessions(r):,.0f} ({command_mix(r)})",
+                "lease renewals only (for information)",
+                math.nan,
+                None,
+                ISSUE_14,
+            )
+        )
+    return found
+
+
+def per_sessions(r: dict[str, Any]) -> float:
+    """An idle run's Redis commands per minute, scaled to REDIS_IDLE_PER sessions."""
+    held = r["established"]
+    return float(r["redis_commands_per_minute"] * REDIS_IDLE_PER / held) if held else math.nan
+
+
+def command_mix(r: dict[str, Any], most: int = 4) -> str:
+    """An idle run's Redis commands by name, per minute, the most frequent first."""
+    window = r["idle_window"]
+    counts = sorted(r["redis_commands"].items(), key=lambda item: -item[1])
+    parts = [f"{name} {count / window * 60:,.0f}" for name, count in counts[:most]]
+    if len(counts) > most:
+        parts.append(f"{len(counts) - most} more")
+    return ", ".join(parts) + " a minute" if parts else "none"
+
+
+def _two_workers(latency: list[dict[str, Any]], name: str, other: str) -> list[Target]:
+    found: list[Target] = []
+    for transport in REDIS_TRANSPORTS:
+        mine, theirs = _calls(latency, name, transport), _calls(latency, other, transport)
+        if mine and theirs:
+            ratio = mine["calls_per_cpu_second"] / theirs["calls_per_cpu_second"]
+            found.append(
+                Target(
+                    f"{name}: calls per server CPU-second at 64 sessions vs {other} (/{transport})",
+                    f"{mine['calls_per_cpu_second']:,.0f} vs {theirs['calls_per_cpu_second']:,.0f}",
+                    f">= {TWO_WORKERS_CALLS_PER_CPU:.2f}x one worker",
+                    ratio,
+                    ratio >= TWO_WORKERS_CALLS_PER_CPU,
+                    ISSUE_14,
+                )
+            )
+    for transport in REDIS_TRANSPORTS:
+        owner = _calls(latency, name, transport, 1, "owner")
+        cross = _calls(latency, name, transport, 1, "cross")
+        if not (owner and cross):
+            continue
+        here, there = owner["latency"]["p50"] * 1000, cross["latency"]["p50"] * 1000
+        added = there - here
+        found.append(
+            Target(
+                f"{name}: p50 at 1 session, POSTs to the other worker vs to the owner "
+                f"(/{transport})",
+                f"{added:+.2f} ms ({there:.2f} vs {here:.2f} ms)",
+                f"<= +{CROSSING_P50_MS:g} ms",
+                added / CROSSING_P50_MS,
+                added <= CROSSING_P50_MS,
+                ISSUE_14,
+            )
+        )
+        here, there = owner["latency"]["p99"] * 1000, cross["latency"]["p99"] * 1000
+        found.append(
+            Target(
+                f"{name}: p99 at 1 session, POSTs to the other worker vs to the owner "
+                f"(/{transport})",
+                f"{there - here:+.2f} ms ({there:.2f} vs {here:.2f} ms)",
+                "(for information)",
+                there / here,
+                None,
+                ISSUE_14,
+            )
+        )
+    return found
+
+
+def in_redis_section(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the Redis section shows: the Redis-backed systems', and their
+    counterparts' on the same transports (in memory: on /sse and /mcp only)."""
+    shown = set(REDIS_BACKED) & {r["system"] for r in rows}
+    shown |= {REDIS_BACKED[name].compared_with or "" for name in shown}
+    return [r for r in rows if r["system"] in shown and r["transport"] in REDIS_TRANSPORTS]
+
+
+def redis_latency_table(latency: list[dict[str, Any]]) -> str:
+    header = [
+        "system",
+        "host",
+        "workers",
+        "POSTs",
+        "transport",
+        "sessions",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server CPU %",
+        "Redis CPU %",
+        "calls/CPU-s",
+        "Redis cmds/call",
+        "load CPU %",
+    ]
+    rows = []
+    for r in latency:
+        workers = str(r.get("server_workers", 1))
+        routing = ROUTINGS[r.get("routing", "one")] if r.get("server_workers", 1) > 1 else "-"
+        cells = [r["system"], _host(r), workers, routing, "/" + r["transport"]]
+        if "calls_per_s" not in r:
+            rows.append([*cells, str(r.get("sessions", "")), r["error"][:60]])
+            rows[-1] += [""] * (len(header) - len(rows[-1]))
+            continue
+        lat = r["latency"]
+        rows.append(
+            [
+                *cells,
+                str(r["sessions"]),
+                _fmt(r["calls_per_s"], 0),
+                _fmt(lat["p50"] * 1000, 2),
+                _fmt(lat["p99"] * 1000, 2),
+                str(sum(r["errors"].values())),
+                _fmt(r["server_cpu_percent"], 0),
+                _fmt(r["redis_cpu_percent"], 0) if r.get("redis") else "-",
+                # NaN for runs saved before it was recorded (--json files of older runs).
+                _fmt(r.get("calls_per_cpu_second", math.nan), 0),
+                _fmt(r["redis_commands_per_call"], 1) if r.get("redis") else "-",
+                _fmt(r["load_cpu_percent"], 0),
+            ]
+        )
+    return _table(header, rows)
+
+
+def redis_idle_table(idle: list[dict[str, Any]]) -> str:
+    header = [
+        "system",
+        "host",
+        "transport",
+        "N",
+        "established",
+        "failed",
+        "estab. s",
+        "worker RSS/session KB",
+        "Redis RSS/session KB",
+        "Redis data/session KB",
+        "worker CPU % core",
+        "Redis CPU % core",
+        "Redis cmds/min",
+        f"per {REDIS_IDLE_PER:,} sessions",
+        "Redis commands",
+    ]
+    rows = []
+    for r in idle:
+        cells = [r["system"], _host(r), "/" + r["transport"], f"{r['n']:,}"]
+        if "established" not in r:
+            rows.append([*cells, r.get("error", "")[:60]])
+            rows[-1] += [""] * (len(header) - len(rows[-1]))
+            continue
+        redis = bool(r.get("redis"))
+        rows.append(
+            [
+                *cells,
+                f"{r['established']:,}",
+                f"{r['failed']:,}",
+                _fmt(r["establish_seconds"]),
+                _fmt(r["rss_per_session"] / 1024),
+                _fmt(r["redis_rss_per_session"] / 1024) if redis else "-",
+                _fmt(r["redis_used_memory_per_session"] / 1024, 2) if redis else "-",
+                _fmt(r["cpu_percent"], 2),
+                _fmt(r["redis_cpu_percent"], 2) if redis else "-",
+                _fmt(r["redis_commands_per_minute"], 0) if redis else "-",
+                _fmt(per_sessions(r), 0) if redis else "-",
+                command_mix(r, most=6) if redis else "-",
+            ]
+        )
+    return _table(header, rows, text_last=True)
+
+
+def redis_where(config: dict[str, Any]) -> str:
+    """Where the Redis section's processes ran, in a sentence."""
+    core = config.get("redis_core", config["server_core"])
+    if core is None:
+        place = "on any core (unpinned)"
+    elif core == config["server_core"]:
+        place = f"on core {core}, the servers' core (workers and Redis share one core)"
+    elif core == config["load_core"]:
+        place = f"on core {core}, the load's core"
+    else:
+        place = f"on core {core}"
+    return (
+        f"redis-server {place}; one fresh for each measurement, nothing persisted, "
+        "stopped by its PID. Workers on core "
+        f"{config['server_core']}, the load on core {config['load_core']}."
+    )

@@ -11,6 +11,14 @@ worker natively, and hypercorn's asyncio worker and uvicorn (uvloop, httptools) 
 trio as a guest on their loop. Each host is a system of its own, named
 ``trio-mcp@<host>``, except the native one, which keeps the name ``trio-mcp``.
 
+Each of trio-mcp's hosts is measured with Redis too (issue 14): ``<system>+redis`` is
+the same script with ``Settings.redis_url`` pointing at a redis-server the harness
+starts for the measurement (see :mod:`.deployment`), and ``trio-mcp+redis-w2`` is two
+such worker processes sharing one, the load spreading its connections over both as a
+round-robin balancer would. Every server runs with ``TRIO_MCP_REDIS_URL`` taken out of
+its environment (a Redis-backed one gets its URL by flag), so that an in-memory row is
+in memory whatever the shell says.
+
 Transports are ``sse`` (HTTP+SSE), ``mcp`` (Streamable HTTP with sessions) and
 ``mcp-stateless`` (MCP 2026-07-28's stateless wire on ``/mcp``), where a system serves
 them. On the stateless wire the echo runs for every system that has it, and the idle
@@ -58,6 +66,16 @@ class System:
     #: Whether the idle sweep measures it on the stateless wire too: one idle
     #: ``subscriptions/listen`` stream per client (trio-mcp's hosts; issue 13).
     listens: bool = False
+    #: Whether its workers share a redis-server (``Settings.redis_url``; issue 14).
+    redis: bool = False
+    #: Worker processes that serve it, each on a port of its own (see deployment.py).
+    server_workers: int = 1
+    #: The system the Redis section sets it beside: its host in memory, or for several
+    #: workers the same host with one worker on Redis.
+    compared_with: str | None = None
+    #: Whether the idle sweep measures it (not the two-worker system: an idle session
+    #: costs what it costs on the one worker that holds it).
+    idles: bool = True
 
     @property
     def gc_hooks(self) -> bool:
@@ -67,6 +85,9 @@ class System:
 
 
 TRANSPORTS = ("sse", "mcp", STATELESS)
+#: What the Redis-backed systems are measured on: the session transports, whose sessions
+#: Redis shares between workers (the stateless wire has no session to share).
+REDIS_TRANSPORTS = ("sse", "mcp")
 
 SYSTEMS: tuple[System, ...] = (
     System(
@@ -78,6 +99,26 @@ SYSTEMS: tuple[System, ...] = (
         listens=True,
     ),
     System(
+        "trio-mcp+redis",
+        "trio_mcp_server.py",
+        REDIS_TRANSPORTS,
+        HYPERCORN_TRIO,
+        args=("--server", "hypercorn-trio"),
+        redis=True,
+        compared_with="trio-mcp",
+    ),
+    System(
+        "trio-mcp+redis-w2",
+        "trio_mcp_server.py",
+        REDIS_TRANSPORTS,
+        HYPERCORN_TRIO,
+        args=("--server", "hypercorn-trio"),
+        redis=True,
+        server_workers=2,
+        compared_with="trio-mcp+redis",
+        idles=False,
+    ),
+    System(
         "trio-mcp@hypercorn-asyncio",
         "trio_mcp_server.py",
         TRANSPORTS,
@@ -86,12 +127,30 @@ SYSTEMS: tuple[System, ...] = (
         listens=True,
     ),
     System(
+        "trio-mcp@hypercorn-asyncio+redis",
+        "trio_mcp_server.py",
+        REDIS_TRANSPORTS,
+        "hypercorn (asyncio worker)",
+        args=("--server", "hypercorn-asyncio"),
+        redis=True,
+        compared_with="trio-mcp@hypercorn-asyncio",
+    ),
+    System(
         "trio-mcp@uvicorn",
         "trio_mcp_server.py",
         TRANSPORTS,
         "uvicorn (uvloop, httptools)",
         args=("--server", "uvicorn"),
         listens=True,
+    ),
+    System(
+        "trio-mcp@uvicorn+redis",
+        "trio_mcp_server.py",
+        REDIS_TRANSPORTS,
+        "uvicorn (uvloop, httptools)",
+        args=("--server", "uvicorn"),
+        redis=True,
+        compared_with="trio-mcp@uvicorn",
     ),
     System("sdk", "sdk_server.py", TRANSPORTS, "uvicorn (asyncio, h11)", PYTHON_SDK),
     # Not the stateless wire: the SDK's 1.32 line serves revisions up to 2025-11-25 (the
@@ -102,6 +161,7 @@ SYSTEMS: tuple[System, ...] = (
 )
 SYSTEM_NAMES = tuple(system.name for system in SYSTEMS)
 HOSTS = {system.name: system.host for system in SYSTEMS}
+REDIS_SYSTEMS = tuple(system.name for system in SYSTEMS if system.redis)
 
 
 def free_port() -> int:
@@ -124,6 +184,18 @@ class Launcher:
 
 #: This interpreter, for trio-mcp and the floors.
 PROJECT_LAUNCHER = Launcher(sys.executable)
+
+
+#: What trio-mcp's Settings reads its Redis URL from when none is given.
+REDIS_URL_ENV = "TRIO_MCP_REDIS_URL"
+
+
+def server_environment(gc_stats: Path) -> dict[str, str]:
+    """A server's environment: the harness's, with where to write its collector's
+    figures, and never a Redis URL (a Redis-backed system gets its own by flag)."""
+    env = {**os.environ, "BENCHMARK_GC_STATS": str(gc_stats)}
+    env.pop(REDIS_URL_ENV, None)
+    return env
 
 
 class ServerFailed(RuntimeError):
@@ -178,7 +250,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=prepare,
             cwd=SERVERS_DIR,
-            env={**os.environ, "BENCHMARK_GC_STATS": str(self._gc_stats_path)},
+            env=server_environment(self._gc_stats_path),
         )
 
     @property

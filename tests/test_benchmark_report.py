@@ -1,5 +1,5 @@
-"""The benchmark report's verdicts on issue 12's and issue 13's targets, from figures
-given here.
+"""The benchmark report's verdicts on issue 12's, issue 13's and issue 14's targets, from
+figures given here.
 
 The smoke test (test_benchmark_smoke.py) shows that every target is computed from a real
 run; these check each bound's direction and edge, which a smoke run's small figures
@@ -17,12 +17,18 @@ from typing import Any
 # installed trio_mcp (appended, so that the checkout's copy does not shadow it).
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+import attrs
+
+import trio_mcp
 from benchmarks.__main__ import ts_sdk_stateless_note
+from benchmarks.config import RunConfig
 from benchmarks.report import (
     ISSUE_12,
     ISSUE_13,
+    ISSUE_14,
     issue_12_targets,
     issue_13_targets,
+    issue_14_targets,
     render,
     targets,
 )
@@ -33,6 +39,9 @@ HOSTS = {
     "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
     "sdk": "uvicorn (asyncio, h11)",
     "ts-sdk": "node, express",
+    "trio-mcp+redis": "hypercorn -k trio",
+    "trio-mcp+redis-w2": "hypercorn -k trio",
+    "trio-mcp@uvicorn+redis": "uvicorn (uvloop, httptools)",
 }
 TRIO_MCP_HOSTS = ["trio-mcp", "trio-mcp@hypercorn-asyncio", "trio-mcp@uvicorn"]
 
@@ -78,6 +87,7 @@ def _echo(system: str, calls_per_s: float, p99_ms: float, transport: str = "sse"
         "errors": {},
         "window": 10.0,
         "server_cpu_percent": 100.0,
+        "calls_per_cpu_second": calls_per_s,
         "load_cpu_percent": 20.0,
         "gc": {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0]},
         "gc_measured": system != "ts-sdk",
@@ -408,3 +418,219 @@ def test_ts_sdk_stateless_note_says_which_revisions_it_serves() -> None:
     note = ts_sdk_stateless_note(["2025-11-25", "2025-06-18"], "1.32.2")
     assert note.startswith("ts-sdk /mcp-stateless not measured: @modelcontextprotocol/sdk 1.32.2")
     assert "serves 2025-11-25, 2025-06-18, not 2026-07-28" in note
+
+
+ON_REDIS, TWO_WORKERS = "trio-mcp+redis", "trio-mcp+redis-w2"
+
+
+def _redis_echo(
+    system: str,
+    calls_per_s: float,
+    *,
+    sessions: int = 64,
+    routing: str | None = None,
+    cpu_percent: float = 100.0,
+    p50_ms: float = 20.0,
+    transport: str = "sse",
+) -> dict[str, Any]:
+    """An echo row of a Redis-backed system: its server CPU (workers and Redis) over a
+    10 s window sets its calls per CPU-second."""
+    row = _echo(system, calls_per_s, p50_ms * 2, transport) | {
+        "sessions": sessions,
+        "redis": True,
+        "server_workers": 2 if system == TWO_WORKERS else 1,
+        "server_cpu_percent": cpu_percent,
+        "calls_per_cpu_second": calls_per_s / (cpu_percent / 100),
+        "worker_cpu_percent": cpu_percent - 10.0,
+        "redis_cpu_percent": 10.0,
+        "redis_commands": {"evalsha": 20, "xread": 10},
+        "redis_commands_per_call": 12.0,
+    }
+    row["latency"]["p50"] = p50_ms / 1000
+    if routing is not None:
+        row["routing"] = routing
+    return row
+
+
+def _redis_idle(
+    system: str, n: int, rss_kb: float, redis_kb: float, held: int | None = None
+) -> dict[str, Any]:
+    row = _idle(system, n, rss_kb, 1.0, held) | {
+        "redis": True,
+        "redis_rss_per_session": redis_kb * 1024,
+        "redis_used_memory_per_session": redis_kb * 512,
+        "redis_cpu_percent": 0.5,
+        # 60 s window: 120 XREADs and 18 heartbeat scripts (each with its 4 inside).
+        "redis_commands": {"xread": 120, "evalsha": 18, "exists": 36, "set": 18, "sadd": 18},
+        "redis_commands_per_minute": 210.0,
+    }
+    return row
+
+
+def _redis(
+    *,
+    calls: float = 600.0,
+    cross_p50_ms: float = 2.5,
+    two_workers_cpu: float = 100.0 / 0.9,
+    rss_kb: float = 30.0,
+    redis_kb: float = 6.0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Issue 14's bounds exactly, unless told otherwise: one worker on Redis 0.6x of its
+    host in memory (1,000 calls/s), a crossing POST 1.5 ms slower at p50 than one to
+    the owner (1 ms), two workers 0.9x the calls per server CPU-second of one (the same
+    calls, 1/0.9 the CPU), an idle session on Redis (worker and redis-server) 1.2x one
+    in memory (30 KB), at N=5,000 (and 1,000 below it)."""
+    latency = []
+    for transport in ("sse", "mcp"):
+        latency += [
+            _echo("trio-mcp", 1_000.0, 50.0, transport),
+            _redis_echo(ON_REDIS, calls, transport=transport),
+            _redis_echo(TWO_WORKERS, 900.0, sessions=1, routing="owner", p50_ms=1.0,
+                        transport=transport),
+            _redis_echo(TWO_WORKERS, 600.0, sessions=1, routing="cross", p50_ms=cross_p50_ms,
+                        transport=transport),
+            _redis_echo(TWO_WORKERS, calls, routing="spread", cpu_percent=two_workers_cpu,
+                        transport=transport),
+        ]  # fmt: skip
+    idle = [
+        _idle("trio-mcp", 1_000, 30.0, 1.0),
+        _idle("trio-mcp", 5_000, 30.0, 1.0),
+        _idle("trio-mcp", 19_000, 30.0, 1.0),  # no Redis row at this N: not compared
+        _redis_idle(ON_REDIS, 1_000, 30.0, 12.0),
+        _redis_idle(ON_REDIS, 5_000, rss_kb, redis_kb),
+    ]
+    return idle, latency
+
+
+def _issue_14(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> dict[str, bool | None]:
+    return {t.name: t.met for t in issue_14_targets(idle, latency)}
+
+
+JUDGED_14 = [
+    f"{ON_REDIS}: calls/s at 64 sessions vs trio-mcp (/sse)",
+    f"{ON_REDIS}: calls/s at 64 sessions vs trio-mcp (/mcp)",
+    f"{ON_REDIS}: RSS per idle session, worker + redis-server, vs trio-mcp (N=5,000, /sse)",
+    f"{TWO_WORKERS}: calls per server CPU-second at 64 sessions vs {ON_REDIS} (/sse)",
+    f"{TWO_WORKERS}: calls per server CPU-second at 64 sessions vs {ON_REDIS} (/mcp)",
+    f"{TWO_WORKERS}: p50 at 1 session, POSTs to the other worker vs to the owner (/sse)",
+    f"{TWO_WORKERS}: p50 at 1 session, POSTs to the other worker vs to the owner (/mcp)",
+]
+INFORMATION_14 = [
+    f"{ON_REDIS}: p99 at 64 sessions vs trio-mcp (/sse)",
+    f"{ON_REDIS}: p99 at 64 sessions vs trio-mcp (/mcp)",
+    f"{ON_REDIS}: calls per server CPU-second at 64 sessions vs trio-mcp (/sse)",
+    f"{ON_REDIS}: calls per server CPU-second at 64 sessions vs trio-mcp (/mcp)",
+    f"{ON_REDIS}: Redis commands while idle, per minute per 10,000 sessions (N=5,000, /sse)",
+    f"{TWO_WORKERS}: p99 at 1 session, POSTs to the other worker vs to the owner (/sse)",
+    f"{TWO_WORKERS}: p99 at 1 session, POSTs to the other worker vs to the owner (/mcp)",
+]
+
+
+def test_issue_14_targets_are_met_at_their_bounds() -> None:
+    verdicts = _issue_14(*_redis())
+    assert verdicts == dict.fromkeys(JUDGED_14, True) | dict.fromkeys(INFORMATION_14, None)
+    assert {t.group for t in targets(*_redis()) if t.name in verdicts} == {ISSUE_14}
+
+
+def test_issue_14_targets_are_missed_just_past_their_bounds() -> None:
+    idle, latency = _redis(
+        calls=599.0, cross_p50_ms=2.51, two_workers_cpu=100.0 / 0.899, rss_kb=30.01
+    )
+    verdicts = _issue_14(idle, latency)
+    assert {name: verdicts[name] for name in JUDGED_14} == dict.fromkeys(JUDGED_14, False)
+
+
+def test_idle_session_on_redis_counts_redis_servers_memory_too() -> None:
+    # The worker alone is 1.1x; with redis-server's 6 KB it is 1.3x: missed.
+    verdicts = _issue_14(*_redis(rss_kb=33.0, redis_kb=6.0))
+    assert verdicts[JUDGED_14[2]] is False
+
+
+def test_idle_redis_traffic_is_scaled_to_10000_sessions_and_named() -> None:
+    found = {t.name: t for t in issue_14_targets(*_redis())}
+    traffic = found[INFORMATION_14[4]]
+    # 210 commands a minute with 5,000 sessions: 420 per 10,000.
+    assert traffic.measured == "420 (xread 120, exists 36, evalsha 18, set 18, 1 more a minute)"
+    assert traffic.met is None
+
+
+def test_crossing_cost_is_the_p50_added_by_posting_to_the_other_worker() -> None:
+    found = {t.name: t for t in issue_14_targets(*_redis(cross_p50_ms=1.75))}
+    crossing = found[JUDGED_14[5]]
+    assert crossing.measured == "+0.75 ms (1.75 vs 1.00 ms)"
+    assert crossing.ratio == 0.5 and crossing.met is True
+
+
+def test_redis_section_sets_each_redis_row_beside_memory_and_only_it_with_redis() -> None:
+    idle, latency = _redis()
+    results = {
+        "machine": MACHINE | {"redis_server": "7.0.15 (jemalloc-5.3.0)"},
+        "command": "python -m benchmarks",
+        "config": CONFIG | {"redis_core": 0},
+        "idle": idle,
+        "latency": latency,
+        "targets": [t.as_dict() for t in targets(idle, latency)],
+    }
+    text = render(results)
+    assert "Redis side: redis-server 7.0.15 (jemalloc-5.3.0)" in text
+    assert "redis-server on core 0, the servers' core" in text
+    generic, redis = text.split("Redis (issue 14)", 1)
+    # The in-memory tables hold no Redis-backed row; the Redis section sets them beside.
+    assert "+redis" not in generic.split("Targets", 1)[0]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in redis.splitlines()]
+    echo = [row for row in rows if row[4:6] == ["/sse", "64"] and len(row) > 10]
+    assert [(row[0], row[2], row[3]) for row in echo] == [
+        ("trio-mcp", "1", "-"),
+        (ON_REDIS, "1", "-"),
+        (TWO_WORKERS, "2", "spread (round-robin)"),
+    ]
+    # calls/s, ..., server CPU %, Redis CPU %, calls/CPU-s, Redis cmds/call
+    assert echo[2][6] == "600" and echo[2][10:14] == ["111", "10", "540", "12.0"]
+    assert echo[0][11] == "-" and echo[0][13] == "-"
+    idle_rows = [row for row in rows if row[2:4] == ["/sse", "5,000"]]
+    assert [row[0] for row in idle_rows] == ["trio-mcp", ON_REDIS]
+    assert idle_rows[1][7:9] == ["30.0", "6.0"] and idle_rows[1][12:14] == ["210", "420"]
+    # In-memory rows at an N no Redis-backed system was measured at stay out.
+    assert "19,000" not in redis.split("Targets", 1)[0]
+    verdicts = {row[0]: row[-1] for row in rows if row[0] in JUDGED_14}
+    assert verdicts == dict.fromkeys(JUDGED_14, "met")
+
+
+def test_redis_section_alone_shows_only_itself() -> None:
+    idle, latency = _redis()
+    text = render(
+        {
+            "machine": MACHINE,
+            "command": "python -m benchmarks --redis",
+            "config": CONFIG | {"redis_core": None},
+            "redis_only": True,
+            "idle": idle,
+            "latency": latency,
+            "targets": [t.as_dict() for t in targets(idle, latency)],
+        }
+    )
+    assert "Idle sessions (" not in text and "Closed-loop tools/call echo (" not in text
+    assert "Targets (trio-mcp" not in text and "Targets of issue 14" in text
+    assert "redis-server on any core (unpinned)" in text
+
+
+def test_no_redis_section_without_a_redis_backed_row() -> None:
+    idle, latency = _figures()
+    assert issue_14_targets(idle, latency) == []
+    text = render(
+        {
+            "machine": MACHINE,
+            "command": "python -m benchmarks",
+            "config": CONFIG,
+            "idle": idle,
+            "latency": latency,
+            "targets": [t.as_dict() for t in targets(idle, latency)],
+        }
+    )
+    assert "Redis" not in text
+
+
+def test_redis_idle_run_outwaits_the_warm_up_sessions_grace() -> None:
+    # Their ends (registry entries deleted in Redis) must fall before the idle window.
+    grace = attrs.fields(trio_mcp.Settings).resume_grace.default
+    assert RunConfig([], [], [], []).redis_drain > grace

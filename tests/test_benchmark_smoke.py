@@ -15,11 +15,16 @@ dropped.
 The attack section runs apart (``--smoke --attacks``): trio-mcp under each host, its
 echo loop alone and beside each attack at a tenth of its size or less, the server's
 bounds at half a second.
+
+So does the Redis section (``--smoke --redis``, issue 14), on a real redis-server the
+harness starts (required in CI, like every peer): two workers on one Redis, which
+brings one worker on Redis and the same host in memory beside it, on /sse and /mcp.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -57,6 +62,7 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         "--plot",
         str(plot),
         "--no-attacks",  # test_smoke_attack_section runs it
+        "--no-redis",  # and test_smoke_redis_section this one
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -204,3 +210,102 @@ def test_smoke_attack_section_measures_every_host_beside_every_attack(tmp_path: 
         assert burst["outcomes"] == {"400": smoke["burst_connections"]}, burst
         left = outcome_of(system, "mass-disconnect")
         assert left["outcomes"] == {"left": smoke["disconnect_sessions"]}, left
+
+
+TWO_WORKERS = "trio-mcp+redis-w2"
+ON_REDIS = "trio-mcp+redis"
+
+
+def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
+    tmp_path: Path,
+) -> None:
+    """About 40 s: three systems on /sse and /mcp, echo and idle at smoke sizes."""
+    raw = tmp_path / "redis.json"
+    in_ci = os.environ.get("CI") == "true"
+    command = [sys.executable, "-m", "benchmarks", "--smoke", "--redis", "--quiet"]
+    command += ["--systems", TWO_WORKERS, "--out", str(tmp_path / "out"), "--json", str(raw)]
+    command += ["--redis-server", "require" if in_ci else "auto"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(raw.read_text())
+    if not in_ci and not results["latency"]:
+        warnings.warn(f"Redis not measured: {results['notes']}", stacklevel=1)
+        return
+    # The section alone: its own tables and targets, no in-memory tables of their own.
+    assert "Redis (issue 14)" in done.stdout and "Targets of issue 14" in done.stdout
+    assert "Idle sessions (" not in done.stdout and "Targets (trio-mcp" not in done.stdout
+    assert "redis-server on core 0, the servers' core" in done.stdout
+    assert results["machine"]["redis_server"]
+
+    # The two workers' crossing runs, then the spread; each other system at every level.
+    runs = [
+        (r["system"], r["transport"], r["sessions"], r.get("routing")) for r in results["latency"]
+    ]
+    assert runs == [
+        (system, transport, sessions, None)
+        for system in ("trio-mcp", ON_REDIS)
+        for transport in ("sse", "mcp")
+        for sessions in (1, 64)
+    ] + [
+        (TWO_WORKERS, transport, sessions, routing)
+        for transport in ("sse", "mcp")
+        for routing, sessions in (("owner", 1), ("cross", 1), ("spread", 64))
+    ]
+    for r in results["latency"]:
+        where = f"{r['system']} /{r['transport']} x{r['sessions']} {r.get('routing')}"
+        assert "error" not in r and r["errors"] == {}, where
+        assert r["calls"] > 0 and r["calls_per_cpu_second"] > 0, where
+        assert 0 < r["latency"]["p50"] <= r["latency"]["p99"], where
+        # Redis's CPU and commands are the Redis-backed rows' alone.
+        assert r.get("redis", False) == (r["system"] != "trio-mcp"), where
+        if r["system"] != "trio-mcp":
+            assert r["redis_cpu_percent"] > 0 and r["redis_commands_per_call"] > 0, where
+            assert r["server_cpu_percent"] >= r["redis_cpu_percent"], where
+
+    def per_call(transport: str, routing: str) -> float:
+        return float(
+            next(
+                r["redis_commands_per_call"]
+                for r in results["latency"]
+                if (r["system"], r["transport"], r.get("routing"))
+                == (TWO_WORKERS, transport, routing)
+            )
+        )
+
+    # Redis saw the POSTs cross: a forwarded one costs it the forwarding script.
+    for transport in ("sse", "mcp"):
+        assert per_call(transport, "cross") > per_call(transport, "owner"), transport
+
+    idle = {(r["system"], r["transport"]): r for r in results["idle"]}
+    assert set(idle) == {(s, t) for s in ("trio-mcp", ON_REDIS) for t in ("sse", "mcp")}
+    for (system, transport), r in idle.items():
+        where = f"{system} /{transport}"
+        assert "error" not in r and r["established"] == r["n"] == 40, where
+        assert r["failed"] == 0 and r["closed_by_server"] == 0, where
+        if system == ON_REDIS:
+            assert math.isfinite(r["redis_rss_per_session"]), where
+            assert r["redis_used_memory_per_session"] > 0, where  # its hash, at least
+            assert all(count > 0 for count in r["redis_commands"].values()), where
+            assert r["redis_commands_per_minute"] >= 0 and r["redis_cpu_percent"] >= 0, where
+
+    issue_14 = {t["name"] for t in results["targets"] if t["group"] == "issue 14: Redis"}
+    assert issue_14 == {
+        *(
+            f"{ON_REDIS}: {what} at 64 sessions vs trio-mcp (/{transport})"
+            for what in ("calls/s", "p99", "calls per server CPU-second")
+            for transport in ("sse", "mcp")
+        ),
+        f"{ON_REDIS}: RSS per idle session, worker + redis-server, vs trio-mcp (N=40, /sse)",
+        f"{ON_REDIS}: Redis commands while idle, per minute per 10,000 sessions (N=40, /sse)",
+        *(
+            f"{TWO_WORKERS}: calls per server CPU-second at 64 sessions vs {ON_REDIS} "
+            f"(/{transport})"
+            for transport in ("sse", "mcp")
+        ),
+        *(
+            f"{TWO_WORKERS}: {what} at 1 session, POSTs to the other worker vs to the owner "
+            f"(/{transport})"
+            for what in ("p50", "p99")
+            for transport in ("sse", "mcp")
+        ),
+    }

@@ -19,6 +19,11 @@ host's own bound on idle connections (5 s in hypercorn and uvicorn alike): hyper
 also keeps a connection its client has closed until that timer fires, so the section
 would otherwise see every host hold connections for 5 s after an attack. Without these
 flags the server is the one every other section measures.
+
+``--redis-url`` sets ``Settings.redis_url`` (issue 14's Redis section: the harness starts
+the redis-server and passes its URL to every worker of a Redis-backed system). Without
+it the app keeps everything in memory: the harness takes ``TRIO_MCP_REDIS_URL``, which
+``Settings`` would otherwise read, out of every server's environment.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def main() -> None:
     for bound in BOUNDS:
         parser.add_argument("--" + bound.replace("_", "-"), type=float, help="seconds")
     parser.add_argument("--keep-alive-timeout", type=float, help="the host's, seconds")
+    parser.add_argument("--redis-url", help="share sessions and tasks on this Redis")
     args = parser.parse_args()
     server = trio_mcp.Server("benchmark", "1.0.0")
 
@@ -69,7 +75,10 @@ def main() -> None:
         bound: getattr(args, bound) for bound in BOUNDS if getattr(args, bound) is not None
     }
     settings = trio_mcp.Settings(
-        heartbeat_interval=args.heartbeat, max_sessions=args.max_sessions, **bounds
+        heartbeat_interval=args.heartbeat,
+        max_sessions=args.max_sessions,
+        redis_url=args.redis_url,
+        **bounds,
     )
     app = server.asgi_app(settings)
     if args.server == "uvicorn":
