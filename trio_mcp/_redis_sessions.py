@@ -104,7 +104,7 @@ return token
 # with Redis close in cost to one without (each command costs the worker far more CPU
 # than Redis spends on it).
 # ARGV: prefix, ttl ms, stream max length, control max length, ttl ms of a dropped
-# stream, then per operation:
+# stream, this worker's id, then per operation:
 # its kind, how many arguments follow, the arguments:
 # 'A' session id, token, then pairs of request id (JSON) and the key of the stream its
 #     reply goes to (resumable by that key from now on: a client may hold its priming
@@ -129,9 +129,9 @@ return token
 # 'E' session id, token, the owner's sessions set. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
 _COMMIT = """
-local prefix, ttl, maxlen, ctl, dropped = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local prefix, ttl, maxlen, ctl, dropped, me = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local out = {}
-local i = 6
+local i = 7
 while i <= #ARGV do
   local kind, a = ARGV[i], i + 2
   local last = a + tonumber(ARGV[i + 1]) - 1
@@ -180,7 +180,8 @@ while i <= #ARGV do
     elseif ARGV[a + 7] == '1' and version ~= '' and version ~= '2024-11-05'
            and version ~= '2025-03-26' then
       answer = {2, version}
-    elseif redis.call('EXISTS', prefix .. ':worker:' .. s[1] .. ':alive') == 0 then
+    elseif s[1] ~= me and redis.call('EXISTS', prefix .. ':worker:' .. s[1] .. ':alive') == 0 then
+      -- (A worker is alive to itself, even when a stall let its heartbeat lapse.)
       answer = {-1}
     else
       local rkey = ARGV[a + 4]
@@ -247,7 +248,7 @@ return out
 
 # A session for a GET, a resumption or a DELETE on a worker that does not own it.
 # ARGV: prefix, session id ('' to find it by the stream key), stream key ('' none),
-# principal.
+# principal, this worker's id (alive to itself).
 # -> {0}, or {1, session id, owner, kind, main key, version, first seq, last seq,
 #    owner alive (1/0)} (the stream's first and last event ids, '' for none).
 _LOOKUP = """
@@ -265,7 +266,8 @@ local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
 local last = redis.call('XREVRANGE', key, '(1-0', '-', 'COUNT', 1)
 local f = first[1] and first[1][1] or ''
 local l = last[1] and last[1][1] or ''
-local alive = redis.call('EXISTS', ARGV[1] .. ':worker:' .. s[1] .. ':alive')
+local alive = 1
+if s[1] ~= ARGV[5] then alive = redis.call('EXISTS', ARGV[1] .. ':worker:' .. s[1] .. ':alive') end
 return {1, sid, s[1], s[3], s[4], s[5] or '', f, l, alive}
 """
 
@@ -918,7 +920,14 @@ class RedisSessions:
         """Run :data:`_COMMIT` over ``operations``; -> their answers, in order."""
         redis = self.connection
         answers: list[Any] = []
-        head = [redis.prefix, self._ttl_ms, self._replay_events, CONTROL_LENGTH, DROPPED_MS]
+        head = [
+            redis.prefix,
+            self._ttl_ms,
+            self._replay_events,
+            CONTROL_LENGTH,
+            DROPPED_MS,
+            redis.worker,
+        ]
         start = 0
         while start < len(operations):
             chunk = operations[start : start + _ROUND]
@@ -1051,7 +1060,10 @@ class RedisSessions:
             ]
         )
         status = int(answer[0])
-        if status == -1 and retry and await self.take_over(session_id):
+        if status == -1 and retry:
+            # Taken here, or by another worker racing for it: either way it has a
+            # live owner now, to forward to.
+            await self.take_over(session_id)
             return await self.forward(
                 session_id,
                 principal,
@@ -1066,7 +1078,11 @@ class RedisSessions:
         if status == 0:
             raise Forwarded(404, "unknown or ended session")
         if status == -1:
-            raise Forwarded(404, "the server process holding this session was lost")
+            # Still lost: no worker could take it (yet). Not 404, which would end
+            # the client's session for good: it sends again.
+            from ._task_store import StoreUnavailable
+
+            raise StoreUnavailable("the server process holding this session was lost; retry", 1)
         if status == 2:
             raise Forwarded(400, f"JSON-RPC batches are not part of MCP {answer[1]}")
         return str(answer[1])
@@ -1076,14 +1092,16 @@ class RedisSessions:
     ) -> Lookup | None:
         redis = self.connection
         answer = await redis.script(
-            _LOOKUP, [], [redis.prefix, session_id, stream_key, principal or ""]
+            _LOOKUP, [], [redis.prefix, session_id, stream_key, principal or "", redis.worker]
         )
         if int(answer[0]) == 0:
             return None
         sid, owner, kind, main, version, first, last = (str(x) for x in answer[1:8])
-        if int(answer[8]) == 0 and retry and await self.take_over(sid):
-            # Taken here: what the lost owner left (and the errors for what it had
-            # not answered) is in Redis, served from there like any other stream.
+        if int(answer[8]) == 0 and retry:
+            # Taken here or by another worker: what the lost owner left (and the
+            # errors for what it had not answered) is in Redis, served from there
+            # like any other stream.
+            await self.take_over(sid)
             return await self.lookup(session_id, stream_key, principal, retry=False)
         return Lookup(
             SharedSession(sid, owner, kind, main, version),
