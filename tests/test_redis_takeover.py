@@ -191,6 +191,92 @@ async def test_a_killed_workers_session_is_taken_over_and_every_accepted_call_an
     assert errors == {10: lost, 11: lost, 12: lost}
 
 
+@attrs.frozen
+class Lost:
+    """An initialized HTTP+SSE session (``endpoint``, the last event id ``last``) whose
+    worker was killed, its heartbeat since expired, not yet taken over: the survivor's
+    heartbeat sweeps only every 10 s (its worker timeout is 30 s), so what comes to the
+    survivor next takes it."""
+
+    workers: Doomed
+    http: httpx.AsyncClient
+    endpoint: str
+    last: str | None
+    replies: Counter[int]
+
+
+@asynccontextmanager
+async def lost_session(serve_app: Serve, redis: RedisPeer) -> AsyncIterator[Lost]:
+    survivor = survivor_app(redis, worker_timeout=30.0)
+    replies: Counter[int] = Counter()
+    async with (
+        doomed_and_survivor(serve_app, redis, survivor) as workers,
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        async with event_stream(http, workers.url) as events:
+            endpoint, last = await start_sse(http, workers.url, events, replies)
+        workers.kill()
+        await until_lost(redis, endpoint.rsplit("=", 1)[1])
+        yield Lost(workers, http, endpoint, last, replies)
+
+
+async def until_lost(redis: RedisPeer, session_id: str) -> None:
+    """Wait until the heartbeat of the worker owning the session has expired."""
+    connection = RedisConnection(redis.url, "trio-mcp")
+    async with connection.client:
+        owner = await connection.call(
+            lambda: connection.client.hget(connection.key("session", session_id), "owner")
+        )
+        alive = connection.worker_key(str(owner), "alive")
+        with trio.fail_after(WAIT):
+            while await connection.call(lambda: connection.client.exists([alive])):
+                await trio.sleep(0.01)
+
+
+async def test_posts_racing_to_take_a_lost_workers_session_are_each_accepted_and_answered(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Several POSTs at once, each finding the session's owner dead.
+    ids = range(10, 26)
+    statuses: dict[int, tuple[int, str]] = {}
+    async with lost_session(serve_app, redis) as lost:
+        there = lost.workers.there
+
+        async def post(request_id: int) -> None:
+            echo = call(request_id, "echo", text=str(request_id))
+            response = await lost.http.post(there + lost.endpoint, json=echo)
+            statuses[request_id] = response.status_code, response.text
+
+        async with trio.open_nursery() as nursery:
+            for request_id in ids:
+                nursery.start_soon(post, request_id)
+        assert statuses == dict.fromkeys(ids, (202, ""))
+        async with event_stream(lost.http, there, lost.last) as events:
+            with trio.fail_after(WAIT):
+                resumed = await events.__anext__()
+            assert resumed.event == "endpoint" and resumed.data == lost.endpoint
+            await messages_until(events, set(ids), lost.replies)
+            await nothing_more(events)
+    assert lost.replies == Counter({1: 1, **dict.fromkeys(ids, 1)})
+
+
+async def test_a_worker_whose_heartbeat_lapsed_does_not_call_the_session_it_took_unknown(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # The survivor's event loop stalls past its worker timeout (a busy machine), so its
+    # heartbeat key lapses until its next beat: it is alive all the same, and a POST
+    # taking a lost worker's session through it must not be told the session is gone
+    # (404 ends a client's session for good; 503 would have it send again).
+    async with lost_session(serve_app, redis) as lost:
+        survivor = lost.workers.survivor.redis
+        assert survivor is not None
+        alive = survivor.connection.worker_key(survivor.id, "alive")
+        await survivor.connection.call(lambda: survivor.connection.client.delete([alive]))
+        echo = call(10, "echo", text="10")
+        response = await lost.http.post(lost.workers.there + lost.endpoint, json=echo)
+        assert response.status_code in (202, 503), response.text
+
+
 async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
