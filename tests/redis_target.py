@@ -1,11 +1,14 @@
 """The app worker processes serve in tests/test_redis_processes.py: tools that run as
-tasks, and one that says which process answered. Its Settings come from the
-environment (``TRIO_MCP_REDIS_URL``), as any app's do; the worker timeout is short so
-that a killed worker is noticed within the test's bounds."""
+tasks, and one that says which process answered; at ``/``, the web page
+tests/test_browser.py drives (served by the instances themselves, it is same-origin
+with them behind nginx). Its Settings come from the environment
+(``TRIO_MCP_REDIS_URL``), as any app's do; the worker timeout is short so that a killed
+worker is noticed within the test's bounds."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import trio
 
@@ -50,3 +53,11 @@ async def ask_once(ctx: trio_mcp.Context) -> str:
 app = server.asgi_app(
     trio_mcp.Settings(redis_worker_timeout=float(os.environ.get("TEST_WORKER_TIMEOUT", "10")))
 )
+
+#: tests/browser_client.html.
+PAGE = Path(__file__).with_name("browser_client.html").read_text()
+
+
+@app.route("/")
+async def page() -> str:
+    return PAGE

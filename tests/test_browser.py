@@ -4,14 +4,17 @@
 The page (tests/browser_client.html) is served by the MCP app itself, so its fetches
 pass the Origin check as a same-origin page's do. It uses only what a browser gives a
 page: ``EventSource`` for the stream, with its own reconnection and ``Last-Event-ID``,
-and ``fetch`` for the POSTs.
+and ``fetch`` for the POSTs. Last, the page goes through nginx to two server processes
+sharing a redis-server, and the one holding its stream is killed.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import signal
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +22,13 @@ import pytest
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from peers import module, program
+from redispeer import RedisPeer, free_port
+from test_redis_deploy import call, nginx_over
+from test_redis_processes import PYTHON_M, worker_processes
 
 import trio_mcp
 from trio_mcp._demo import demo
+from trio_mcp._redis_takeover import LOST_CODE, LOST_MESSAGE
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -139,7 +146,7 @@ async def page_state(driver: WebDriver) -> dict[str, Any]:
     state: dict[str, Any] = await run_js(
         driver,
         "return {opened: mcp.opened, errors: mcp.errors, endpoints: mcp.endpoints,"
-        " received: mcp.received};",
+        " endpointIds: mcp.endpointIds, received: mcp.received};",
     )
     return state
 
@@ -218,3 +225,68 @@ async def test_event_source_reconnects_by_itself_and_gets_the_reply_in_flight_on
     progress = [r["message"]["params"]["progress"] for r in received if "method" in r["message"]]
     assert progress == sorted(set(progress)) and len(progress) >= 3
     assert len({r["id"] for r in received}) == len(received)
+
+
+async def page_call(driver: WebDriver, request_id: int, name: str, **arguments: Any) -> Any:
+    """tools/call from the page; the text of its result."""
+    reply = await run_js(
+        driver, "return await mcp.request(args[0], 'tools/call', args[1]);", request_id,
+        {"name": name, "arguments": arguments},
+    )  # fmt: skip
+    assert "result" in reply, reply
+    return reply["result"]["content"][0]["text"]
+
+
+async def test_event_source_resumes_through_nginx_on_the_other_instance_when_its_own_dies(
+    browser: WebDriver, redis: RedisPeer, tmp_path: Path
+) -> None:
+    # Two server processes (tests/redis_target.py, 1 s worker timeout) sharing the
+    # redis-server, behind nginx round-robin with no stickiness (nginx-scale.conf).
+    ports = [free_port(), free_port()]
+    with ExitStack() as processes, trio.fail_after(TEST_TIMEOUT):
+        pids = [
+            processes.enter_context(
+                worker_processes([*PYTHON_M, "redis_target:app"], redis, port=port)
+            )[1]
+            for port in ports
+        ]
+        async with nginx_over([f"http://127.0.0.1:{port}" for port in ports], tmp_path) as proxy:
+            await open_page(browser, proxy)
+            await start_session(browser)
+            # Tools run on the session's owner: the instance that took the page's stream.
+            owner = int(await page_call(browser, 2, "worker"))
+            assert owner in pids
+            # Two calls in flight, then one answered: the kill comes after all three.
+            statuses = await run_js(
+                browser,
+                "return [await mcp.post(args[0]), await mcp.post(args[1])];",
+                call(3, "slow", seconds=60),
+                call(4, "slow", seconds=60),
+            )
+            assert statuses == [202, 202]
+            assert await page_call(browser, 5, "echo", text="before") == "before"
+            os.kill(owner, signal.SIGKILL)
+            # Nothing but the page's own EventSource brings the stream back.
+            missed = await run_js(
+                browser, "return [(await mcp.reply(3)).message, (await mcp.reply(4)).message];"
+            )
+            assert await page_call(browser, 6, "echo", text="after") == "after"
+            survivor = int(await page_call(browser, 7, "worker"))
+            state = await page_state(browser)
+    lost = {"code": LOST_CODE, "message": LOST_MESSAGE}
+    assert missed == [{"jsonrpc": "2.0", "id": i, "error": lost} for i in (3, 4)]
+    assert survivor in pids and survivor != owner
+    received = state["received"]
+    replies = [(r["connection"], r["message"]["id"]) for r in received if "id" in r["message"]]
+    # Each reply once, in order: the first stream's, then (the two lost calls in the
+    # order their errors were written) the resumed stream's.
+    assert replies[:3] == [(1, 1), (1, 2), (1, 5)]
+    assert sorted(replies[3:5]) == [(2, 3), (2, 4)]
+    assert replies[5:] == [(2, 6), (2, 7)]
+    seqs = [int(r["id"].rsplit(".", 1)[1]) for r in received]
+    assert seqs == sorted(set(seqs))
+    # One reconnection, by the EventSource itself, into the same session: the
+    # resumed endpoint event carries the Last-Event-ID the browser sent.
+    assert (state["opened"], len(state["endpoints"])) == (2, 2)
+    assert state["endpoints"][0] == state["endpoints"][1]
+    assert state["endpointIds"][1] == [r for r in received if r["connection"] == 1][-1]["id"]
