@@ -61,6 +61,15 @@ async def forwarded(connection: RedisConnection, session_id: str) -> int:
     )
 
 
+async def both_workers_up(connection: RedisConnection) -> None:
+    """Wait until both worker processes are alive in Redis: the port answers once the
+    first listens, and until the second does every connection goes to the first."""
+    pattern = connection.worker_key("*", "alive")
+    with trio.fail_after(WAIT):
+        while len([key async for key in connection.client.scan_iter(pattern)]) < 2:
+            await trio.sleep(0.05)
+
+
 def fresh_connections() -> httpx.AsyncClient:
     # No keep-alive: each POST is a new connection, which the kernel may give to either.
     return httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_keepalive_connections=0))
@@ -72,6 +81,7 @@ async def test_hypercorn_two_workers_serve_an_sse_session_whose_posts_land_on_bo
     with worker_processes(HYPERCORN_2, redis) as (url, _):
         connection = RedisConnection(redis.url, "trio-mcp")
         async with connection.client, fresh_connections() as http:
+            await both_workers_up(connection)
             async with event_stream(http, url) as events:
                 with trio.fail_after(WAIT):
                     endpoint = (await events.__anext__()).data
@@ -115,6 +125,7 @@ async def test_hypercorn_two_workers_serve_a_streamable_session_whose_posts_land
     with worker_processes(HYPERCORN_2, redis) as (url, _):
         connection = RedisConnection(redis.url, "trio-mcp")
         async with connection.client, open_client(url) as client:
+            await both_workers_up(connection)
             await client.http.aclose()
             client.http = fresh_connections()
             await client.initialize()
