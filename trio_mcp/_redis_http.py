@@ -127,7 +127,7 @@ class RemoteSessionsHttp:
             )
             return
         key = new_stream_key() if requests else ""
-        version = await self._forward(
+        shared = await self._forward(
             send,
             "unknown or ended session: start a new one with 'initialize'",
             session_id,
@@ -137,19 +137,14 @@ class RemoteSessionsHttp:
             stream_key=key,
             carry_notifications=sse_ok,
         )
-        if version is None:
+        if shared is None:
             return
         if not key:
             await respond(send, 202, b"")
             return
-        # The session's owner is found again only through Redis: the lookup that
-        # forwarding did tells which worker to tell of this writer.
-        shared = await self._shared(session_id, principal)
-        if shared is None:
-            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
-            return
         session_header = [(SESSION_HEADER, session_id.encode())]
-        stream = self.sessions.tail(shared, key, 0)
+        # The owner counts this reader itself when it opens the stream for the POST.
+        stream = self.sessions.tail(shared, key, 0, announce=False)
         try:
             if json_ok:
                 wait = self._settings.json_reply_wait if sse_ok else math.inf
@@ -166,13 +161,13 @@ class RemoteSessionsHttp:
                 send,
                 self._settings,
                 cursor=0,
-                preamble=_priming(self._settings, version, stream, 0),
+                preamble=_priming(self._settings, shared.version, stream, 0),
                 headers=STREAM_HEADERS + session_header,
                 take_over=False,
                 scope=scope,
             )
         finally:
-            self.sessions.untail(shared, stream)
+            self.sessions.untail(shared, stream, announce=False)
 
     async def _forward(
         self,
@@ -185,9 +180,9 @@ class RemoteSessionsHttp:
         *,
         stream_key: str = "",
         carry_notifications: bool = True,
-    ) -> str | None:
-        """Forward a POST's messages to their session's owner; -> the session's version,
-        or None once the refusal is answered (``unknown`` says what a 404 means)."""
+    ) -> SharedSession | None:
+        """Forward a POST's messages to their session's owner; -> the session, or None
+        once the refusal is answered (``unknown`` says what a 404 means)."""
         try:
             return await self.sessions.forward(
                 session_id,
@@ -206,13 +201,6 @@ class RemoteSessionsHttp:
         except StoreUnavailable as exc:
             await respond_unavailable(send, str(exc), exc.retry_after)
         return None
-
-    async def _shared(self, session_id: str, principal: str | None) -> SharedSession | None:
-        try:
-            found = await self.sessions.lookup(session_id, "", principal)
-        except StoreUnavailable:
-            return None
-        return None if found is None else found.session
 
     async def streamable_lookup(
         self, send: Send, session_id: str, principal: str | None, key: str = ""

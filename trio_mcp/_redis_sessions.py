@@ -120,7 +120,7 @@ return token
 #     carry notifications (1/0), size, batch (1/0), then the ids (JSON) of the requests:
 #     kept pending until answered (a new owner answers them if this one dies first).
 #     -> {0} no such session (for this principal), {-1} its worker is lost, {2, version}
-#     a batch its revision refuses, {1, version} forwarded.
+#     a batch its revision refuses, {1, version, owner, kind, main key} forwarded.
 # 'D' session id, token, then keys of streams the session no longer keeps: they expire
 #     soon (the same resumptions fail as on a single server; a reader elsewhere still
 #     gets their end). Fenced, but done too when the session has ended. -> 1
@@ -193,7 +193,7 @@ while i <= #ARGV do
       redis.call('XADD', prefix .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ctl, '*',
                  'op', 's.deliver', 'sid', sid, 'd', ARGV[a + 3], 'k', rkey,
                  'c', ARGV[a + 5], 'n', ARGV[a + 6])
-      answer = {1, version}
+      answer = {1, version, s[1], s[3], s[5]}
     end
   elseif kind == 'R' then
     local rkey = prefix .. ':readers:' .. sid
@@ -1038,9 +1038,9 @@ class RedisSessions:
         carry_notifications: bool = True,
         size: int = 0,
         retry: bool = True,
-    ) -> str:
-        """Hand a POST's messages to the session's owner, durably; -> the session's
-        version. Raises :class:`Forwarded` (404 unknown, 400 a refused batch) or
+    ) -> SharedSession:
+        """Hand a POST's messages to the session's owner, durably; -> the session as
+        Redis knows it. Raises :class:`Forwarded` (404 unknown, 400 a refused batch) or
         StoreUnavailable."""
         payload = [encode_message(m) for m in messages]
         data = json.dumps(payload if batch else payload[0])
@@ -1085,7 +1085,8 @@ class RedisSessions:
             raise StoreUnavailable("the server process holding this session was lost; retry", 1)
         if status == 2:
             raise Forwarded(400, f"JSON-RPC batches are not part of MCP {answer[1]}")
-        return str(answer[1])
+        version, owner, kind, main = (str(x) for x in answer[1:5])
+        return SharedSession(session_id, owner, kind, main, version)
 
     async def lookup(
         self, session_id: str, stream_key: str, principal: str | None, *, retry: bool = True
@@ -1110,9 +1111,12 @@ class RedisSessions:
             int(answer[8]) == 1,
         )
 
-    def tail(self, session: SharedSession, key: str, cursor: int) -> RemoteStream:
+    def tail(
+        self, session: SharedSession, key: str, cursor: int, *, announce: bool = True
+    ) -> RemoteStream:
         """Read the stream ``key`` of another worker's session from ``cursor`` on;
-        the owner is told a writer is attached here."""
+        the owner is told a writer is attached here (unless ``announce`` is false: a
+        forwarded POST's own stream, which its owner counts as read elsewhere)."""
         stream = RemoteStream(
             key,
             session.id,
@@ -1130,21 +1134,25 @@ class RedisSessions:
             "w": stream.writer_id,
             "from": self.connection.worker,
         }
-        self.send_later(session.owner, attach)
-        # Also kept in Redis: if the owner dies, the next one attaches it (see adopt).
-        self._outgoing.append(("reader", attach))
+        if announce:
+            self.send_later(session.owner, attach)
+            # Also kept in Redis: if the owner dies, the next one attaches it (adopt).
+            self._outgoing.append(("reader", attach))
         self._outgoing.append("nudge")
         self._wake()
         return stream
 
-    def untail(self, session: SharedSession, stream: RemoteStream) -> None:
+    def untail(
+        self, session: SharedSession, stream: RemoteStream, *, announce: bool = True
+    ) -> None:
         if self.tails.get(stream.redis_key) is stream:
             del self.tails[stream.redis_key]
         self._by_writer.pop(stream.writer_id, None)
         stream.close()
-        detach = {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id}
-        self.send_later(session.owner, detach)
-        self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
+        if announce:
+            detach = {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id}
+            self.send_later(session.owner, detach)
+            self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
 
     def cursors(self) -> dict[str, str]:
         return {key: stream.cursor for key, stream in self.tails.items()}
