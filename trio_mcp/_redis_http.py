@@ -31,6 +31,7 @@ from ._streaming import STREAM_HEADERS, answer_plainly, serve_stream
 from ._task_store import StoreUnavailable
 
 SESSION_HEADER: Final = b"mcp-session-id"
+_UNKNOWN: Final = "unknown or ended session: start a new one with 'initialize'"
 
 
 class _Owner:
@@ -126,26 +127,29 @@ class RemoteSessionsHttp:
                 send, 400, INVALID_REQUEST, "request ids must be unique within a batch"
             )
             return
-        key = new_stream_key() if requests else ""
-        shared = await self._forward(
-            send,
-            "unknown or ended session: start a new one with 'initialize'",
-            session_id,
-            principal,
-            "streamable",
-            body,
-            stream_key=key,
-            carry_notifications=sse_ok,
-        )
-        if shared is None:
+        if not requests:
+            if await self._forward(send, _UNKNOWN, session_id, principal, "streamable", body):
+                await respond(send, 202, b"")
             return
-        if not key:
-            await respond(send, 202, b"")
-            return
-        session_header = [(SESSION_HEADER, session_id.encode())]
-        # The owner counts this reader itself when it opens the stream for the POST.
-        stream = self.sessions.tail(shared, key, 0, announce=False)
+        # The replies' stream is read from Redis here, from before the POST is forwarded,
+        # so this worker's reader names it in the same round as the forwarding; the
+        # owner counts this reader itself when it opens the stream.
+        key = new_stream_key()
+        stream = self.sessions.tail(session_id, key, 0, owner=None)
         try:
+            shared = await self._forward(
+                send,
+                _UNKNOWN,
+                session_id,
+                principal,
+                "streamable",
+                body,
+                stream_key=key,
+                carry_notifications=sse_ok,
+            )
+            if shared is None:
+                return
+            session_header = [(SESSION_HEADER, session_id.encode())]
             if json_ok:
                 wait = self._settings.json_reply_wait if sse_ok else math.inf
                 responses = None
@@ -167,7 +171,7 @@ class RemoteSessionsHttp:
                 scope=scope,
             )
         finally:
-            self.sessions.untail(shared, stream, announce=False)
+            self.sessions.untail(stream, owner=None)
 
     async def _forward(
         self,
@@ -282,7 +286,7 @@ class RemoteSessionsHttp:
         preamble: bytes,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        stream = self.sessions.tail(session, key, cursor)
+        stream = self.sessions.tail(session.id, key, cursor, owner=session.owner)
         try:
             await serve_stream(
                 _Owner(session.id),
@@ -297,7 +301,7 @@ class RemoteSessionsHttp:
                 scope=scope,
             )
         finally:
-            self.sessions.untail(session, stream)
+            self.sessions.untail(stream, owner=session.owner)
 
 
 def _replayable(found: Lookup, seq: int) -> bool:

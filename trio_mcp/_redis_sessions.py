@@ -549,8 +549,6 @@ class RedisSessions:
         self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
             _MAX_DELIVERIES
         )
-        #: Set by the worker: wakes its reader (the tailed key set changed).
-        self.nudge: Callable[[], Awaitable[None]] | None = None
         #: Set by the app: rebuilds a session taken from a lost worker (its main
         #: stream's events in Redis given) and starts it here.
         self.adopt: Callable[[Taken, list[tuple[str, dict[str, str]]]], Awaitable[None]] | None = (
@@ -829,6 +827,14 @@ class RedisSessions:
                 control = self.connection.worker_key(worker, "control")
                 operations.append(["X", control, *(x for pair in fields.items() for x in pair)])
                 outcomes.append(_ignore)
+        if nudge:
+            # Wake this worker's reader, so that its next XREAD names the streams it
+            # tails now: by an entry on its own control stream, in the same round as
+            # the forwarding that made the stream (never by cancelling the read, which
+            # would cost coredis a pooled connection).
+            own = self.connection.worker_key(self.connection.worker, "control")
+            operations.append(["X", own, "op", "wake"])
+            outcomes.append(_ignore)
         try:
             answers = await self._commit(operations)
             # The waiters' operations come first: their POSTs go on before anything
@@ -853,8 +859,6 @@ class RedisSessions:
                     await self._reregister(session)
             else:
                 await self._end_orphan(fields["k"])
-        if nudge and self.nudge is not None:
-            await self.nudge()
         for item in done:
             session = self.local.get(item.session_id)
             stream = session.find_stream(item.key) if session is not None else None
@@ -1111,15 +1115,13 @@ class RedisSessions:
             int(answer[8]) == 1,
         )
 
-    def tail(
-        self, session: SharedSession, key: str, cursor: int, *, announce: bool = True
-    ) -> RemoteStream:
-        """Read the stream ``key`` of another worker's session from ``cursor`` on;
-        the owner is told a writer is attached here (unless ``announce`` is false: a
-        forwarded POST's own stream, which its owner counts as read elsewhere)."""
+    def tail(self, session_id: str, key: str, cursor: int, *, owner: str | None) -> RemoteStream:
+        """Read the stream ``key`` of another worker's session from ``cursor`` on. The
+        ``owner`` is told a writer is attached here; None for a forwarded POST's own
+        stream, which its owner counts as read elsewhere when it opens it."""
         stream = RemoteStream(
             key,
-            session.id,
+            session_id,
             cursor,
             self._replay_events,
             self._replay_bytes,
@@ -1127,31 +1129,30 @@ class RedisSessions:
         )
         self.tails[stream.redis_key] = stream
         self._by_writer[stream.writer_id] = stream
-        attach = {
-            "op": "s.attach",
-            "sid": session.id,
-            "k": key,
-            "w": stream.writer_id,
-            "from": self.connection.worker,
-        }
-        if announce:
-            self.send_later(session.owner, attach)
+        if owner is not None:
+            attach = {
+                "op": "s.attach",
+                "sid": session_id,
+                "k": key,
+                "w": stream.writer_id,
+                "from": self.connection.worker,
+            }
+            self.send_later(owner, attach)
             # Also kept in Redis: if the owner dies, the next one attaches it (adopt).
             self._outgoing.append(("reader", attach))
         self._outgoing.append("nudge")
         self._wake()
         return stream
 
-    def untail(
-        self, session: SharedSession, stream: RemoteStream, *, announce: bool = True
-    ) -> None:
+    def untail(self, stream: RemoteStream, *, owner: str | None) -> None:
         if self.tails.get(stream.redis_key) is stream:
             del self.tails[stream.redis_key]
         self._by_writer.pop(stream.writer_id, None)
         stream.close()
-        if announce:
-            detach = {"op": "s.detach", "sid": session.id, "k": stream.key, "w": stream.writer_id}
-            self.send_later(session.owner, detach)
+        if owner is not None:
+            detach = {"op": "s.detach", "sid": stream.session_id, "k": stream.key}
+            detach["w"] = stream.writer_id
+            self.send_later(owner, detach)
             self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
 
     def cursors(self) -> dict[str, str]:

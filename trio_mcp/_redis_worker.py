@@ -160,7 +160,6 @@ class RedisWorker:
                         nursery.start_soon(self._heartbeat)
                         nursery.start_soon(self._publish)
                         if self.sessions is not None:
-                            self.sessions.nudge = self._nudge
                             nursery.start_soon(self.sessions.run)
                         log.info("trio-mcp: worker %s shares tasks on Redis", self.id)
                         task_status.started()
@@ -280,7 +279,8 @@ class RedisWorker:
                 streams = dict(ids)
                 if self.sessions is not None:
                     # The streams of other workers' sessions whose clients read here:
-                    # in the same read (a change of the set wakes it, see _nudge).
+                    # in the same read (a change of the set wakes it: an entry on the control
+                    # stream, see RedisSessions._send_batch).
                     streams.update(self.sessions.cursors())
                 entries = await redis.call(
                     partial(redis.client.xread, streams, count=_READ_COUNT, block=BLOCK_MS)
@@ -362,12 +362,6 @@ class RedisWorker:
             await self._send(fields["from"], reply)
         except StoreUnavailable:
             log.warning("trio-mcp: could not confirm answers to task %s", fields["task"])
-
-    async def _nudge(self) -> None:
-        """Wake this worker's reader, so that its next XREAD names the streams it
-        tails now: by a command on its own control stream, never by cancelling the
-        read (which would cost coredis a pooled connection)."""
-        await self._send(self.id, {"op": "wake"})
 
     # -- reaching other workers ---------------------------------------------------------
 
