@@ -12,15 +12,18 @@ from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from redispeer import RedisPeer
 from sseclient import Event, event_stream, open_sse
 from streamclient import McpClient, open_client
 
 import trio_mcp
+from trio_mcp._jsonrpc import Notification
 from trio_mcp._redis_client import RedisConnection
-from trio_mcp._redis_sessions import DROPPED_MS
+from trio_mcp._redis_sessions import DROPPED_MS, RedisSessions
 from trio_mcp._session import KEPT_REQUEST_STREAMS
+from trio_mcp._task_store import StoreUnavailable
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
@@ -460,3 +463,15 @@ async def test_a_client_reading_elsewhere_when_its_sessions_owner_is_lost_stays_
             assert response.status_code == 202
             _, reply = await next_message(events)
             assert reply["id"] == 9
+
+
+async def test_a_write_with_no_publisher_running_fails_at_once_rather_than_waiting(
+    redis: RedisPeer,
+) -> None:
+    # A worker whose publisher has not started, or has stopped: no round would ever
+    # answer a POST waiting for one (its wait is shielded), so it is told at once.
+    connection = RedisConnection(redis.url, "trio-mcp")
+    sessions = RedisSessions(connection, replay_events=10, replay_bytes=10_000, ttl=1.0)
+    ping = Notification("notifications/initialized")
+    with trio.fail_after(WAIT), pytest.raises(StoreUnavailable):
+        await sessions.forward("0" * 32, None, "sse", [ping], batch=False)

@@ -545,6 +545,8 @@ class RedisSessions:
         #: Sessions being taken over here, set once rebuilt (or not taken).
         self._adopting: dict[str, trio.Event] = {}
         self._outgoing: list[_Item] = []
+        #: Whether the publisher runs: what a POST's operation waits for.
+        self._publishing = False
         self._work = trio.lowlevel.ParkingLot()
         self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
             _MAX_DELIVERIES
@@ -637,6 +639,11 @@ class RedisSessions:
         return True
 
     async def _submit(self, operation: list[Any]) -> Any:
+        if not self._publishing:
+            from ._task_store import StoreUnavailable
+
+            # Not started yet, or stopped: no round will come to answer it.
+            raise StoreUnavailable("this worker is not connected to Redis yet", 1)
         waited = _Waited(operation)
         self._outgoing.append(waited)
         self._wake()
@@ -755,6 +762,7 @@ class RedisSessions:
     async def _publish(self) -> None:
         from ._task_store import StoreUnavailable
 
+        self._publishing = True
         try:
             while True:
                 while not self._outgoing:
@@ -769,6 +777,7 @@ class RedisSessions:
         finally:
             # Stopped (the worker ends) or failed: no POST waits for a round that will
             # not come.
+            self._publishing = False
             for item in self._outgoing:
                 if isinstance(item, _Waited):
                     item.settle(failure=StoreUnavailable("this worker is stopping", 1))
