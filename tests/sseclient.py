@@ -132,12 +132,25 @@ class SseSession:
             return await self._receive.receive()
 
     async def reply_to(self, request_id: int, timeout: float = 10) -> dict[str, Any]:
-        """Wait for the response with this id; messages met on the way are kept in order."""
+        """Wait for the response with this id; messages met on the way are dropped (to
+        wait for several replies that may come in any order, use :meth:`replies_to`)."""
         with trio.fail_after(timeout):
             while True:
                 message = await self._receive.receive()
                 if message.get("id") == request_id and "method" not in message:
                     return message
+
+    async def replies_to(
+        self, request_ids: list[int], timeout: float = 10
+    ) -> dict[int, dict[str, Any]]:
+        """The responses to these requests, by id, in whatever order they come."""
+        replies: dict[int, dict[str, Any]] = {}
+        with trio.fail_after(timeout):
+            while len(replies) < len(request_ids):
+                message = await self._receive.receive()
+                if message.get("id") in request_ids and "method" not in message:
+                    replies[message["id"]] = message
+        return replies
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.reply_to(await self.send_request(method, params))
