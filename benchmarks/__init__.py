@@ -1,4 +1,4 @@
-"""Idle-connection capacity and latency of trio-mcp, beside the official SDK and two floors.
+"""Idle-connection capacity and latency of trio-mcp, beside the official SDKs and the floors.
 
 Run ``python -m benchmarks --help``; ``benchmarks/README.md`` explains every figure.
 """

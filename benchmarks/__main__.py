@@ -5,14 +5,15 @@ and MCP 2026-07-28's stateless wire on ``/mcp``) under each host (hypercorn's tr
 worker, hypercorn's asyncio worker, uvicorn with uvloop and httptools), the official
 Python SDK on uvicorn (installed into ``benchmarks/.venv-sdk``; the stateless wire too),
 the official TypeScript SDK on express (installed into ``benchmarks/.node-sdk``), and
-two floors (a bare ASGI SSE app and a bare quart-trio SSE route, both on hypercorn's
-trio worker). Servers run on one core, the load generator on
-another. The report goes to stdout; ``--json`` keeps every raw figure, ``--plot`` draws
-the idle sweep. The attack section then runs trio-mcp's echo loop under each host alone
-and beside hostile clients (``--attacks`` runs it alone, ``--no-attacks`` skips it).
-The Redis section (issue 14) measures trio-mcp's hosts with their sessions on a
-redis-server the harness starts, and two workers on one Redis, beside the same hosts in
-memory (``--redis`` runs it alone, ``--no-redis`` skips it).
+the floors (a bare ASGI SSE app and a bare quart-trio SSE route on hypercorn's trio
+worker; the bare app again on uvicorn, in trio as a guest and in pure asyncio).
+Servers run on one core, the load generator on another. The report goes to stdout;
+``--json`` keeps every raw figure, ``--plot`` draws the idle sweep. The attack section
+then runs trio-mcp's echo loop under each host alone and beside hostile clients
+(``--attacks`` runs it alone, ``--no-attacks`` skips it). The Redis section (issue 14)
+measures trio-mcp's hosts with their sessions on a redis-server the harness starts, and
+two workers on one Redis, beside the same hosts in memory (``--redis`` runs it alone,
+``--no-redis`` skips it).
 """
 
 from __future__ import annotations

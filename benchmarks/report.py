@@ -509,6 +509,55 @@ def issue_12_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) 
     return found
 
 
+#: Issue 12's decomposition of a /sse call's server CPU at 64 sessions, host by host:
+#: each row adds one layer to the row above it, for the same work (servers/_floor.py).
+BREAKDOWN = (
+    (
+        ("floor-asyncio@uvicorn", "uvicorn and a bare asyncio app"),
+        ("floor-trio@uvicorn", "+ trio as a guest: the same app in trio, through the bridge"),
+        (GUEST, "+ trio-mcp's features, as a guest"),
+    ),
+    (
+        ("floor-hypercorn", "hypercorn -k trio and the same bare trio app"),
+        (NATIVE, "+ trio-mcp's features, natively"),
+    ),
+)
+
+
+def _cpu_per_call(r: dict[str, Any]) -> float:
+    """Microseconds of the server's CPU per call over the measured window."""
+    return float(r["server_cpu_percent"]) / 100 / float(r["calls_per_s"]) * 1e6
+
+
+def breakdown_table(latency: list[dict[str, Any]]) -> str | None:
+    """Where a /sse echo's server time goes, layer by layer (issue 12): server CPU per
+    call of each system in :data:`BREAKDOWN` and what each layer adds to the one above
+    it, then the budget per call that 3x trio-mcp's calls/s under hypercorn -k trio
+    leaves. None unless the run measured every layer on uvicorn."""
+    if not all(_calls(latency, name, "sse") for name, _ in BREAKDOWN[0]):
+        return None
+    rows = []
+    for layers in BREAKDOWN:
+        above: float | None = None
+        for name, what in layers:
+            r = _calls(latency, name, "sse")
+            if r is None:
+                continue
+            cost = _cpu_per_call(r)
+            added = "" if above is None else f"{cost - above:+,.1f}"
+            rows.append([name, f"{r['calls_per_s']:,.0f}", _fmt(cost), added, what])
+            above = cost
+    table = _table(["system", "calls/s", "CPU us/call", "added", "layer"], rows, True)
+    native, guest = _calls(latency, NATIVE, "sse"), _calls(latency, GUEST, "sse")
+    if native is None or guest is None:
+        return table
+    budget = _cpu_per_call(native) / GUEST_CALLS_VS_NATIVE
+    return (
+        f"{table}\n{GUEST_CALLS_VS_NATIVE:g}x {NATIVE}'s calls/s leaves {GUEST} "
+        f"{budget:,.1f} us of server CPU per call; it spends {_cpu_per_call(guest):,.1f}"
+    )
+
+
 def issue_13_targets(idle: list[dict[str, Any]], latency: list[dict[str, Any]]) -> list[Target]:
     """Issue 13's, for trio-mcp under each host: the stateless echo at 64 sessions against
     the Python SDK's stateless echo (calls/s, p99), and RSS per idle listen stream against
@@ -646,6 +695,9 @@ def render(results: dict[str, Any]) -> str:
             f"Targets of issue 12 (trio-mcp as a guest on {HOSTS[GUEST]})",
             targets_table(issue_12, GUEST),
         ]
+    breakdown = None if redis_only else breakdown_table(latency)
+    if breakdown:
+        parts += ["", "Where a /sse call's server CPU goes at 64 sessions (issue 12)", breakdown]
     issue_13 = [t for t in found if t.group == ISSUE_13]
     if issue_13:
         best = best_stateless_host(issue_13)

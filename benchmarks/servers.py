@@ -50,6 +50,7 @@ SERVERS_DIR = Path(__file__).parent / "servers"
 PROJECT, PYTHON_SDK, NODE = "project", "python-sdk", "node"
 
 HYPERCORN_TRIO = "hypercorn -k trio"
+UVICORN = "uvicorn (uvloop, httptools)"
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ SYSTEMS: tuple[System, ...] = (
         "trio-mcp@uvicorn",
         "trio_mcp_server.py",
         TRANSPORTS,
-        "uvicorn (uvloop, httptools)",
+        UVICORN,
         args=("--server", "uvicorn"),
         listens=True,
     ),
@@ -147,7 +148,7 @@ SYSTEMS: tuple[System, ...] = (
         "trio-mcp@uvicorn+redis",
         "trio_mcp_server.py",
         REDIS_TRANSPORTS,
-        "uvicorn (uvloop, httptools)",
+        UVICORN,
         args=("--server", "uvicorn"),
         redis=True,
         compared_with="trio-mcp@uvicorn",
@@ -158,6 +159,10 @@ SYSTEMS: tuple[System, ...] = (
     System("ts-sdk", "ts_sdk_server.mjs", ("sse", "mcp"), "node, express", NODE),
     System("floor-hypercorn", "floor_hypercorn.py", ("sse",), HYPERCORN_TRIO, floor=True),
     System("floor-quart", "floor_quart.py", ("sse",), HYPERCORN_TRIO, floor=True),
+    # Issue 12's decomposition: floor-hypercorn's app as a guest on uvicorn, and the same
+    # app in pure asyncio there (see servers/_floor.py).
+    System("floor-trio@uvicorn", "floor_guest.py", ("sse",), UVICORN, floor=True),
+    System("floor-asyncio@uvicorn", "floor_uvicorn.py", ("sse",), UVICORN, floor=True),
 )
 SYSTEM_NAMES = tuple(system.name for system in SYSTEMS)
 HOSTS = {system.name: system.host for system in SYSTEMS}

@@ -26,6 +26,7 @@ from benchmarks.report import (
     ISSUE_12,
     ISSUE_13,
     ISSUE_14,
+    breakdown_table,
     issue_12_targets,
     issue_13_targets,
     issue_14_targets,
@@ -42,6 +43,9 @@ HOSTS = {
     "trio-mcp+redis": "hypercorn -k trio",
     "trio-mcp+redis-w2": "hypercorn -k trio",
     "trio-mcp@uvicorn+redis": "uvicorn (uvloop, httptools)",
+    "floor-hypercorn": "hypercorn -k trio",
+    "floor-trio@uvicorn": "uvicorn (uvloop, httptools)",
+    "floor-asyncio@uvicorn": "uvicorn (uvloop, httptools)",
 }
 TRIO_MCP_HOSTS = ["trio-mcp", "trio-mcp@hypercorn-asyncio", "trio-mcp@uvicorn"]
 
@@ -166,6 +170,33 @@ def test_issue_12_targets_are_missed_just_past_their_bounds() -> None:
     )
     verdicts = _verdicts(idle, latency)
     assert len(verdicts) == 6 and set(verdicts.values()) == {False}, verdicts
+
+
+def test_breakdown_adds_each_layer_to_the_one_above_it_on_each_host() -> None:
+    # At 100 % of a core, a call costs 1e6 / calls_per_s microseconds of server CPU.
+    latency = [
+        _echo("floor-asyncio@uvicorn", 20_000.0, 5.0),
+        _echo("floor-trio@uvicorn", 10_000.0, 5.0),
+        _echo("trio-mcp@uvicorn", 5_000.0, 5.0),
+        _echo("floor-hypercorn", 2_500.0, 5.0),
+        _echo("trio-mcp", 2_000.0, 5.0),
+    ]
+    table = breakdown_table(latency)
+    assert table is not None
+    for row in (
+        r"floor-asyncio@uvicorn\s+20,000\s+50\.0\s+uvicorn and a bare asyncio app",
+        r"floor-trio@uvicorn\s+10,000\s+100\.0\s+\+50\.0\s",
+        r"trio-mcp@uvicorn\s+5,000\s+200\.0\s+\+100\.0\s",
+        r"floor-hypercorn\s+2,500\s+400\.0\s+hypercorn -k trio",
+        r"trio-mcp\s+2,000\s+500\.0\s+\+100\.0\s",
+    ):
+        assert re.search(row, table), (row, table)
+    # 3x trio-mcp's 2,000 calls/s is 6,000: 166.7 us a call.
+    assert table.splitlines()[-1].endswith("166.7 us of server CPU per call; it spends 200.0")
+
+
+def test_no_breakdown_without_every_layer_on_uvicorn() -> None:
+    assert breakdown_table([_echo("trio-mcp@uvicorn", 5_000.0, 5.0)]) is None
 
 
 def test_memory_is_compared_where_both_held_every_session() -> None:

@@ -3,7 +3,7 @@
 It runs ``python -m benchmarks --smoke`` as a user would: every system (trio-mcp on
 every transport under each host: hypercorn's trio worker, hypercorn's asyncio worker and
 uvicorn; the official Python SDK in its own virtualenv; the official TypeScript SDK on
-Node in its own npm environment; both floors) with a few dozen idle sessions and two
+Node in its own npm environment; the floors) with a few dozen idle sessions and two
 short echo runs, then checks that the figures are whole. On MCP 2026-07-28's stateless
 wire (``mcp-stateless``) the echo runs against trio-mcp under each host and against the
 Python SDK, and trio-mcp's hosts hold a few dozen idle ``subscriptions/listen`` streams;
@@ -76,6 +76,8 @@ def test_smoke_mode_prints_whole_figures(tmp_path: Path) -> None:
         "trio-mcp@uvicorn",
         "floor-hypercorn",
         "floor-quart",
+        "floor-trio@uvicorn",
+        "floor-asyncio@uvicorn",
         "sdk",
         "ts-sdk",
     }

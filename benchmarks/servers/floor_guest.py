@@ -1,0 +1,22 @@
+"""Floor four: floor one's trio app, unchanged, under uvicorn (uvloop, httptools) with
+trio as a guest on its loop through trio-mcp's bridge: against floor three it shows what
+trio's scheduling and the bridge cost for the same work; against trio-mcp under uvicorn,
+what trio-mcp's own features cost there (issue 12).
+"""
+
+from __future__ import annotations
+
+from _common import parse_args
+from _uvicorn import serve_app
+from floor_hypercorn import trio_floor
+
+from trio_mcp._guest import GuestHost
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    serve_app(GuestHost(trio_floor(args.heartbeat)), args.port)
+
+
+if __name__ == "__main__":
+    main()
