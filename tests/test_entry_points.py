@@ -83,6 +83,19 @@ def test_python_dash_m_serves_a_users_server_object(tmp_path: pytest.TempPathFac
             os.environ["PYTHONPATH"] = saved
 
 
+def test_python_dash_m_refuses_a_shutdown_timeout_an_app_targets_settings_do_not_hold() -> None:
+    # trio_mcp.app:app is made with the default settings (10 s).
+    argv = [sys.executable, "-m", "trio_mcp", "--port", str(free_port())]
+    done = subprocess.run(
+        [*argv, "--shutdown-timeout", "3", "trio_mcp.app:app"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "Settings(shutdown_timeout=3)" in done.stderr
+
+
 def test_hypercorn_with_the_trio_worker_serves_the_demo_app() -> None:
     port = free_port()
     hypercorn = [

@@ -115,6 +115,79 @@ async def test_a_signal_finishes_running_calls_and_ends_every_stream_cleanly(
     assert all(ending.endswith(b"0\r\n\r\n") for ending in endings)
 
 
+#: Serves the demo with ``trio_mcp.run``: argv is port, server, target kind, budget.
+RUN_SCRIPT = """
+import sys
+import trio_mcp
+from trio_mcp._demo import demo
+
+port, server, target, budget = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+if target == "server":
+    trio_mcp.run(demo, port=port, server=server, shutdown_timeout=budget)
+else:
+    app = demo.asgi_app(trio_mcp.Settings(shutdown_timeout=budget))
+    trio_mcp.run(app, port=port, server=server)
+"""
+
+#: Well short of the 10 s default, so that a drain on the default shows.
+SHORT_BUDGET = 1.0
+
+
+@pytest.mark.parametrize("target", ["server", "app"])
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
+async def test_run_drains_within_one_budget_whether_given_to_run_or_in_the_apps_settings(
+    server: str, target: str
+) -> None:
+    """``run(server, shutdown_timeout=t)`` and ``run(App(Settings(shutdown_timeout=t)))``
+    both drain for t under either host: a call outlasting it is ended and its stream
+    closed cleanly within t, not on the 10 s default nor cut by the host."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-c", RUN_SCRIPT, str(port), server, target, str(SHORT_BUDGET)]
+    process = await trio.lowlevel.open_process(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await wait_until_serving(url)
+        stream, endpoint = await open_sse_stream(url)
+        assert await post(url, endpoint, INITIALIZE) == 202
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert await post(url, endpoint, initialized) == 202
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"seconds": 30}},
+        }
+        assert await post(url, endpoint, call) == 202
+        await trio.sleep(0.2)
+
+        started = trio.current_time()
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(SHORT_BUDGET + 5):
+            received = await read_to_end(stream)
+            code = await process.wait()
+        took = trio.current_time() - started
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == 0
+    # Measured 0.91-1.01 s; before the fix, 9 s (drained on the 10 s default).
+    assert took < SHORT_BUDGET + 1
+    assert received.endswith(b"0\r\n\r\n")
+
+
+def test_run_refuses_a_shutdown_timeout_the_apps_settings_do_not_hold() -> None:
+    import trio_mcp
+    from trio_mcp._demo import demo
+
+    app = demo.asgi_app(trio_mcp.Settings(shutdown_timeout=10))
+    with pytest.raises(ValueError, match=r"Settings\(shutdown_timeout=3\)"):
+        trio_mcp.run(app, port=free_port(), shutdown_timeout=3)
+
+
 async def test_during_shutdown_new_sessions_are_refused_with_503(serve_app: Any) -> None:
     from sseclient import open_sse
 

@@ -16,7 +16,7 @@ import attrs
 
 from ._app import App
 from ._config import Settings
-from ._run import DEFAULT_BACKLOG, SERVERS, run
+from ._run import DEFAULT_BACKLOG, SERVERS, app_of, run
 from ._run_stdio import run_stdio
 from ._server import Server
 from ._stdfds import StdoutClosed
@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--shutdown-timeout",
         type=float,
-        default=10.0,
-        help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default 10)",
+        default=None,
+        help="seconds to finish running calls and end streams on SIGTERM/SIGINT (default: "
+        "an App target's Settings.shutdown_timeout, else 10)",
     )
     parser.add_argument(
         "--backlog",
@@ -82,28 +83,33 @@ def main(argv: list[str] | None = None) -> None:
     if args.stdio:
         serve_stdio(args.target, args.shutdown_timeout)
         return
-    settings = Settings(heartbeat_interval=args.heartbeat, shutdown_timeout=args.shutdown_timeout)
+    settings = Settings(heartbeat_interval=args.heartbeat)
+    if args.shutdown_timeout is not None:
+        settings = attrs.evolve(settings, shutdown_timeout=args.shutdown_timeout)
     if args.redis:
         settings = attrs.evolve(settings, redis_url=args.redis)
     if args.target:
         target = load_target(args.target)
-        app = target.asgi_app(settings) if isinstance(target, Server) else target
+        if isinstance(target, Server):
+            app = target.asgi_app(settings)
+        else:
+            # An App's own settings stand: a --shutdown-timeout they do not hold is
+            # refused rather than ignored.
+            try:
+                app = app_of(target, args.shutdown_timeout)
+            except ValueError as exc:
+                raise SystemExit(f"python -m trio_mcp: {exc}") from None
     else:
         from ._demo import demo
 
         app = demo.asgi_app(settings)
-    run(
-        app,
-        host=args.host,
-        port=args.port,
-        shutdown_timeout=args.shutdown_timeout,
-        backlog=args.backlog,
-        server=args.server,
-    )
+    # The app's Settings.shutdown_timeout is the one budget, under either server.
+    run(app, host=args.host, port=args.port, backlog=args.backlog, server=args.server)
 
 
-def serve_stdio(spec: str | None, shutdown_timeout: float) -> None:
-    """``--stdio``: serve the target (an App's server, with its settings) or the demo."""
+def serve_stdio(spec: str | None, shutdown_timeout: float | None) -> None:
+    """``--stdio``: serve the target (an App's server, with its settings) or the demo;
+    ``shutdown_timeout`` None is an App's ``Settings.shutdown_timeout`` (else 10 s)."""
     if spec:
         # Whatever the target's module prints when imported must not reach the host.
         with contextlib.redirect_stdout(sys.stderr):
@@ -115,6 +121,8 @@ def serve_stdio(spec: str | None, shutdown_timeout: float) -> None:
     server, settings = (
         (target.mcp_server, target.settings) if isinstance(target, App) else (target, None)
     )
+    if shutdown_timeout is None:
+        shutdown_timeout = (settings or Settings()).shutdown_timeout
     try:
         run_stdio(server, settings=settings, shutdown_timeout=shutdown_timeout)
     except StdoutClosed as exc:

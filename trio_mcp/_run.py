@@ -2,8 +2,10 @@
 (trio as a guest on uvloop, the fastest host measured), else on hypercorn's trio server.
 
 Shutdown is graceful: the first SIGTERM or SIGINT stops the listeners and has the app
-finish what runs (:meth:`App.shutdown`) within ``shutdown_timeout``; a second one
-stops at once.
+finish what runs (:meth:`App.shutdown`) within its ``Settings.shutdown_timeout``; a
+second one stops at once. That setting is the one budget: under uvicorn the app drains
+by it on its own (it hears the signal itself, :mod:`._signals`), so the host's own
+deadline is derived from it too, never set apart from it.
 
 The listening socket is made here rather than by the server, and handed to it, so that
 every connection inherits ``TCP_USER_TIMEOUT`` (see :func:`listening_socket`).
@@ -21,6 +23,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from ._app import App
+from ._config import Settings
 from ._run_uvicorn import available as uvicorn_available
 from ._run_uvicorn import serve_uvicorn
 from ._server import Server
@@ -46,7 +49,7 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    shutdown_timeout: float = 10.0,
+    shutdown_timeout: float | None = None,
     backlog: int = DEFAULT_BACKLOG,
     server: str = "auto",
 ) -> None:
@@ -60,8 +63,16 @@ def run(
     make explicitly (``host="0.0.0.0"``). ``backlog`` is how many connections the kernel
     queues before the server accepts them, capped by the kernel (on Linux at
     ``net.core.somaxconn``, 4096 by default since Linux 5.4).
+
+    A graceful shutdown lets running calls finish within the app's
+    ``Settings.shutdown_timeout`` (10 s by default), under either server. For a
+    :class:`Server`, ``shutdown_timeout`` is that setting of the app built for it
+    (None: the default). An :class:`App` already holds its settings, and the app drains
+    by them on its own under uvicorn, so ``shutdown_timeout`` may only repeat them:
+    None (or the same value) serves it, another value raises ValueError; make the app
+    with ``Settings(shutdown_timeout=...)`` instead.
     """
-    app = target.asgi_app() if isinstance(target, Server) else target
+    app = app_of(target, shutdown_timeout)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if server not in SERVERS:
@@ -72,12 +83,14 @@ def run(
         raise SystemExit(
             "--server uvicorn needs uvicorn, uvloop and httptools: pip install 'trio-mcp[uvicorn]'"
         )
+    # The one budget, the app's: it drains by it on its own under uvicorn.
+    budget = app.settings.shutdown_timeout
     listener = listening_socket(host, port, app.settings.stalled_client_timeout)
     _warn_if_capped(backlog)
     log.info("trio-mcp: serving on %s, http://%s:%d", server, host, port)
     if server == "uvicorn":
         try:
-            serve_uvicorn(app, listener, backlog=backlog, shutdown_timeout=shutdown_timeout)
+            serve_uvicorn(app, listener, backlog=backlog, shutdown_timeout=budget)
         except KeyboardInterrupt:
             pass
         return
@@ -88,11 +101,28 @@ def run(
     config.backlog = backlog
     # Hypercorn cancels the connections still open this long after its trigger fired;
     # by then App.shutdown has ended every stream.
-    config.graceful_timeout = shutdown_timeout
+    config.graceful_timeout = budget
     try:
-        trio.run(serve_until_signalled, app, config, shutdown_timeout)
+        trio.run(serve_until_signalled, app, config, budget)
     except KeyboardInterrupt:
         pass
+
+
+def app_of(target: Server | App, shutdown_timeout: float | None) -> App:
+    """The app to serve, whose ``Settings.shutdown_timeout`` is ``shutdown_timeout``
+    when one is given."""
+    if isinstance(target, Server):
+        if shutdown_timeout is None:
+            return target.asgi_app()
+        return target.asgi_app(Settings(shutdown_timeout=shutdown_timeout))
+    if shutdown_timeout is not None and shutdown_timeout != target.settings.shutdown_timeout:
+        raise ValueError(
+            f"run(app, shutdown_timeout={shutdown_timeout:g}) differs from the app's "
+            f"Settings.shutdown_timeout ({target.settings.shutdown_timeout:g} s), which "
+            f"governs its drain: make the app with Settings(shutdown_timeout="
+            f"{shutdown_timeout:g}), or leave shutdown_timeout out"
+        )
+    return target
 
 
 def listening_socket(host: str, port: int, stalled_client_timeout: float) -> socket.socket:
