@@ -45,6 +45,14 @@ def test_json_nested_past_the_parsers_depth_is_a_parse_error() -> None:
         parse_body(b"[" * 100_000 + b"]" * 100_000)
 
 
+def test_a_body_is_utf_8_and_a_leading_byte_order_mark_is_ignored() -> None:
+    ping = '{"jsonrpc": "2.0", "method": "ping", "id": "\u00e9"}'
+    assert parse_body(ping.encode()).items == [Request("\u00e9", "ping")]
+    assert parse_body(b"\xef\xbb\xbf" + ping.encode()).items == [Request("\u00e9", "ping")]
+    with pytest.raises(ParseError, match="utf-8"):
+        parse_body(ping.encode("utf-16"))
+
+
 def test_a_single_message_is_not_a_batch() -> None:
     body = parse_body(b'{"jsonrpc": "2.0", "method": "ping", "id": 1}')
     assert not body.is_batch

@@ -115,7 +115,10 @@ class Body:
 def parse_body(data: bytes) -> Body:
     """Parse a POST body. Raises :class:`ParseError` for anything that is not JSON."""
     try:
-        value = json.loads(data, parse_constant=_refuse_constant)
+        # UTF-8, as JSON between systems must be (RFC 8259, 8.1; a leading byte order
+        # mark is ignored, as it allows); one decoder for every body: json.loads with an
+        # option builds a new one per call.
+        value = _DECODER.decode(data.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError, _NotJSON) as exc:
         raise ParseError(f"the body is not valid JSON: {exc}") from None
     except ValueError:
@@ -146,6 +149,9 @@ class _NotJSON(ValueError):
 def _refuse_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which JSON does not have.
     raise _NotJSON(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _invalid(why: str) -> JSONRPCError:
