@@ -275,13 +275,15 @@ DEPARTURE_STALL_BOUND = 0.1
 
 def departure_table(attacks: list[dict[str, Any]]) -> str | None:
     """The mass disconnect's rows, one per system, trio-mcp beside the bare floor of its
-    host: the echo loop's p99 and longest call alone and while the sessions left, how
-    many left, and the server's CPU beyond the calls it served (what the departure cost
-    it). None if no mass disconnect ran."""
+    host: how many left and over how long (the clients' own pass closing them all), the
+    echo loop's p99 and longest call alone and while they left, and the server's CPU
+    beyond the calls it served (what the departure cost it). None if no mass disconnect
+    ran."""
     header = [
         "system",
         "host",
         "left",
+        "over s",
         "alone p99 ms",
         "alone longest ms",
         "p99 ms",
@@ -303,6 +305,7 @@ def departure_table(attacks: list[dict[str, Any]]) -> str | None:
                 r["system"],
                 _host(r),
                 f"{r['outcome']['outcomes'].get('left', 0):,}",
+                _fmt(r["outcome"]["seconds"]["max"], 2),
                 _fmt(alone["p99"] * 1000, 2),
                 _fmt(alone["max"] * 1000, 1),
                 _fmt(beside["p99"] * 1000, 2),
