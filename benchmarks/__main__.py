@@ -9,8 +9,9 @@ the floors (a bare ASGI SSE app and a bare quart-trio SSE route on hypercorn's t
 worker; the bare app again on uvicorn, in trio as a guest and in pure asyncio).
 Servers run on one core, the load generator on another. The report goes to stdout;
 ``--json`` keeps every raw figure, ``--plot`` draws the idle sweep. The attack section
-then runs trio-mcp's echo loop under each host alone and beside hostile clients
-(``--attacks`` runs it alone, ``--no-attacks`` skips it). The Redis section (issue 14)
+then runs trio-mcp's echo loop under each host alone and beside hostile clients, and
+the bare floors' beside a mass disconnect (``--attacks`` runs it alone,
+``--no-attacks`` skips it). The Redis section (issue 14)
 measures trio-mcp's hosts with their sessions on a redis-server the harness starts, and
 two workers on one Redis, beside the same hosts in memory (``--redis`` runs it alone,
 ``--no-redis`` skips it).
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nodeenv, redisserver, report, sdkenv
-from .attacks import run_attacks, takes_attacks
+from .attacks import attacks_for, run_attacks, takes_attacks
 from .config import ATTACKS, STATELESS, RunConfig
 from .idle import run_idle
 from .latency import run_latency
@@ -113,7 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-idle", action="store_true", help="skip the idle sweep")
     parser.add_argument("--no-latency", action="store_true", help="skip the echo runs")
     parser.add_argument(
-        "--attacks", action="store_true", help="run the attack section only (trio-mcp's hosts)"
+        "--attacks",
+        action="store_true",
+        help="run the attack section only (trio-mcp's hosts; the bare floors, mass disconnect)",
     )
     parser.add_argument("--no-attacks", action="store_true", help="skip the attack section")
     parser.add_argument(
@@ -123,6 +126,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--attack-sessions", type=int, help="well-behaved sessions beside each attack (8)"
+    )
+    parser.add_argument(
+        "--disconnect-sessions",
+        type=int,
+        help="idle /sse sessions that leave at once in the mass disconnect (3000)",
     )
     parser.add_argument(
         "--redis", action="store_true", help="run the Redis section only (issue 14)"
@@ -185,6 +193,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
             preset[name] = value
     if args.attack_sessions is not None:
         preset["attack_sessions"] = args.attack_sessions
+    if args.disconnect_sessions is not None:
+        preset["disconnect_sessions"] = args.disconnect_sessions
     unknown = set(_names(args.systems)) - set(SYSTEM_NAMES)
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
@@ -265,13 +275,19 @@ def redis_section(names: list[str]) -> list[str]:
     return [system.name for system in SYSTEMS if system.name in wanted]
 
 
+def _attacked(system: System, config: RunConfig) -> bool:
+    """Whether the attack section measures this system: one it takes, with at least one
+    of the run's attacks (a floor takes the mass disconnect only)."""
+    return takes_attacks(system) and bool(attacks_for(system, config.attacks))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = make_config(args)
     if args.attacks:
         args.no_idle = args.no_latency = True
         # Nor are the other systems' runtimes made (the SDKs' environments).
-        config.systems = [n for n in config.systems if takes_attacks(SYSTEMS_BY_NAME[n])]
+        config.systems = [n for n in config.systems if _attacked(SYSTEMS_BY_NAME[n], config)]
     if args.redis:
         args.no_attacks = True
         config.systems = redis_section(config.systems)
@@ -335,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         if transport in config.transports
     ]
     attacked = [] if args.no_attacks else [s for s in SYSTEMS if s.name in config.systems]
-    attacked = [system for system in attacked if takes_attacks(system)]
+    attacked = [system for system in attacked if _attacked(system, config)]
     idle_runs = sum(len(idle_sizes(config, system, transport)) for system, transport in plan)
     steps = (
         (0 if args.no_latency else len(plan)) + (0 if args.no_idle else idle_runs) + len(attacked)

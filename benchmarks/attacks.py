@@ -16,10 +16,16 @@ The echo loop runs in load worker 0, the attack in load worker 1, both on the lo
 the load CPU column adds both, so a run whose load core was the bottleneck shows it. The
 server's peak RSS comes from the kernel's own high-water mark (``VmHWM``), reset when
 the window opens, so no spike between two samples is missed.
+
+The bare floors (``servers/_floor.py``) take the mass disconnect too, the one attack
+that needs nothing of the server but ``/sse`` sessions: beside trio-mcp under the same
+host, their row says how much of a departure's stall is the host's own work on the
+closed connections, which no app can spread.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,15 +55,34 @@ FIRST_INDEX = 1_000
 MARGIN = 120.0
 
 
+#: The floors whose script is the bare app (servers/_floor.py), one per host trio-mcp
+#: runs on but hypercorn's asyncio worker, which has none.
+BARE_FLOORS = ("floor-hypercorn", "floor-trio@uvicorn", "floor-asyncio@uvicorn")
+#: What a bare floor takes: it has no big tool, no /mcp and no bounds to shorten.
+FLOOR_ATTACKS = ("mass-disconnect",)
+
+
 def takes_attacks(system: System) -> bool:
-    """Whether the section measures this system: trio-mcp, under each of its hosts (the
-    others' scripts have neither the big tool nor the bounds), in memory (the Redis
-    section measures it on Redis)."""
-    return system.script == "trio_mcp_server.py" and not system.redis
+    """Whether the section measures this system: trio-mcp, under each of its hosts, in
+    memory (the Redis section measures it on Redis), and the bare floors (the mass
+    disconnect only; the other scripts have neither the big tool nor the bounds)."""
+    trio_mcp = system.script == "trio_mcp_server.py" and not system.redis
+    return trio_mcp or system.name in BARE_FLOORS
 
 
-def server_args(config: RunConfig) -> list[str]:
-    """The trio-mcp server script's flags for the attack section."""
+def attacks_for(system: System, kinds: list[str]) -> list[str]:
+    """The attacks among ``kinds`` this system takes, in the section's order."""
+    if system.name in BARE_FLOORS:
+        return [kind for kind in kinds if kind in FLOOR_ATTACKS]
+    return list(kinds)
+
+
+def server_args(config: RunConfig, system: System) -> list[str]:
+    """The server script's flags for the attack section: for trio-mcp, the big tool and
+    its bounds shortened; for a floor, only its host's keep-alive, as trio-mcp's."""
+    keep_alive = ["--keep-alive-timeout", str(config.keep_alive_timeout)]
+    if system.name in BARE_FLOORS:
+        return keep_alive
     return [
         "--big-replies",
         "--stalled-client-timeout",
@@ -66,8 +91,7 @@ def server_args(config: RunConfig) -> list[str]:
         str(config.body_timeout),
         "--resume-grace",
         str(config.resume_grace),
-        "--keep-alive-timeout",
-        str(config.keep_alive_timeout),
+        *keep_alive,
     ]
 
 
@@ -112,7 +136,7 @@ def run_attacks(
     server_command: list[str],
     progress: Progress,
 ) -> list[dict[str, Any]]:
-    """One row per attack for this host, each with the echo loop's figures alone."""
+    """One row per attack this system takes, each with the echo loop's figures alone."""
     if len(workers) < 2:
         raise ValueError("the attack section needs two load workers (--workers 2 or more)")
     base = {
@@ -120,6 +144,7 @@ def run_attacks(
         "host": system.host,
         "transport": "sse",
         "sessions": config.attack_sessions,
+        "floor": system.floor,
     }
     server = ServerProcess(
         system,
@@ -128,10 +153,11 @@ def run_attacks(
         heartbeat=config.heartbeat,
         core=config.server_core,
         log_path=Path(config.out_dir) / "logs" / f"{system.name}-attacks.log",
-        extra_args=server_args(config),
+        extra_args=server_args(config, system),
     )
     rows: list[dict[str, Any]] = []
-    steps = len(config.attacks) + 1
+    kinds = attacks_for(system, config.attacks)
+    steps = len(kinds) + 1
     try:
         server.wait_ready()
         # The readiness probe's connection gone, what the fresh server holds open.
@@ -140,12 +166,13 @@ def run_attacks(
         progress.update(0, steps, "alone")
         alone = _echo(config, workers, server, lambda: None)
         _settle(server, fresh_fds, config.settle_limit)
-        for step, kind in enumerate(config.attacks, 1):
+        for step, kind in enumerate(kinds, 1):
             progress.update(step, steps, kind)
             row: dict[str, Any] = {**base, "attack": kind, "alone": alone}
             try:
                 row |= _attack(config, workers, server, kind, fresh_fds)
                 row["p99_ratio"] = row["beside"]["latency"]["p99"] / alone["latency"]["p99"]
+                row["excess_cpu_seconds"] = excess_cpu_seconds(alone, row["beside"])
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
             rows.append(row)
@@ -156,6 +183,14 @@ def run_attacks(
     finally:
         server.stop()
     return rows
+
+
+def excess_cpu_seconds(alone: dict[str, Any], beside: dict[str, Any]) -> float:
+    """The server's CPU seconds over the window beside an attack beyond what the calls
+    it served there cost alone (at the alone run's CPU per call): what the attack cost
+    it. An estimate: a server's CPU per call shifts a little with its load."""
+    per_call = alone["server_cpu_seconds"] / alone["calls"] if alone["calls"] else math.nan
+    return float(beside["server_cpu_seconds"] - beside["calls"] * per_call)
 
 
 def _attack(
@@ -234,6 +269,7 @@ def _echo(
         "latency": summary(reply["latencies"]),
         "errors": reply["errors"],
         "window": window,
+        "server_cpu_seconds": server_cpu,
         "server_cpu_percent": server_cpu / window * 100,
         "load_cpu_percent": (reply["load_cpu"] + attacker_cpu) / window * 100,
         "rss_peak": peak_rss_bytes(server.pid),

@@ -269,6 +269,55 @@ def attack_table(attacks: list[dict[str, Any]]) -> str:
     return _table(header, rows, text_last=True)
 
 
+#: Issue 15's bound on how long a mass disconnect may stall the sessions that stay.
+DEPARTURE_STALL_BOUND = 0.1
+
+
+def departure_table(attacks: list[dict[str, Any]]) -> str | None:
+    """The mass disconnect's rows, one per system, trio-mcp beside the bare floor of its
+    host: how many left and over how long (the clients' own pass closing them all), the
+    echo loop's p99 and longest call alone and while they left, and the server's CPU
+    beyond the calls it served (what the departure cost it). None if no mass disconnect
+    ran."""
+    header = [
+        "system",
+        "host",
+        "left",
+        "over s",
+        "alone p99 ms",
+        "alone longest ms",
+        "p99 ms",
+        "longest ms",
+        "over 100 ms",
+        "errors",
+        "departure CPU s",
+    ]
+    departures = [r for r in attacks if r["attack"] == "mass-disconnect"]
+    hosts = list(dict.fromkeys(r["host"] for r in departures))
+    rows = []
+    for r in sorted(departures, key=lambda r: (hosts.index(r["host"]), not r.get("floor"))):
+        if "beside" not in r:
+            rows.append([r["system"], _host(r), r["error"]] + [""] * (len(header) - 3))
+            continue
+        alone, beside = r["alone"]["latency"], r["beside"]["latency"]
+        rows.append(
+            [
+                r["system"],
+                _host(r),
+                f"{r['outcome']['outcomes'].get('left', 0):,}",
+                _fmt(r["outcome"]["seconds"]["max"], 2),
+                _fmt(alone["p99"] * 1000, 2),
+                _fmt(alone["max"] * 1000, 1),
+                _fmt(beside["p99"] * 1000, 2),
+                _fmt(beside["max"] * 1000, 1),
+                "yes" if beside["max"] > DEPARTURE_STALL_BOUND else "no",
+                str(sum(r["beside"]["errors"].values())),
+                _fmt(r["excess_cpu_seconds"], 2),
+            ]
+        )
+    return _table(header, rows) if rows else None
+
+
 def attack_outcome(kind: str, outcome: dict[str, Any]) -> str:
     """What an attack's clients saw, in a phrase: how often the server answered or let
     go and how soon, who it still held when the attack stopped, the clients' failures."""
@@ -676,12 +725,24 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"Attacks: {config['attack_sessions']} well-behaved sessions on /sse call echo "
             f"in a closed loop ({config['duration']:g} s window after {config['warmup']:g} s "
-            "warm-up), alone, then beside each attack struck as the window opens; the server "
+            "warm-up), alone, then beside each attack struck as the window opens; trio-mcp "
             f"with stalled_client_timeout {config['stalled_client_timeout']:g} s, "
             f"body_timeout {config['body_timeout']:g} s, "
-            f"resume_grace {config['resume_grace']:g} s",
+            f"resume_grace {config['resume_grace']:g} s; the bare floors take the "
+            "mass disconnect only",
             attack_table(results["attacks"]),
         ]
+        departures = departure_table(results["attacks"])
+        if departures:
+            parts += [
+                "",
+                f"Mass disconnect (issue 15: at most {DEPARTURE_STALL_BOUND * 1000:g} ms): the "
+                "echo loop's longest call while the idle sessions leave at once; a bare floor "
+                "(its host's keep-alive as trio-mcp's, nothing else) is what its host alone "
+                "costs; departure CPU is the server's beyond the calls it served, at their "
+                "CPU per call alone",
+                departures,
+            ]
     found = [Target(**t) for t in results["targets"]]
     if redis_only:
         found = [t for t in found if t.group == ISSUE_14]

@@ -21,12 +21,14 @@ import attrs
 
 import trio_mcp
 from benchmarks.__main__ import ts_sdk_stateless_note
+from benchmarks.attacks import excess_cpu_seconds
 from benchmarks.config import RunConfig
 from benchmarks.report import (
     ISSUE_12,
     ISSUE_13,
     ISSUE_14,
     breakdown_table,
+    departure_table,
     issue_12_targets,
     issue_13_targets,
     issue_14_targets,
@@ -333,6 +335,60 @@ def test_attack_table_sets_each_attack_beside_the_echo_alone() -> None:
         "320 sessions asked 1 reply of 1 MiB each; let go: none; 50 held at the end (longest 9.9 s)"
     )
     assert cells[1][-1] == ("320 bodies: 408 x200; after p50 2.01 s, max 2.05 s; 3 client errors")
+
+
+def _departure_row(
+    system: str, host: str, longest_ms: float, cpu_s: float, floor: bool
+) -> dict[str, Any]:
+    alone = {"p50": 0.002, "p99": 0.005, "max": 0.012}
+    beside = {"p50": 0.002, "p99": 0.030, "max": longest_ms / 1000}
+    return {
+        "system": system,
+        "host": host,
+        "floor": floor,
+        "attack": "mass-disconnect",
+        "alone": {"latency": alone},
+        "beside": {"latency": beside, "errors": {}},
+        "outcome": {"outcomes": {"left": 10_000}, "seconds": {"max": 1.25}},
+        "excess_cpu_seconds": cpu_s,
+    }
+
+
+def test_departure_table_sets_each_hosts_bare_floor_before_trio_mcp() -> None:
+    uvicorn = "uvicorn (uvloop, httptools)"
+    rows = [
+        _departure_row("trio-mcp", "hypercorn -k trio", 1_208.0, 2.5, floor=False),
+        _departure_row("trio-mcp@uvicorn", uvicorn, 714.0, 1.8, floor=False),
+        _departure_row("floor-hypercorn", "hypercorn -k trio", 100.0, 0.9, floor=True),
+        _departure_row("floor-asyncio@uvicorn", uvicorn, 99.9, 0.4, floor=True),
+        {"system": "floor-trio@uvicorn", "host": uvicorn, "floor": True}
+        | {"attack": "mass-disconnect", "error": "RuntimeError: arming failed"},
+        _departure_row("trio-mcp", "hypercorn -k trio", 50.0, 0.1, floor=False)
+        | {"attack": "connect-burst"},
+    ]
+    table = departure_table(rows)
+    assert table is not None
+    cells = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines()[2:]]
+    assert [row[0] for row in cells] == [
+        "floor-hypercorn",
+        "trio-mcp",
+        "floor-asyncio@uvicorn",
+        "floor-trio@uvicorn",
+        "trio-mcp@uvicorn",
+    ]
+    # left, over s, alone p99 and longest, p99 and longest beside, over the bound, errors,
+    # departure CPU
+    assert cells[0][2:] == ["10,000", "1.25", "5.00", "12.0", "30.00", "100.0", "no", "0", "0.90"]
+    assert cells[1][2:6] == ["10,000", "1.25", "5.00", "12.0"]
+    assert cells[1][6:] == ["30.00", "1,208.0", "yes", "0", "2.50"]
+    assert cells[3][2:] == ["RuntimeError: arming failed"]
+    assert departure_table(rows[-1:]) is None
+
+
+def test_a_departures_cpu_is_the_servers_beyond_its_calls_at_their_cost_alone() -> None:
+    alone = {"calls": 10_000, "server_cpu_seconds": 5.0}
+    # 8,000 calls at 0.5 ms each: 4 s; the rest of 6.5 s is the attack's.
+    assert excess_cpu_seconds(alone, {"calls": 8_000, "server_cpu_seconds": 6.5}) == 2.5
 
 
 STATELESS = "mcp-stateless"

@@ -14,7 +14,7 @@ dropped.
 
 The attack section runs apart (``--smoke --attacks``): trio-mcp under each host, its
 echo loop alone and beside each attack at a tenth of its size or less, the server's
-bounds at half a second.
+bounds at half a second, and each bare floor beside the mass disconnect.
 
 So does the Redis section (``--smoke --redis``, issue 14), on a real redis-server the
 harness starts (required in CI, like every peer): two workers on one Redis, which
@@ -38,6 +38,11 @@ TRIO_MCP_HOSTS = {
     "trio-mcp": "hypercorn -k trio",
     "trio-mcp@hypercorn-asyncio": "hypercorn (asyncio worker)",
     "trio-mcp@uvicorn": "uvicorn (uvloop, httptools)",
+}
+BARE_FLOORS = {
+    "floor-hypercorn": "hypercorn -k trio",
+    "floor-trio@uvicorn": "uvicorn (uvloop, httptools)",
+    "floor-asyncio@uvicorn": "uvicorn (uvloop, httptools)",
 }
 STATELESS = "mcp-stateless"
 
@@ -181,12 +186,12 @@ def test_smoke_attack_section_measures_every_host_beside_every_attack(tmp_path: 
     rows = results["attacks"]
     assert [(r["system"], r["attack"]) for r in rows] == [
         (system, attack) for system in TRIO_MCP_HOSTS for attack in ATTACKS
-    ]
+    ] + [(floor, "mass-disconnect") for floor in BARE_FLOORS]
     smoke = results["config"]
     for r in rows:
         where = f"{r['system']} beside {r['attack']}"
         assert "error" not in r, where
-        assert r["host"] == TRIO_MCP_HOSTS[r["system"]], where
+        assert r["host"] == (TRIO_MCP_HOSTS | BARE_FLOORS)[r["system"]], where
         for run in (r["alone"], r["beside"]):
             assert run["calls"] > 0 and run["calls_per_s"] > 0, where
             assert 0 < run["latency"]["p50"] <= run["latency"]["p99"], where
@@ -210,8 +215,11 @@ def test_smoke_attack_section_measures_every_host_beside_every_attack(tmp_path: 
         assert trickled["seconds"]["max"] < smoke["body_timeout"] + 1.0, trickled
         burst = outcome_of(system, "connect-burst")
         assert burst["outcomes"] == {"400": smoke["burst_connections"]}, burst
+    for system in [*TRIO_MCP_HOSTS, *BARE_FLOORS]:
         left = outcome_of(system, "mass-disconnect")
         assert left["outcomes"] == {"left": smoke["disconnect_sessions"]}, left
+    # Each host's bare floor is set beside trio-mcp in the departures table.
+    assert "Mass disconnect (issue 15" in done.stdout
 
 
 TWO_WORKERS = "trio-mcp+redis-w2"

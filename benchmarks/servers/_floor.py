@@ -15,6 +15,7 @@ trio's scheduling and the guest bridge each cost for the same work (issue 12).
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 import trio
+from _common import make_parser
 
 PING: Final = b": ping\n\n"
 
@@ -65,6 +67,16 @@ class FloorSession:
 
 
 sessions: dict[str, FloorSession] = {}
+
+
+def parse_floor_args(description: str) -> argparse.Namespace:
+    """Every server's arguments, and the host's keep-alive timeout: the attack section's
+    mass disconnect (``benchmarks/attacks.py``) gives a bare floor the same keep-alive
+    as trio-mcp's server (hypercorn keeps a connection its client closed until that
+    timer fires), so that the host's part of a departure lands in the same window."""
+    parser = make_parser(description)
+    parser.add_argument("--keep-alive-timeout", type=float, help="the host's, seconds")
+    return parser.parse_args()
 
 
 def open_session(kind: type[FloorSession] = FloorSession) -> tuple[str, FloorSession]:

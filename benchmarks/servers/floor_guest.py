@@ -6,7 +6,7 @@ what trio-mcp's own features cost there (issue 12).
 
 from __future__ import annotations
 
-from _common import parse_args
+from _floor import parse_floor_args
 from _uvicorn import serve_app
 from floor_hypercorn import trio_floor
 
@@ -14,8 +14,8 @@ from trio_mcp._guest import GuestHost
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
-    serve_app(GuestHost(trio_floor(args.heartbeat)), args.port)
+    args = parse_floor_args(__doc__ or "")
+    serve_app(GuestHost(trio_floor(args.heartbeat)), args.port, args.keep_alive_timeout)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ connection, so without it a departed client's stream would be written forever).
 from __future__ import annotations
 
 import trio
-from _common import parse_args
-from _floor import AsgiApp, FloorSession, Receive, Send, bare_app
+from _floor import AsgiApp, FloorSession, Receive, Send, bare_app, parse_floor_args
 from _hypercorn import serve_app
 
 
@@ -35,8 +34,8 @@ def trio_floor(heartbeat: float) -> AsgiApp:
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
-    serve_app(trio_floor(args.heartbeat), args.port)
+    args = parse_floor_args(__doc__ or "")
+    serve_app(trio_floor(args.heartbeat), args.port, keep_alive=args.keep_alive_timeout)
 
 
 if __name__ == "__main__":

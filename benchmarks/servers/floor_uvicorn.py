@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _common import parse_args
-from _floor import FloorSession, Receive, Send, bare_app
+from _floor import FloorSession, Receive, Send, bare_app, parse_floor_args
 from _uvicorn import serve_app
 
 
@@ -48,8 +47,9 @@ async def stream_with_asyncio(
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
-    serve_app(bare_app(stream_with_asyncio, args.heartbeat, AsyncioFloorSession), args.port)
+    args = parse_floor_args(__doc__ or "")
+    app = bare_app(stream_with_asyncio, args.heartbeat, AsyncioFloorSession)
+    serve_app(app, args.port, args.keep_alive_timeout)
 
 
 if __name__ == "__main__":
