@@ -44,6 +44,9 @@ class HeldSessions:
         self.scope = trio.CancelScope()
         self.elapsed = 0.0
         self.started = time.perf_counter()
+        #: Established sessions still held, for drop_all.
+        self._live: set[Any] = set()
+        self._dropped = False
 
     def _settle_one(self) -> None:
         if self.established + self.failed == self.count:
@@ -75,10 +78,25 @@ class HeldSessions:
             return
         self.established += 1
         self._settle_one()
+        self._live.add(session)
         try:
             await session.hold(self.stats)
+        except trio.ClosedResourceError:
+            if not self._dropped:
+                raise
+            # Closed under it by drop_all: the departure it was held for.
         finally:
+            self._live.discard(session)
             session.close()
+
+    def drop_all(self) -> None:
+        """Close every held connection now, in one pass with no task switch between
+        two closes: the server sees them all leave at once, as when a client process
+        exits. Their tasks then end (with the scope, which this cancels)."""
+        self._dropped = True
+        for session in list(self._live):
+            session.close()
+        self.scope.cancel()
 
     def result(self) -> dict[str, Any]:
         return {
