@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import CoroutineType
 from typing import Any
@@ -76,6 +77,8 @@ class GuestHost:
         self._ended = False
         #: Calls the asyncio side still waits for; failed if the run ends under them.
         self._pending: set[_Call] = set()
+        #: Trio tasks to wake with a client's departure, a group per pass of the loop.
+        self._departures: _PacedWakeups | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
         """Serve one ASGI call (asyncio side) in a task of the guest run.
@@ -92,7 +95,9 @@ class GuestHost:
         loop = self._loop
         assert loop is not None
         done: asyncio.Future[None] = loop.create_future()
-        call = _Call(self._trio_app, scope, _trio_receive(receive), _trio_send(send), done)
+        assert self._departures is not None
+        receive_in_trio = _trio_receive(receive, self._departures)
+        call = _Call(self._trio_app, scope, receive_in_trio, _trio_send(send), done)
         if scope["type"] == "lifespan":
             call.send = _ending_lifespan(call.send, call)
         # Spawned from here, on the loop's thread between two guest ticks (see the
@@ -146,6 +151,7 @@ class GuestHost:
         if self._ready is None:
             self._ended = False
             self._loop = asyncio.get_running_loop()
+            self._departures = _PacedWakeups()
             self._ready = self._loop.create_future()
             self._finished = self._loop.create_future()
             _start_guest(self._loop, self._main, self._on_done)
@@ -166,6 +172,8 @@ class GuestHost:
                 self._nursery = nursery
                 assert self._ready is not None
                 self._ready.set_result(None)
+                assert self._departures is not None
+                nursery.start_soon(self._departures.run)
                 if self._companion is not None:
                     nursery.start_soon(self._companion)
                 await trio.sleep_forever()
@@ -322,11 +330,11 @@ def _in_place(callable_: Callable[..., Any]) -> bool:
     return str(getattr(callable_, "__module__", "")).startswith(_IN_PLACE_MODULES)
 
 
-def _trio_receive(receive: AsgiReceive) -> AsgiReceive:
+def _trio_receive(receive: AsgiReceive, departures: _PacedWakeups) -> AsgiReceive:
     in_place = _in_place(receive)
 
     async def trio_receive() -> Message:
-        message: Message = await call_asyncio(receive(), in_place=in_place)
+        message: Message = await call_asyncio(receive(), in_place=in_place, departures=departures)
         return message
 
     return trio_receive
@@ -341,7 +349,9 @@ def _trio_send(send: AsgiSend) -> AsgiSend:
     return trio_send
 
 
-async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> Any:
+async def call_asyncio(
+    coroutine: Awaitable[Any], *, in_place: bool = False, departures: _PacedWakeups | None = None
+) -> Any:
     """Await an asyncio coroutine from a trio task of the guest run.
 
     With ``in_place``, its first step runs here and now: when it completes without
@@ -353,6 +363,9 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
     every task) is no trio cancellation: it is raised as
     :class:`trio.BrokenResourceError`, never as :class:`asyncio.CancelledError`, which
     trio code would take for a bug and no ``except Exception`` catches.
+
+    With ``departures``, an ``http.disconnect`` this task waited for wakes it in its
+    turn among every other (see :class:`_PacedWakeups`).
     """
     if in_place and type(coroutine) is CoroutineType:
         try:
@@ -376,7 +389,10 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
             result: outcome.Outcome[Any] = outcome.Error(_server_cancelled())
         else:
             result = outcome.capture(finished.result)
-        trio.lowlevel.reschedule(trio_task, result)
+        if departures is not None and _is_disconnect(result):
+            departures.add(trio_task, result)
+        else:
+            trio.lowlevel.reschedule(trio_task, result)
 
     def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
         nonlocal aborted
@@ -394,6 +410,61 @@ async def call_asyncio(coroutine: Awaitable[Any], *, in_place: bool = False) -> 
             # as Cancelled, whatever the asyncio task ended with (its CancelledError too).
             await trio.lowlevel.checkpoint()
     return result
+
+
+#: Departures handed to trio per pass of the loop: as many as the trio side's pacing
+#: (:data:`trio_mcp._pacing.GROUP`) acts on at once.
+DEPARTURES_PER_PASS = 16
+
+
+def _is_disconnect(result: outcome.Outcome[Any]) -> bool:
+    value = result.value if isinstance(result, outcome.Value) else None
+    return isinstance(value, dict) and value.get("type") == "http.disconnect"
+
+
+class _PacedWakeups:
+    """Trio tasks woken a group per pass of trio's loop rather than all in one.
+
+    When thousands of clients leave at once, the server hears every connection's end in
+    one pass of its loop and each held stream's ``receive`` then completes with
+    ``http.disconnect``. Woken all at once, their trio tasks would all run in the next
+    guest tick, and nothing else would be served for as long as that takes (tens of ms
+    for 10,000). Woken :data:`DEPARTURES_PER_PASS` per pass (by :meth:`run`, a task of
+    the guest run), a tick stays short and the clients that stay are served in between.
+    The trio side paces what follows a departure itself (:mod:`._pacing`); this paces
+    its first step.
+    """
+
+    def __init__(self) -> None:
+        self._due: deque[tuple[trio.lowlevel.Task, outcome.Outcome[Any]]] = deque()
+        self._idle = trio.lowlevel.ParkingLot()
+        #: Whether :meth:`run` wakes them; before it starts and once it has ended (the
+        #: run is ending: every task must be free to unwind), :meth:`add` wakes at once.
+        self._running = False
+
+    def add(self, task: trio.lowlevel.Task, result: outcome.Outcome[Any]) -> None:
+        """Wake ``task`` with ``result`` in its turn. Called on the loop's thread between
+        guest ticks, as the bridge's other wakeups are."""
+        if not self._running:
+            trio.lowlevel.reschedule(task, result)
+            return
+        self._due.append((task, result))
+        self._idle.unpark_all()
+
+    async def run(self) -> None:
+        self._running = True
+        try:
+            while True:
+                if not self._due:
+                    await self._idle.park()
+                    continue
+                for _ in range(min(DEPARTURES_PER_PASS, len(self._due))):
+                    trio.lowlevel.reschedule(*self._due.popleft())
+                await trio.lowlevel.checkpoint()
+        finally:
+            self._running = False
+            while self._due:
+                trio.lowlevel.reschedule(*self._due.popleft())
 
 
 def _server_cancelled() -> trio.BrokenResourceError:

@@ -1,0 +1,72 @@
+"""The guest bridge (trio_mcp/_guest.py) driven straight from an asyncio loop, for what
+no HTTP server lets a test arrange: many receives completing in the same pass."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import trio
+
+from trio_mcp._guest import DEPARTURES_PER_PASS, GuestHost
+
+LEAVING = 200
+
+
+def test_clients_leaving_at_once_wake_trio_a_group_per_pass() -> None:
+    woken_per_pass = asyncio.run(_leave_at_once())
+    assert sum(woken_per_pass.values()) == LEAVING
+    assert max(woken_per_pass.values()) <= DEPARTURES_PER_PASS
+
+
+async def _leave_at_once() -> Counter[int]:
+    """``LEAVING`` calls wait for their client's departure, which comes for all of them
+    at once; how many of them trio ran in each pass of its loop."""
+    passes = 0
+    woken_per_pass: Counter[int] = Counter()
+
+    class CountPasses(trio.abc.Instrument):
+        def before_io_wait(self, timeout: float) -> None:
+            nonlocal passes
+            passes += 1
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            trio.lowlevel.add_instrument(CountPasses())
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        assert (await receive())["type"] == "http.disconnect"
+        woken_per_pass[passes] += 1
+
+    host = GuestHost(app)
+    lifespan_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await lifespan_messages.put({"type": "lifespan.startup"})
+    started = asyncio.Event()
+
+    async def lifespan_send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    lifespan = asyncio.create_task(host({"type": "lifespan"}, lifespan_messages.get, lifespan_send))
+    await started.wait()
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("nothing is sent")
+
+    scope = {"type": "http", "method": "GET", "path": "/sse", "headers": []}
+    calls = [asyncio.create_task(host(scope, receive, send)) for _ in range(LEAVING)]
+    while len(woken_per_pass) == 0 and not gone.is_set():
+        await asyncio.sleep(0.05)  # every call is waiting for its client by now
+        gone.set()
+    await asyncio.gather(*calls)
+    await lifespan_messages.put({"type": "lifespan.shutdown"})
+    await lifespan
+    return woken_per_pass
