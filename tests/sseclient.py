@@ -56,6 +56,8 @@ class SseSession:
         self.messages: list[dict[str, Any]] = []
         self._send, self._receive = trio.open_memory_channel[dict[str, Any]](1000)
         self._pending: dict[Any, str] = {}
+        #: Replies met while waiting for another, by id, for their own reply_to.
+        self._early_replies: dict[Any, list[dict[str, Any]]] = {}
         self._next_id = 0
         self.closed = trio.Event()
         self.response: httpx.Response | None = None
@@ -132,24 +134,29 @@ class SseSession:
             return await self._receive.receive()
 
     async def reply_to(self, request_id: int, timeout: float = 10) -> dict[str, Any]:
-        """Wait for the response with this id; messages met on the way are dropped (to
-        wait for several replies that may come in any order, use :meth:`replies_to`)."""
-        with trio.fail_after(timeout):
-            while True:
-                message = await self._receive.receive()
-                if message.get("id") == request_id and "method" not in message:
-                    return message
+        """Wait for the response with this id. Responses to other requests met on the way
+        are kept for their own ``reply_to`` (replies may come in any order); requests
+        and notifications met on the way are dropped."""
+        return (await self.replies_to([request_id], timeout))[request_id]
 
     async def replies_to(
         self, request_ids: list[int], timeout: float = 10
     ) -> dict[int, dict[str, Any]]:
         """The responses to these requests, by id, in whatever order they come."""
         replies: dict[int, dict[str, Any]] = {}
+        for request_id in request_ids:
+            kept = self._early_replies.get(request_id)
+            if kept:
+                replies[request_id] = kept.pop(0)
         with trio.fail_after(timeout):
             while len(replies) < len(request_ids):
                 message = await self._receive.receive()
-                if message.get("id") in request_ids and "method" not in message:
+                if "method" in message or "id" not in message:
+                    continue
+                if message["id"] in request_ids and message["id"] not in replies:
                     replies[message["id"]] = message
+                else:
+                    self._early_replies.setdefault(message["id"], []).append(message)
         return replies
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
