@@ -578,11 +578,21 @@ def _cpu_per_call(r: dict[str, Any]) -> float:
     return float(r["server_cpu_percent"]) / 100 / float(r["calls_per_s"]) * 1e6
 
 
+def _gc_per_call(r: dict[str, Any]) -> float:
+    """Microseconds of it the garbage collector took (0 where not measured)."""
+    stats = r.get("gc")
+    if not stats or r.get("gc_measured") is False:
+        return 0.0
+    return float(sum(stats["seconds"])) / float(r["window"]) / float(r["calls_per_s"]) * 1e6
+
+
 def breakdown_table(latency: list[dict[str, Any]]) -> str | None:
     """Where a /sse echo's server time goes, layer by layer (issue 12): server CPU per
-    call of each system in :data:`BREAKDOWN` and what each layer adds to the one above
-    it, then the budget per call that 3x trio-mcp's calls/s under hypercorn -k trio
-    leaves. None unless the run measured every layer on uvicorn."""
+    call of each system in :data:`BREAKDOWN`, the collector's part of it, and what each
+    layer adds to the one above it net of the collector (trio-mcp tunes it when it
+    starts serving, the bare floors do not: that is a policy, not a layer's cost), then
+    the budget per call that 3x trio-mcp's calls/s under hypercorn -k trio leaves.
+    None unless the run measured every layer on uvicorn."""
     if not all(_calls(latency, name, "sse") for name, _ in BREAKDOWN[0]):
         return None
     rows = []
@@ -592,11 +602,15 @@ def breakdown_table(latency: list[dict[str, Any]]) -> str | None:
             r = _calls(latency, name, "sse")
             if r is None:
                 continue
-            cost = _cpu_per_call(r)
-            added = "" if above is None else f"{cost - above:+,.1f}"
-            rows.append([name, f"{r['calls_per_s']:,.0f}", _fmt(cost), added, what])
-            above = cost
-    table = _table(["system", "calls/s", "CPU us/call", "added", "layer"], rows, True)
+            cost, collector = _cpu_per_call(r), _gc_per_call(r)
+            net = cost - collector
+            added = "" if above is None else f"{net - above:+,.1f}"
+            rows.append(
+                [name, f"{r['calls_per_s']:,.0f}", _fmt(cost), _fmt(collector), added, what]
+            )
+            above = net
+    header = ["system", "calls/s", "CPU us/call", "of it GC", "added (no GC)", "layer"]
+    table = _table(header, rows, True)
     native, guest = _calls(latency, NATIVE, "sse"), _calls(latency, GUEST, "sse")
     if native is None or guest is None:
         return table
