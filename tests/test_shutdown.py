@@ -37,6 +37,20 @@ async def wait_until_serving(url: str) -> None:
                 return
 
 
+async def signal_and_read(
+    process: trio.Process, signum: int, limit: float, streams: list[trio.SocketStream]
+) -> tuple[list[bytes], int, float]:
+    """Send ``signum``, then read each stream to its end and wait for the process, all
+    within ``limit`` seconds: what each stream received, the exit code, and how long it
+    took from the signal."""
+    started = trio.current_time()
+    process.send_signal(signum)
+    with trio.fail_after(limit):
+        received = [await read_to_end(stream) for stream in streams]
+        code = await process.wait()
+    return received, code, trio.current_time() - started
+
+
 async def read_to_end(stream: trio.SocketStream) -> bytes:
     received = b""
     while chunk := await stream.receive_some(65536):
@@ -93,13 +107,9 @@ async def test_a_signal_finishes_running_calls_and_ends_every_stream_cleanly(
         assert await post(url, endpoint, call) == 202
         await trio.sleep(0.2)
 
-        started = trio.current_time()
-        process.send_signal(signum)
-        with trio.fail_after(budget + 2):
-            busy_stream = await read_to_end(busy)
-            endings = [await read_to_end(stream) for stream in idle]
-            code = await process.wait()
-        took = trio.current_time() - started
+        (busy_stream, *endings), code, took = await signal_and_read(
+            process, signum, budget + 2, [busy, *idle]
+        )
     finally:
         if process.returncode is None:
             process.kill()
@@ -162,12 +172,9 @@ async def test_run_drains_within_one_budget_whether_given_to_run_or_in_the_apps_
         assert await post(url, endpoint, call) == 202
         await trio.sleep(0.2)
 
-        started = trio.current_time()
-        process.send_signal(signal.SIGTERM)
-        with trio.fail_after(SHORT_BUDGET + 5):
-            received = await read_to_end(stream)
-            code = await process.wait()
-        took = trio.current_time() - started
+        (received,), code, took = await signal_and_read(
+            process, signal.SIGTERM, SHORT_BUDGET + 5, [stream]
+        )
     finally:
         if process.returncode is None:
             process.kill()
