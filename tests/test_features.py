@@ -140,6 +140,67 @@ async def test_an_attrs_return_value_is_structured_content_with_its_schema(serve
 # -- progress, logging, cancellation --
 
 
+async def test_a_tool_past_its_timeout_is_answered_saying_so(serve_app: Any) -> None:
+    server = trio_mcp.Server("timeouts")
+
+    @server.tool(timeout=0.2)
+    async def slow() -> str:
+        await trio.sleep(30)
+        return "done"
+
+    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+        await sse.initialize()
+        started = trio.current_time()
+        result = await tool(sse, "slow")
+        assert trio.current_time() - started < 5
+    assert result == {
+        "content": [{"type": "text", "text": "Tool 'slow' timed out after 0.2 s"}],
+        "isError": True,
+    }
+
+
+async def test_a_cancelled_call_with_a_timeout_is_not_answered(serve_app: Any) -> None:
+    server = trio_mcp.Server("timeouts")
+
+    @server.tool(timeout=0.5)
+    async def slow() -> str:
+        await trio.sleep(30)
+        return "done"
+
+    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+        await sse.initialize()
+        call = await sse.send_request("tools/call", {"name": "slow", "arguments": {}})
+        await sse.notify("notifications/cancelled", {"requestId": call})
+        await trio.sleep(1)  # past the timeout: still no answer
+        assert [m for m in sse.messages if m.get("id") == call] == []
+        assert (await sse.call("ping"))["result"] == {}
+
+
+async def test_the_clients_time_to_answer_is_not_the_tools(serve_app: Any) -> None:
+    """A tool's timeout bounds each of its rounds, not the client's answers between them
+    (here the client takes twice the tool's timeout to answer)."""
+    server = trio_mcp.Server("rounds")
+
+    @server.tool(timeout=0.5)
+    async def confirm(ctx: trio_mcp.Context) -> str:
+        answer = ctx.input_responses.get("ok")
+        if answer is None:
+            params = {"message": "sure?", "requestedSchema": {"type": "object", "properties": {}}}
+            raise trio_mcp.InputRequired({"ok": {"method": "elicitation/create", "params": params}})
+        return str(answer["action"])
+
+    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+        await sse.initialize("2025-11-25", {"elicitation": {"form": {}}})
+        call = await sse.send_request("tools/call", {"name": "confirm", "arguments": {}})
+        asked = await sse.receive()
+        assert asked["method"] == "elicitation/create"
+        await trio.sleep(1)
+        await sse.post({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept"}})
+        reply = await sse.reply_to(call)
+    assert reply["result"]["content"] == [{"type": "text", "text": "accept"}]
+    assert reply["result"].get("isError", False) is False
+
+
 async def test_progress_is_sent_only_when_the_client_asked_for_it(demo_url: str) -> None:
     async with open_sse(demo_url) as sse:
         await sse.initialize()

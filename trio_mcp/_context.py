@@ -9,6 +9,7 @@ is cancelled and any await on the context raises :class:`trio.Cancelled`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from ._jsonrpc import JSON, JSONRPCError, RequestId
@@ -48,6 +49,19 @@ class ClientError(Exception):
 
 class MissingCapability(Exception):
     """The client did not declare the capability a server-to-client request needs."""
+
+
+class TimeLimit(Protocol):
+    """A request's time limit, kept by whoever runs its handler (a session does, on the
+    cancel scope the handler already runs in: a scope more per call costs more than
+    parsing the call). Past it the handler is cancelled and the request answered with
+    ``on_expiry()``."""
+
+    def start(self, seconds: float, on_expiry: Callable[[], JSON]) -> None:
+        """From now, ``seconds`` at most (a fresh limit, whatever ran before)."""
+
+    def pause(self) -> None:
+        """No limit until the next :meth:`start` (the handler waits on the client)."""
 
 
 class SessionPort(Protocol):
@@ -107,6 +121,9 @@ class Context:
         #: Whether ``before_task`` already ran for this call (on the request, when the
         #: call became a task): the handler then must not run it again.
         self.prepared_ready = False
+        #: The time limit of the request's handler where its runner keeps one (a
+        #: session); None where a tool's timeout needs a cancel scope of its own.
+        self.time_limit: TimeLimit | None = None
 
     @property
     def session(self) -> SessionPort:

@@ -377,6 +377,10 @@ class Server:
             try:
                 return await self.dispatch(request, context)
             except InputRequired as need:
+                if context.time_limit is not None:
+                    # The client's answers are not the handler's time (each round of
+                    # the handler has its own).
+                    context.time_limit.pause()
                 for key, asked in need.requests.items():
                     context.input_responses[key] = await context.send_request(
                         asked["method"], asked.get("params"), key=key

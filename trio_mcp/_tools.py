@@ -18,6 +18,7 @@ import sys
 import types
 import typing
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -245,12 +246,17 @@ class Tool:
             if timeout == math.inf:
                 # No cancel scope for a deadline that can never pass (~7 µs a call).
                 value = await self.fn(**kwargs)
+            elif context.time_limit is not None:
+                # The request's own scope carries the deadline: a scope more per call
+                # was a tenth of a call's time under uvicorn. Past it, the session
+                # answers with _timed_out's result.
+                context.time_limit.start(timeout, partial(self._timed_out, timeout))
+                value = await self.fn(**kwargs)
             else:
                 with trio.move_on_after(timeout) as deadline:
                     value = await self.fn(**kwargs)
                 if deadline.cancelled_caught:
-                    log.warning("tool %r timed out after %g s", self.name, timeout)
-                    return error_result(f"Tool {self.name!r} timed out after {timeout:g} s")
+                    return self._timed_out(timeout)
         except JSONRPCError:
             raise  # a deliberate protocol error, answered as such
         except ToolError as exc:
@@ -274,6 +280,10 @@ class Tool:
             why = _unsendable(value, exc)
             log.warning("tool %r returned a value that cannot be sent: %s", self.name, why)
             return error_result(f"Tool {self.name!r} returned an unsupported value: {why}")
+
+    def _timed_out(self, timeout: float) -> JSON:
+        log.warning("tool %r timed out after %g s", self.name, timeout)
+        return error_result(f"Tool {self.name!r} timed out after {timeout:g} s")
 
     async def prepare(self, arguments: JSON, context: Context) -> JSON | None:
         """Run ``before_task`` (once per call) and keep its value in ``ctx.prepared``;
