@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from trio_mcp._guest import DEPARTURES_PER_PASS, GuestHost
+from trio_mcp._http import received_already
 
 LEAVING = 200
 
@@ -69,3 +70,60 @@ async def _leave_at_once() -> Counter[int]:
     await lifespan_messages.put({"type": "lifespan.shutdown"})
     await lifespan
     return woken_per_pass
+
+
+BODY = {"type": "http.request", "body": b"{}", "more_body": False}
+
+
+def test_a_body_the_server_already_holds_is_there_without_waiting() -> None:
+    async def receive() -> dict[str, Any]:
+        return BODY
+
+    assert asyncio.run(_read_twice(receive, arrives_after=None)) == [BODY, None]
+
+
+def test_a_body_still_on_its_way_is_not_there_and_the_next_receive_waits_for_it() -> None:
+    arrived = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await arrived.wait()
+        return BODY
+
+    assert asyncio.run(_read_twice(receive, arrives_after=arrived)) == [None, BODY]
+
+
+async def _read_twice(receive: Any, arrives_after: asyncio.Event | None) -> list[Any]:
+    """What an app sees asking :func:`received_already` and then, if that had nothing,
+    awaiting ``receive``, served by a server whose own ``receive`` runs in place (as
+    uvicorn's and hypercorn's do)."""
+    receive.__module__ = "uvicorn.protocols.http.fake"
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen.append(received_already(receive))
+        if seen[0] is None:
+            seen.append(await receive())
+        else:
+            seen.append(None)
+
+    host = GuestHost(app)
+    lifespan_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await lifespan_messages.put({"type": "lifespan.startup"})
+
+    async def ignore(message: dict[str, Any]) -> None:
+        pass
+
+    lifespan = asyncio.create_task(host({"type": "lifespan"}, lifespan_messages.get, ignore))
+    call = asyncio.create_task(host({"type": "http", "headers": []}, receive, ignore))
+    if arrives_after is not None:
+        await asyncio.sleep(0.05)
+        arrives_after.set()
+    await call
+    await lifespan_messages.put({"type": "lifespan.shutdown"})
+    await lifespan
+    return seen

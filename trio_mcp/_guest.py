@@ -331,13 +331,54 @@ def _in_place(callable_: Callable[..., Any]) -> bool:
 
 
 def _trio_receive(receive: AsgiReceive, departures: _PacedWakeups) -> AsgiReceive:
-    in_place = _in_place(receive)
+    return _GuestReceive(receive, departures)
 
-    async def trio_receive() -> Message:
-        message: Message = await call_asyncio(receive(), in_place=in_place, departures=departures)
+
+class _GuestReceive:
+    """The server's ``receive`` as the trio side awaits it (:func:`call_asyncio`), and
+    :meth:`ready`, which answers ``trio_mcp._http.received_already``: whether the server
+    already has the next message (a POST's whole body, most often), so that reading it
+    needs no deadline."""
+
+    __slots__ = ("_begun", "_departures", "_in_place", "_receive")
+
+    def __init__(self, receive: AsgiReceive, departures: _PacedWakeups) -> None:
+        self._receive = receive
+        self._departures = departures
+        self._in_place = _in_place(receive)
+        #: A receive whose first step :meth:`ready` ran, suspended: the next call's.
+        self._begun: tuple[Coroutine[Any, Any, Any], Any] | None = None
+
+    async def __call__(self) -> Message:
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            task = asyncio.get_running_loop().create_task(_resume(*begun))
+            message: Message = await _wait_for_task(task, self._departures)
+        else:
+            message = await call_asyncio(
+                self._receive(), in_place=self._in_place, departures=self._departures
+            )
         return message
 
-    return trio_receive
+    def ready(self) -> Message | None:
+        """The next message if the server's ``receive`` completes without waiting, else
+        None (and the receive it began is the next call's); None at once for a server
+        whose ``receive`` must run as an asyncio task."""
+        if not self._in_place or self._begun is not None:
+            return None
+        coroutine = self._receive()
+        if type(coroutine) is not CoroutineType:
+            # Not a coroutine after all: it cannot be stepped here; the next call awaits it.
+            self._begun = (_awaiting(coroutine), None)
+            return None
+        try:
+            suspended_on = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            raise _server_cancelled() from None
+        self._begun = (coroutine, suspended_on)
+        return None
 
 
 def _trio_send(send: AsgiSend) -> AsgiSend:
@@ -380,6 +421,12 @@ async def call_asyncio(
         task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
     else:
         task = asyncio.ensure_future(coroutine)
+    return await _wait_for_task(task, departures)
+
+
+async def _wait_for_task(task: asyncio.Future[Any], departures: _PacedWakeups | None = None) -> Any:
+    """Sleep this trio task until the asyncio ``task`` is done, and have its outcome
+    (the waiting half of :func:`call_asyncio`, whose docstring says how it ends)."""
     trio_task = trio.lowlevel.current_task()
     aborted = False
 
@@ -473,6 +520,10 @@ def _server_cancelled() -> trio.BrokenResourceError:
 
 async def _resume(coroutine: Coroutine[Any, Any, Any], suspended_on: Any) -> Any:
     return await _Resumed(coroutine, suspended_on)
+
+
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class _Resumed:

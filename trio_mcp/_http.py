@@ -87,24 +87,48 @@ def close_if_body_unread(receive: Receive, send: Send) -> tuple[Receive, Send]:
     client has been seen to wait for an answer that never came). Saying so makes the
     client open a fresh connection instead.
     """
-    body_read = False
-
-    async def tracking_receive() -> dict[str, Any]:
-        nonlocal body_read
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            body_read = True
-        return message
+    tracking_receive = _TrackingReceive(receive)
 
     def closing_send(message: dict[str, Any]) -> Awaitable[None]:
         # A plain function returning send's awaitable: no coroutine frame of its own
         # between the handler and the server for every message sent.
-        if message["type"] == "http.response.start" and not body_read:
+        if message["type"] == "http.response.start" and not tracking_receive.body_read:
             headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
             message = {**message, "headers": [*headers, (b"connection", b"close")]}
         return send(message)
 
     return tracking_receive, closing_send
+
+
+class _TrackingReceive:
+    """``receive``, noting when the body has been read to its end (and passing on
+    :func:`received_already`'s question)."""
+
+    __slots__ = ("_receive", "body_read")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.body_read = False
+
+    async def __call__(self) -> dict[str, Any]:
+        return self._note(await self._receive())
+
+    def ready(self) -> dict[str, Any] | None:
+        message = received_already(self._receive)
+        return None if message is None else self._note(message)
+
+    def _note(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_read = True
+        return message
+
+
+def received_already(receive: Receive) -> dict[str, Any] | None:
+    """The next message if the host has it already, without waiting; None if it would
+    have to wait, or cannot tell (a host whose ``receive`` has no ``ready()``: trio-mcp's
+    guest bridge has one, see ``_guest``). A message it returns is consumed."""
+    ready = getattr(receive, "ready", None)
+    return ready() if ready is not None else None
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) -> bytes:
@@ -114,15 +138,24 @@ async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float) 
     Cancellation: the deadline is a cancel scope around the reads (the first one too: a
     client may send its headers and then nothing), so past it the read is cancelled and
     whatever arrived is dropped; a cancellation from outside passes through unchanged.
+    A body the host already holds whole is taken without a deadline: there is nothing
+    to wait for, and a cancel scope costs more than the rest of reading it.
     """
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
+    first = received_already(receive)
+    if first is not None and first["type"] == "http.request" and not first.get("more_body"):
+        whole: bytes = first.get("body", b"")
+        if len(whole) > limit:
+            raise BodyTooLarge
+        return whole
     chunks: list[bytes] = []
     size = 0
     with trio.move_on_after(timeout):
         while True:
-            message = await receive()
+            message = first if first is not None else await receive()
+            first = None
             if message["type"] == "http.disconnect":
                 raise ClientGone
             chunk = message.get("body", b"")
