@@ -53,9 +53,8 @@ class MissingCapability(Exception):
 
 class TimeLimit(Protocol):
     """A request's time limit, kept by whoever runs its handler (a session does, on the
-    cancel scope the handler already runs in: a scope more per call costs more than
-    parsing the call). Past it the handler is cancelled and the request answered with
-    ``on_expiry()``."""
+    cancel scope the handler already runs in, which costs less than a scope of its own).
+    Past it the handler is cancelled and the request answered with ``on_expiry()``."""
 
     def start(self, seconds: float, on_expiry: Callable[[], JSON]) -> None:
         """From now, ``seconds`` at most (a fresh limit, whatever ran before)."""

@@ -703,8 +703,9 @@ class Session:
 
 class _HandlerDeadline:
     """A request's time limit (:class:`~trio_mcp._context.TimeLimit`) kept on the cancel
-    scope its handler runs in: a deadline set on a scope already entered costs a third
-    of entering one more (under uvicorn, three scopes a call were a fifth of its time)."""
+    scope its handler runs in: setting a deadline on a scope already entered costs a
+    quarter of entering and leaving one more (2.3 against 9 µs), and under uvicorn the
+    scopes a /sse call entered were a sixth of its time."""
 
     __slots__ = ("_expires", "_on_expiry", "_scope")
 
