@@ -140,15 +140,20 @@ async def test_an_attrs_return_value_is_structured_content_with_its_schema(serve
 # -- progress, logging, cancellation --
 
 
-async def test_a_tool_past_its_timeout_is_answered_saying_so(serve_app: Any) -> None:
+def slow_tool(timeout: float) -> trio_mcp.Server:
+    """A server whose one tool, ``slow``, runs for far longer than its ``timeout``."""
     server = trio_mcp.Server("timeouts")
 
-    @server.tool(timeout=0.2)
+    @server.tool(timeout=timeout)
     async def slow() -> str:
         await trio.sleep(30)
         return "done"
 
-    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+    return server
+
+
+async def test_a_tool_past_its_timeout_is_answered_saying_so(serve_app: Any) -> None:
+    async with serve_app(slow_tool(0.2).asgi_app()) as url, open_sse(url) as sse:
         await sse.initialize()
         started = trio.current_time()
         result = await tool(sse, "slow")
@@ -160,14 +165,7 @@ async def test_a_tool_past_its_timeout_is_answered_saying_so(serve_app: Any) -> 
 
 
 async def test_a_cancelled_call_with_a_timeout_is_not_answered(serve_app: Any) -> None:
-    server = trio_mcp.Server("timeouts")
-
-    @server.tool(timeout=0.5)
-    async def slow() -> str:
-        await trio.sleep(30)
-        return "done"
-
-    async with serve_app(server.asgi_app()) as url, open_sse(url) as sse:
+    async with serve_app(slow_tool(0.5).asgi_app()) as url, open_sse(url) as sse:
         await sse.initialize()
         call = await sse.send_request("tools/call", {"name": "slow", "arguments": {}})
         await sse.notify("notifications/cancelled", {"requestId": call})
