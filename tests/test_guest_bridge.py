@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -127,3 +128,115 @@ async def _read_twice(receive: Any, arrives_after: asyncio.Event | None) -> list
     await lifespan_messages.put({"type": "lifespan.shutdown"})
     await lifespan
     return seen
+
+
+DISCONNECT = {"type": "http.disconnect"}
+
+
+def test_a_receive_waiting_in_place_holds_no_asyncio_task_of_its_own() -> None:
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return DISCONNECT
+
+    async def while_waiting() -> None:
+        tasks_waiting.append(len(asyncio.all_tasks()))
+        gone.set()
+
+    tasks_waiting: list[int] = []
+    assert asyncio.run(_receive_in_trio(receive, while_waiting)) == DISCONNECT
+    # The test's own, the lifespan's, its receive's (a queue's, so not in place) and the
+    # call's; none for the call's receive.
+    assert tasks_waiting == [4]
+
+
+def test_a_receive_that_waits_twice_goes_on_until_it_returns() -> None:
+    first, second = asyncio.Event(), asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await first.wait()
+        await second.wait()
+        return BODY
+
+    async def while_waiting() -> None:
+        first.set()
+        await asyncio.sleep(0.01)
+        second.set()
+
+    assert asyncio.run(_receive_in_trio(receive, while_waiting)) == BODY
+
+
+def test_a_receive_that_yields_bare_goes_on_in_an_asyncio_task() -> None:
+    arrived = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await arrived.wait()
+        await asyncio.sleep(0)  # a bare yield: no future to step it on
+        return BODY
+
+    async def while_waiting() -> None:
+        arrived.set()
+
+    assert asyncio.run(_receive_in_trio(receive, while_waiting)) == BODY
+
+
+def test_a_cancelled_receive_has_unwound_on_the_server_side_when_trio_raises() -> None:
+    unwound: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwound.append(True)
+        raise AssertionError("never set")
+
+    async def while_waiting() -> None:
+        pass
+
+    seen_on_cancel = asyncio.run(
+        _receive_in_trio(receive, while_waiting, cancelled=lambda: list(unwound))
+    )
+    assert seen_on_cancel == [True]
+
+
+async def _receive_in_trio(
+    receive: Any, while_waiting: Any, cancelled: Callable[[], Any] | None = None
+) -> Any:
+    """What one ``await receive()`` in a trio app gives, under a server whose own
+    ``receive`` runs in place; ``while_waiting`` runs on the asyncio side meanwhile.
+    With ``cancelled``, the receive is cancelled after 10 ms instead, and this gives
+    what ``cancelled()`` said as trio raised the cancellation."""
+    receive.__module__ = "uvicorn.protocols.http.fake"
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if cancelled is None:
+            seen.append(await receive())
+            return
+        try:
+            with trio.fail_after(0.01):
+                await receive()
+        except trio.TooSlowError:
+            seen.append(cancelled())
+
+    host = GuestHost(app)
+    lifespan_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await lifespan_messages.put({"type": "lifespan.startup"})
+
+    async def ignore(message: dict[str, Any]) -> None:
+        pass
+
+    lifespan = asyncio.create_task(host({"type": "lifespan"}, lifespan_messages.get, ignore))
+    call = asyncio.create_task(host({"type": "http", "headers": []}, receive, ignore))
+    await asyncio.sleep(0.005)
+    await while_waiting()
+    await call
+    await lifespan_messages.put({"type": "lifespan.shutdown"})
+    await lifespan
+    return seen[0]

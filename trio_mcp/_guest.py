@@ -352,8 +352,7 @@ class _GuestReceive:
     async def __call__(self) -> Message:
         begun, self._begun = self._begun, None
         if begun is not None:
-            task = asyncio.get_running_loop().create_task(_resume(*begun))
-            message: Message = await _wait_for_task(task, self._departures)
+            message: Message = await _wait_for_coroutine(*begun, self._departures)
         else:
             message = await call_asyncio(
                 self._receive(), in_place=self._in_place, departures=self._departures
@@ -418,10 +417,122 @@ async def call_asyncio(
             return stop.value
         except asyncio.CancelledError:
             raise _server_cancelled() from None
+        return await _wait_for_coroutine(coroutine, suspended_on, departures)
+    return await _wait_for_task(asyncio.ensure_future(coroutine), departures)
+
+
+async def _wait_for_coroutine(
+    coroutine: Coroutine[Any, Any, Any],
+    suspended_on: Any,
+    departures: _PacedWakeups | None = None,
+) -> Any:
+    """Sleep this trio task until ``coroutine``, begun in place and suspended on
+    ``suspended_on``, is done, and have its outcome (as :func:`call_asyncio` says).
+
+    A coroutine suspended on an asyncio future (all that a server's ``receive`` and
+    ``send`` ever wait on) goes on in that future's done callback (:class:`_Stepper`),
+    with no asyncio task: a held stream then costs no task while it waits, and a client's
+    departure wakes it in one callback rather than a task's step and then its done
+    callback, a pass of the loop later. Anything else it waits on gets an asyncio task.
+    """
+    if not _is_future(suspended_on):
         task = asyncio.get_running_loop().create_task(_resume(coroutine, suspended_on))
-    else:
-        task = asyncio.ensure_future(coroutine)
-    return await _wait_for_task(task, departures)
+        return await _wait_for_task(task, departures)
+    stepper = _Stepper(coroutine, trio.lowlevel.current_task(), departures)
+    stepper.wait_on(suspended_on)
+    try:
+        return await trio.lowlevel.wait_task_rescheduled(stepper.abort)
+    finally:
+        if stepper.cancelling:
+            # The cancellation that aborted the wait is still in force: raise it here,
+            # as Cancelled, whatever the coroutine ended with.
+            await trio.lowlevel.checkpoint()
+
+
+def _is_future(yielded: Any) -> bool:
+    # What an asyncio task checks too: a future awaited (not a bare ``yield``) sets this.
+    return getattr(yielded, "_asyncio_future_blocking", False) is True
+
+
+class _Stepper:
+    """Steps a coroutine suspended on an asyncio future each time its future is done,
+    as an asyncio task would, and wakes a trio task with how it ended.
+
+    Each step runs in a done callback, on the loop's thread between two guest ticks,
+    where the bridge's other wakeups run too. Cancellation is an asyncio task's too
+    (:meth:`abort`): the future waited on is cancelled, the coroutine unwinds in its
+    next step, and only then is the trio task woken, to raise Cancelled. So a server's
+    send that was cancelled still counts as under way until its coroutine has unwound,
+    as the stall timer's cut-off expects (``trio_mcp._streaming``).
+    """
+
+    __slots__ = ("_coroutine", "_departures", "_future", "_task", "_trio_task", "cancelling")
+
+    def __init__(
+        self,
+        coroutine: Coroutine[Any, Any, Any],
+        trio_task: trio.lowlevel.Task,
+        departures: _PacedWakeups | None,
+    ) -> None:
+        self._coroutine = coroutine
+        self._trio_task = trio_task
+        self._departures = departures
+        #: The future whose done callback steps the coroutine next.
+        self._future: asyncio.Future[Any] | None = None
+        #: The asyncio task it went on in, when it waited on something else.
+        self._task: asyncio.Task[Any] | None = None
+        #: The trio task was cancelled: the next step throws the cancellation in.
+        self.cancelling = False
+
+    def wait_on(self, future: asyncio.Future[Any]) -> None:
+        future._asyncio_future_blocking = False
+        self._future = future
+        future.add_done_callback(self._step)
+
+    def _step(self, future: asyncio.Future[Any]) -> None:
+        self._future = None
+        try:
+            if self.cancelling and not future.cancelled():
+                # Done before the cancellation could cancel it: throw it in all the same.
+                yielded = self._coroutine.throw(asyncio.CancelledError())
+            else:
+                yielded = self._coroutine.send(None)
+        except StopIteration as stop:
+            result: outcome.Outcome[Any] = outcome.Value(stop.value)
+        except asyncio.CancelledError:
+            result = outcome.Error(_server_cancelled())
+        except BaseException as exc:  # the trio task raises it, as it would its own
+            result = outcome.Error(exc)
+        else:
+            if _is_future(yielded):
+                self.wait_on(yielded)
+            else:
+                loop = asyncio.get_running_loop()
+                self._task = loop.create_task(_resume(self._coroutine, yielded))
+                self._task.add_done_callback(self._task_done)
+            return
+        if self._departures is not None and not self.cancelling and _is_disconnect(result):
+            self._departures.add(self._trio_task, result)
+        else:
+            trio.lowlevel.reschedule(self._trio_task, result)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        """The coroutine waited on something else than a future, in an asyncio task."""
+        if task.cancelled():
+            result: outcome.Outcome[Any] = outcome.Error(_server_cancelled())
+        else:
+            result = outcome.capture(task.result)
+        trio.lowlevel.reschedule(self._trio_task, result)
+
+    def abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self.cancelling = True
+        if self._future is not None:
+            self._future.cancel()
+        elif self._task is not None:
+            self._task.cancel()
+        # Not aborted yet: the coroutine's next step wakes this task once it has unwound
+        # (and a coroutine handed to an asyncio task wakes it when that task ends).
+        return trio.lowlevel.Abort.FAILED
 
 
 async def _wait_for_task(task: asyncio.Future[Any], departures: _PacedWakeups | None = None) -> Any:
