@@ -319,3 +319,23 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
             for transport in ("sse", "mcp")
         ),
     }
+
+
+def test_departure_floor_measures_the_kernel_and_each_bare_loop(tmp_path: Path) -> None:
+    """``python -m benchmarks.departure_floor``: the mass disconnect's floor beneath
+    every host, a bare one-byte echo on each event loop, beside the kernel's own cost."""
+    out = tmp_path / "floor.json"
+    command = [sys.executable, "-m", "benchmarks.departure_floor", "--connections", "200"]
+    printed = subprocess.run(
+        [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("Machine: ")
+    figures = json.loads(out.read_text())
+    assert figures["kernel"]["close_us"] > 0 and figures["kernel"]["eof_us"] > 0
+    assert set(figures["loops"]) == {"uvloop", "asyncio", "trio"}
+    for loop, row in figures["loops"].items():
+        assert 0 < row["alone_ms"] < 1_000, loop
+        assert 0 < row["beside_ms"] < 10_000, loop
+        assert row["cpu_s"] > 0, loop
+        assert f"{loop}  " in printed.stdout
