@@ -817,7 +817,8 @@ def redis_section(results: dict[str, Any]) -> list[str]:
             "",
             f"Redis: closed-loop tools/call echo ({config['duration']:g} s window after "
             f"{config['warmup']:g} s warm-up; with two workers, one session whose POSTs go "
-            "to the owner or to the other worker, then every level spread)",
+            "to the owner or to the other worker, then each level with every POST to the "
+            "owner, to the other worker, and spread)",
             redis_latency_table(latency),
         ]
     if idle:
@@ -951,6 +952,27 @@ def _two_workers(latency: list[dict[str, Any]], name: str, other: str) -> list[T
                     ISSUE_14,
                 )
             )
+        # The spread split: two workers whose POSTs never cross, and a crossing call's
+        # cost at load (every POST to the other worker against every POST to the owner).
+        owner = _calls(latency, name, transport, routing="owner")
+        cross = _calls(latency, name, transport, routing="cross")
+        for what, one, against, versus in (
+            ("POSTs to the owner", owner, theirs, other),
+            ("POSTs to the other worker", cross, owner, "to the owner"),
+        ):
+            if one and against:
+                mine_cpu, theirs_cpu = one["calls_per_cpu_second"], against["calls_per_cpu_second"]
+                found.append(
+                    Target(
+                        f"{name}: calls per server CPU-second at 64 sessions, {what}, "
+                        f"vs {versus} (/{transport})",
+                        f"{mine_cpu:,.0f} vs {theirs_cpu:,.0f}",
+                        "(for information)",
+                        mine_cpu / theirs_cpu,
+                        None,
+                        ISSUE_14,
+                    )
+                )
     for transport in REDIS_TRANSPORTS:
         owner = _calls(latency, name, transport, 1, "owner")
         cross = _calls(latency, name, transport, 1, "cross")

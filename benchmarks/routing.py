@@ -42,8 +42,16 @@ def echo_levels(workers: int, concurrency: list[int]) -> list[tuple[str, int]]:
     """The echo runs of one system, as (routing, sessions), in the order they run: one
     per concurrency with one worker; with several, the crossing cost first (one
     session posting to its owner, then to the other worker), then each concurrency
-    above one spread as a balancer would (one session spread is the owner run again)."""
+    above one with every POST to the owner, every POST to the other worker, and spread
+    as a balancer would (one session spread is the owner run again). The first two at
+    load split the spread's figure: what two workers cost with no POST crossing, and
+    what a crossing costs when calls batch."""
     if workers == 1:
         return [("one", sessions) for sessions in concurrency]
     crossing = [("owner", 1), ("cross", 1)]
-    return crossing + [("spread", sessions) for sessions in concurrency if sessions > 1]
+    return crossing + [
+        (routing, sessions)
+        for sessions in concurrency
+        if sessions > 1
+        for routing in ("owner", "cross", "spread")
+    ]

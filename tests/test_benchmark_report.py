@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 # The harness is not installed with the package: find it in the checkout, after the
 # installed trio_mcp (appended, so that the checkout's copy does not shadow it).
 sys.path.append(str(Path(__file__).resolve().parent.parent))
@@ -580,6 +582,8 @@ def _redis(
                         transport=transport),
             _redis_echo(TWO_WORKERS, 600.0, sessions=1, routing="cross", p50_ms=cross_p50_ms,
                         transport=transport),
+            _redis_echo(TWO_WORKERS, 700.0, routing="owner", transport=transport),
+            _redis_echo(TWO_WORKERS, 350.0, routing="cross", transport=transport),
             _redis_echo(TWO_WORKERS, calls, routing="spread", cpu_percent=two_workers_cpu,
                         transport=transport),
         ]  # fmt: skip
@@ -606,6 +610,14 @@ JUDGED_14 = [
     f"{TWO_WORKERS}: p50 at 1 session, POSTs to the other worker vs to the owner (/sse)",
     f"{TWO_WORKERS}: p50 at 1 session, POSTs to the other worker vs to the owner (/mcp)",
 ]
+SPREAD_SPLIT_14 = [
+    f"{TWO_WORKERS}: calls per server CPU-second at 64 sessions, {what} (/{transport})"
+    for transport in ("sse", "mcp")
+    for what in (
+        f"POSTs to the owner, vs {ON_REDIS}",
+        "POSTs to the other worker, vs to the owner",
+    )
+]
 INFORMATION_14 = [
     f"{ON_REDIS}: p99 at 64 sessions vs trio-mcp (/sse)",
     f"{ON_REDIS}: p99 at 64 sessions vs trio-mcp (/mcp)",
@@ -614,6 +626,7 @@ INFORMATION_14 = [
     f"{ON_REDIS}: Redis commands while idle, per minute per 10,000 sessions (N=5,000, /sse)",
     f"{TWO_WORKERS}: p99 at 1 session, POSTs to the other worker vs to the owner (/sse)",
     f"{TWO_WORKERS}: p99 at 1 session, POSTs to the other worker vs to the owner (/mcp)",
+    *SPREAD_SPLIT_14,
 ]
 
 
@@ -629,6 +642,14 @@ def test_issue_14_targets_are_missed_just_past_their_bounds() -> None:
     )
     verdicts = _issue_14(idle, latency)
     assert {name: verdicts[name] for name in JUDGED_14} == dict.fromkeys(JUDGED_14, False)
+
+
+def test_two_workers_spread_is_split_into_no_crossing_and_all_crossing() -> None:
+    ratios = {t.name: t.ratio for t in issue_14_targets(*_redis())}
+    # Two workers whose POSTs stay home: 700 calls per CPU-second against one's 600;
+    # every POST crossing: half of that.
+    assert ratios[SPREAD_SPLIT_14[0]] == pytest.approx(700 / 600)
+    assert ratios[SPREAD_SPLIT_14[1]] == pytest.approx(0.5)
 
 
 def test_idle_session_on_redis_counts_redis_servers_memory_too() -> None:
@@ -673,10 +694,12 @@ def test_redis_section_sets_each_redis_row_beside_memory_and_only_it_with_redis(
     assert [(row[0], row[2], row[3]) for row in echo] == [
         ("trio-mcp", "1", "-"),
         (ON_REDIS, "1", "-"),
+        (TWO_WORKERS, "2", "to the owner"),
+        (TWO_WORKERS, "2", "to the other worker"),
         (TWO_WORKERS, "2", "spread (round-robin)"),
     ]
     # calls/s, ..., server CPU %, Redis CPU %, calls/CPU-s, Redis cmds/call
-    assert echo[2][6] == "600" and echo[2][10:14] == ["111", "10", "540", "12.0"]
+    assert echo[4][6] == "600" and echo[4][10:14] == ["111", "10", "540", "12.0"]
     assert echo[0][11] == "-" and echo[0][13] == "-"
     idle_rows = [row for row in rows if row[2:4] == ["/sse", "5,000"]]
     assert [row[0] for row in idle_rows] == ["trio-mcp", ON_REDIS]

@@ -247,7 +247,8 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
     assert "redis-server on core 0, the servers' core" in done.stdout
     assert results["machine"]["redis_server"]
 
-    # The two workers' crossing runs, then the spread; each other system at every level.
+    # The two workers' crossing runs, then owner, cross and spread at load; each other
+    # system at every level.
     runs = [
         (r["system"], r["transport"], r["sessions"], r.get("routing")) for r in results["latency"]
     ]
@@ -259,7 +260,13 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
     ] + [
         (TWO_WORKERS, transport, sessions, routing)
         for transport in ("sse", "mcp")
-        for routing, sessions in (("owner", 1), ("cross", 1), ("spread", 64))
+        for routing, sessions in (
+            ("owner", 1),
+            ("cross", 1),
+            ("owner", 64),
+            ("cross", 64),
+            ("spread", 64),
+        )
     ]
     for r in results["latency"]:
         where = f"{r['system']} /{r['transport']} x{r['sessions']} {r.get('routing')}"
@@ -316,6 +323,14 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
             f"{TWO_WORKERS}: {what} at 1 session, POSTs to the other worker vs to the owner "
             f"(/{transport})"
             for what in ("p50", "p99")
+            for transport in ("sse", "mcp")
+        ),
+        *(
+            f"{TWO_WORKERS}: calls per server CPU-second at 64 sessions, {what} (/{transport})"
+            for what in (
+                f"POSTs to the owner, vs {ON_REDIS}",
+                "POSTs to the other worker, vs to the owner",
+            )
             for transport in ("sse", "mcp")
         ),
     }
