@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -95,38 +95,19 @@ def test_a_body_still_on_its_way_is_not_there_and_the_next_receive_waits_for_it(
 
 async def _read_twice(receive: Any, arrives_after: asyncio.Event | None) -> list[Any]:
     """What an app sees asking :func:`received_already` and then, if that had nothing,
-    awaiting ``receive``, served by a server whose own ``receive`` runs in place (as
-    uvicorn's and hypercorn's do)."""
-    receive.__module__ = "uvicorn.protocols.http.fake"
+    awaiting ``receive`` (``arrives_after`` is set 50 ms into the call)."""
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    async def handle(receive: Any) -> None:
         seen.append(received_already(receive))
-        if seen[0] is None:
-            seen.append(await receive())
-        else:
-            seen.append(None)
+        seen.append(await receive() if seen[0] is None else None)
 
-    host = GuestHost(app)
-    lifespan_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    await lifespan_messages.put({"type": "lifespan.startup"})
+    async def while_waiting() -> None:
+        if arrives_after is not None:
+            await asyncio.sleep(0.05)
+            arrives_after.set()
 
-    async def ignore(message: dict[str, Any]) -> None:
-        pass
-
-    lifespan = asyncio.create_task(host({"type": "lifespan"}, lifespan_messages.get, ignore))
-    call = asyncio.create_task(host({"type": "http", "headers": []}, receive, ignore))
-    if arrives_after is not None:
-        await asyncio.sleep(0.05)
-        arrives_after.set()
-    await call
-    await lifespan_messages.put({"type": "lifespan.shutdown"})
-    await lifespan
+    await _one_call(handle, receive, while_waiting)
     return seen
 
 
@@ -203,19 +184,12 @@ def test_a_cancelled_receive_has_unwound_on_the_server_side_when_trio_raises() -
 async def _receive_in_trio(
     receive: Any, while_waiting: Any, cancelled: Callable[[], Any] | None = None
 ) -> Any:
-    """What one ``await receive()`` in a trio app gives, under a server whose own
-    ``receive`` runs in place; ``while_waiting`` runs on the asyncio side meanwhile.
-    With ``cancelled``, the receive is cancelled after 10 ms instead, and this gives
-    what ``cancelled()`` said as trio raised the cancellation."""
-    receive.__module__ = "uvicorn.protocols.http.fake"
+    """What one ``await receive()`` in a trio app gives. With ``cancelled``, the receive
+    is cancelled after 10 ms instead, and this gives what ``cancelled()`` said as trio
+    raised the cancellation."""
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    async def handle(receive: Any) -> None:
         if cancelled is None:
             seen.append(await receive())
             return
@@ -224,6 +198,28 @@ async def _receive_in_trio(
                 await receive()
         except trio.TooSlowError:
             seen.append(cancelled())
+
+    await _one_call(handle, receive, while_waiting)
+    return seen[0]
+
+
+async def _one_call(
+    handle: Callable[[Any], Awaitable[None]],
+    receive: Any,
+    while_waiting: Callable[[], Awaitable[None]],
+) -> None:
+    """Serve one HTTP call whose trio side is ``handle(receive)``, lifespan and all, for
+    a server whose own ``receive`` runs in place (as uvicorn's and hypercorn's do);
+    ``while_waiting`` runs on the asyncio side 5 ms into the call."""
+    receive.__module__ = "uvicorn.protocols.http.fake"
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await handle(receive)
 
     host = GuestHost(app)
     lifespan_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -239,4 +235,3 @@ async def _receive_in_trio(
     await call
     await lifespan_messages.put({"type": "lifespan.shutdown"})
     await lifespan
-    return seen[0]
