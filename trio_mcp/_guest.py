@@ -511,18 +511,11 @@ class _Stepper:
                 self._task = loop.create_task(_resume(self._coroutine, yielded))
                 self._task.add_done_callback(self._task_done)
             return
-        if self._departures is not None and not self.cancelling and _is_disconnect(result):
-            self._departures.add(self._trio_task, result)
-        else:
-            trio.lowlevel.reschedule(self._trio_task, result)
+        _wake(self._trio_task, result, None if self.cancelling else self._departures)
 
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         """The coroutine waited on something else than a future, in an asyncio task."""
-        if task.cancelled():
-            result: outcome.Outcome[Any] = outcome.Error(_server_cancelled())
-        else:
-            result = outcome.capture(task.result)
-        trio.lowlevel.reschedule(self._trio_task, result)
+        trio.lowlevel.reschedule(self._trio_task, _outcome_of(task))
 
     def abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self.cancelling = True
@@ -543,14 +536,7 @@ async def _wait_for_task(task: asyncio.Future[Any], departures: _PacedWakeups | 
 
     def wake(finished: asyncio.Future[Any]) -> None:
         # On the loop's thread, between guest ticks: trio wakes itself up for this.
-        if finished.cancelled() and not aborted:
-            result: outcome.Outcome[Any] = outcome.Error(_server_cancelled())
-        else:
-            result = outcome.capture(finished.result)
-        if departures is not None and _is_disconnect(result):
-            departures.add(trio_task, result)
-        else:
-            trio.lowlevel.reschedule(trio_task, result)
+        _wake(trio_task, _outcome_of(finished), departures)
 
     def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
         nonlocal aborted
@@ -573,6 +559,29 @@ async def _wait_for_task(task: asyncio.Future[Any], departures: _PacedWakeups | 
 #: Departures handed to trio per pass of the loop: as many as the trio side's pacing
 #: (:data:`trio_mcp._pacing.GROUP`) acts on at once.
 DEPARTURES_PER_PASS = 16
+
+
+def _outcome_of(task: asyncio.Future[Any]) -> outcome.Outcome[Any]:
+    """A finished asyncio task's outcome for the trio side: a cancellation of its own
+    (one trio did not ask for; when trio did, the waiter raises Cancelled anyway) is
+    :func:`_server_cancelled`, never an asyncio CancelledError."""
+    if task.cancelled():
+        return outcome.Error(_server_cancelled())
+    captured: outcome.Outcome[Any] = outcome.capture(task.result)
+    return captured
+
+
+def _wake(
+    trio_task: trio.lowlevel.Task,
+    result: outcome.Outcome[Any],
+    departures: _PacedWakeups | None,
+) -> None:
+    """Wake ``trio_task`` with ``result``: at once, or, with ``departures``, in its turn
+    among them when it is one."""
+    if departures is not None and _is_disconnect(result):
+        departures.add(trio_task, result)
+    else:
+        trio.lowlevel.reschedule(trio_task, result)
 
 
 def _is_disconnect(result: outcome.Outcome[Any]) -> bool:
