@@ -38,6 +38,7 @@ SESSIONS = {
     "_stateless_call",
     "_task_runner",
     "_redis_client",
+    "_redis_line",
     "_redis_tasks",
     "_redis_worker",
     "_redis_sessions",

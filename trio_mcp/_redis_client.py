@@ -116,21 +116,22 @@ class RedisConnection:
             try:
                 result = await command()
             except _FAILURES as exc:
-                self._down(exc)
+                self.unreachable(exc)
                 raise StoreUnavailable(
                     "the server's shared store (Redis) cannot be reached right now",
                     RETRY_AFTER,
                 ) from exc
-        self._up()
+        self.reached()
         return result
 
-    def _down(self, exc: BaseException) -> None:
+    def unreachable(self, exc: BaseException) -> None:
+        """A command failed for want of Redis: logged once, until it is reached again."""
         self.available = False
         if not self._said_down:
             self._said_down = True
             log.warning("Redis at %s cannot be reached: %s", _safe(self.url), exc or type(exc))
 
-    def _up(self) -> None:
+    def reached(self) -> None:
         self.available = True
         if self._said_down:
             self._said_down = False

@@ -56,6 +56,7 @@ from ._jsonrpc import (
     parse_body,
 )
 from ._redis_client import RedisConnection
+from ._redis_line import RedisLine
 from ._redis_takeover import (
     LOST_CODE,
     LOST_MESSAGE,
@@ -529,6 +530,8 @@ class RedisSessions:
         ttl: float,
     ) -> None:
         self.connection = connection
+        #: The publisher's own connection: one script per round, sent from its task.
+        self._line = RedisLine(connection)
         self._replay_events = replay_events
         self._replay_bytes = replay_bytes
         self._ttl_ms = max(1, round(ttl * 1000))
@@ -755,9 +758,12 @@ class RedisSessions:
 
     async def run(self) -> None:
         """The publisher and the deliverer, until cancelled (between commands)."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._deliver_forwarded)
-            await self._publish()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._deliver_forwarded)
+                await self._publish()
+        finally:
+            self._line.close()
 
     async def _publish(self) -> None:
         from ._task_store import StoreUnavailable
@@ -947,7 +953,7 @@ class RedisSessions:
             args = list(head)
             for operation in chunk:
                 args += [operation[0], len(operation) - 1, *operation[1:]]
-            answers += await redis.script(_COMMIT, [], args)
+            answers += await self._line.script(_COMMIT, [], args)
             start += _ROUND
         return answers
 

@@ -38,6 +38,7 @@ from coredis.tokens import PureToken
 
 from ._jsonrpc import INTERNAL_ERROR, JSON, JSONRPCError
 from ._redis_client import BLOCK_MS, STREAM_LENGTH, RedisConnection
+from ._redis_line import RedisLine
 from ._redis_tasks import RedisTaskStore
 from ._task_store import StoreUnavailable
 from ._tasks import TaskRecord
@@ -266,6 +267,15 @@ class RedisWorker:
 
     async def _read(self) -> None:
         redis = self.connection
+        # The reader's own connection, so that its reads cost what the socket costs.
+        line = RedisLine(redis)
+        try:
+            await self._read_with(line)
+        finally:
+            line.close()
+
+    async def _read_with(self, line: RedisLine) -> None:
+        redis = self.connection
         control, events = redis.worker_key(self.id, "control"), redis.key("events")
         ids: dict[str, str] | None = None
         while not self._closing:
@@ -282,37 +292,24 @@ class RedisWorker:
                     # in the same read (a change of the set wakes it: an entry on the control
                     # stream, see RedisSessions._send_batch).
                     streams.update(self.sessions.cursors())
-                entries = await redis.call(
-                    partial(redis.client.xread, streams, count=_READ_COUNT, block=BLOCK_MS)
-                )
+                entries = await line.xread(streams, count=_READ_COUNT, block_ms=BLOCK_MS)
             except StoreUnavailable:
                 await self._pause()
                 continue
-            for stream, items in (entries or {}).items():
+            for stream, items in entries:
                 if stream not in ids:
                     if self.sessions is not None:
-                        self.sessions.on_entries(
-                            str(stream),
-                            [
-                                (
-                                    str(item.identifier),
-                                    {str(k): str(v) for k, v in item.field_values.items()},
-                                )
-                                for item in items
-                            ],
-                        )
+                        self.sessions.on_entries(stream, items)
                     continue
-                for item in items:
-                    ids[str(stream)] = str(item.identifier)
-                    # decode_responses=True: every field and value is a str.
-                    fields = {str(k): str(v) for k, v in item.field_values.items()}
+                for entry_id, fields in items:
+                    ids[stream] = entry_id
                     try:
                         if stream == control:
                             self._on_control(fields)
                         else:
                             self._on_event(fields)
                     except Exception:
-                        log.exception("trio-mcp: a malformed entry in %s: %r", stream, item)
+                        log.exception("trio-mcp: a malformed entry in %s: %r", stream, fields)
 
     async def _last_id(self, stream: str) -> str:
         redis = self.connection
