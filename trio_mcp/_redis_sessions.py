@@ -773,6 +773,10 @@ class RedisSessions:
             while True:
                 while not self._outgoing:
                     await self._work.park()
+                # One pass of the scheduler first: the tasks already woken (POSTs
+                # read in the same pass, handlers that just answered) add theirs to
+                # this round instead of each starting one of their own.
+                await trio.lowlevel.checkpoint()
                 batch, self._outgoing = self._outgoing, []
                 try:
                     await self._send_batch(batch)
