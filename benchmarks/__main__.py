@@ -168,6 +168,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument(
+        "--worker-cores",
+        choices=("own", "server", "any"),
+        default="own",
+        help="where a several-worker system's workers run: each on its own core from "
+        "the server core on (own), all on the server core (server), or anywhere (any)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--plot", type=Path, help="write the idle sweep's PNG here")
@@ -228,6 +235,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         redis_core=redis_core,
         server_core=args.server_core,
         load_core=args.load_core,
+        worker_cores=args.worker_cores,
         out_dir=args.out,
         collect=not args.no_collect,
         attacks=[kind for kind in ATTACKS if kind in _names(args.attack_kinds)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,11 @@ class RunConfig:
     #: default, so that the server side (workers and Redis) has the one core an
     #: in-memory server has; None leaves it to the scheduler.
     redis_core: int | None = 0
+    #: Where the workers of a several-worker system run: "own" gives worker i the
+    #: core server_core + i (modulo the cores there are), each its own while cores
+    #: last, as scaling out over processes gives them; "server" puts them all on the
+    #: server core (time-sharing it); "any" leaves them to the scheduler.
+    worker_cores: str = "own"
     #: The idle sweep's sizes for the Redis-backed systems (issue 14).
     redis_sizes: list[int] = field(default_factory=lambda: [10_000])
     #: Seconds a Redis-backed server is given to end the warm-up sessions before its
@@ -94,3 +100,12 @@ class RunConfig:
     keep_alive_timeout: float = 1.0
     #: How long after an attack stops the server may take to close what it held.
     settle_limit: float = 10.0
+
+
+def worker_core(config: RunConfig, index: int, workers: int) -> int | None:
+    """The core worker ``index`` of ``workers`` runs on (None: any)."""
+    if workers == 1 or config.worker_cores == "server":
+        return config.server_core
+    if config.worker_cores == "any" or config.server_core is None:
+        return None
+    return (config.server_core + index) % (os.cpu_count() or 1)

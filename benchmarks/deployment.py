@@ -3,12 +3,13 @@ redis-server they share when the system is Redis-backed.
 
 An in-memory system is one worker process, as before. A Redis-backed one (issue 14)
 first gets a fresh redis-server of its own (:mod:`.redisserver`), pinned to the Redis
-core, then its workers, each a process on a port of its own with the Redis URL, pinned
-to the server core; the load decides which worker each connection goes to (see
-:mod:`.routing`). Everything the server side spends is counted: CPU time and RSS of
-every worker, and of redis-server, each read from ``/proc``, and the commands Redis ran
-(``INFO commandstats``). Workers stop first (by PID, as every server), so that they end
-their sessions while Redis is there, then redis-server (by PID).
+core, then its workers, each a process on a port of its own with the Redis URL, each
+on a core of its own from the server core on (``RunConfig.worker_cores``); the load
+decides which worker each connection goes to (see :mod:`.routing`). Everything the
+server side spends is counted: CPU time and RSS of every worker, and of redis-server,
+each read from ``/proc``, and the commands Redis ran (``INFO commandstats``). Workers
+stop first (by PID, as every server), so that they end their sessions while Redis is
+there, then redis-server (by PID).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import RunConfig, worker_core
 from .proc import cpu_seconds, rss_bytes
 from .redisserver import RedisServer
 from .servers import ServerProcess, System
@@ -51,7 +52,7 @@ class Deployment:
                         transport,
                         command=command,
                         heartbeat=config.heartbeat,
-                        core=config.server_core,
+                        core=worker_core(config, index, system.server_workers),
                         log_path=logs / f"{log_stem}{suffix}.log",
                         extra_args=extra_args,
                     )

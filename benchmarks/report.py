@@ -1117,8 +1117,13 @@ def redis_where(config: dict[str, Any]) -> str:
         place = f"on core {core}, the load's core"
     else:
         place = f"on core {core}"
+    several = {
+        "own": f"each on a core of its own from core {config['server_core']} on",
+        "server": f"all on core {config['server_core']}",
+        "any": "on any core (unpinned)",
+    }[config.get("worker_cores", "server")]
     return (
         f"redis-server {place}; one fresh for each measurement, nothing persisted, "
-        "stopped by its PID. Workers on core "
-        f"{config['server_core']}, the load on core {config['load_core']}."
+        f"stopped by its PID. One worker on core {config['server_core']}, several "
+        f"{several}; the load on core {config['load_core']}."
     )

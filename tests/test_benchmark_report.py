@@ -24,7 +24,7 @@ import attrs
 import trio_mcp
 from benchmarks.__main__ import ts_sdk_stateless_note
 from benchmarks.attacks import excess_cpu_seconds
-from benchmarks.config import RunConfig
+from benchmarks.config import RunConfig, worker_core
 from benchmarks.report import (
     ISSUE_12,
     ISSUE_13,
@@ -34,6 +34,7 @@ from benchmarks.report import (
     issue_12_targets,
     issue_13_targets,
     issue_14_targets,
+    redis_where,
     render,
     targets,
 )
@@ -708,6 +709,37 @@ def test_redis_section_sets_each_redis_row_beside_memory_and_only_it_with_redis(
     assert "19,000" not in redis.split("Targets", 1)[0]
     verdicts = {row[0]: row[-1] for row in rows if row[0] in JUDGED_14}
     assert verdicts == dict.fromkeys(JUDGED_14, "met")
+
+
+def test_several_workers_each_get_a_core_of_their_own_from_the_server_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    def config(**layout: Any) -> RunConfig:
+        return RunConfig(sizes=[1], concurrency=[64], systems=[], transports=["sse"], **layout)
+
+    own = config(server_core=0)
+    assert [worker_core(own, i, 2) for i in range(3)] == [0, 1, 0]
+    assert worker_core(own, 0, 1) == 0
+    shared = config(server_core=1, worker_cores="server")
+    assert [worker_core(shared, i, 2) for i in range(2)] == [1, 1]
+    anywhere = config(worker_cores="any")
+    assert [worker_core(anywhere, i, 2) for i in range(2)] == [None, None]
+    assert worker_core(anywhere, 0, 1) == 0  # one worker stays on the server core
+
+
+@pytest.mark.parametrize(
+    ("worker_cores", "said"),
+    [
+        ("own", "several each on a core of its own from core 0 on"),
+        ("server", "several all on core 0"),
+        ("any", "several on any core (unpinned)"),
+    ],
+)
+def test_redis_section_says_where_several_workers_ran(worker_cores: str, said: str) -> None:
+    where = redis_where(CONFIG | {"redis_core": 0, "worker_cores": worker_cores})
+    assert f"One worker on core 0, {said}; the load on core 1." in where
 
 
 def test_redis_section_alone_shows_only_itself() -> None:
