@@ -135,19 +135,16 @@ async def test_a_reply_past_its_deadline_is_unavailable_and_never_read_by_the_ne
         assert await line.execute("ECHO", "next") == "next"
 
 
-async def test_commands_from_two_tasks_at_once_each_get_their_own_reply(
+async def test_a_second_task_sending_while_a_command_is_in_flight_is_refused(
     redis: RedisPeer,
 ) -> None:
     async with line_to(redis.url) as (line, _):
-        replies: dict[int, str] = {}
-
-        async def echo(n: int) -> None:
-            replies[n] = await line.execute("ECHO", f"reply {n}")
-
         async with trio.open_nursery() as nursery:
-            for n in range(20):
-                nursery.start_soon(echo, n)
-        assert replies == {n: f"reply {n}" for n in range(20)}
+            nursery.start_soon(line.script, SLOW_ECHO, [], [100, "first"])
+            await trio.sleep(0.02)
+            with pytest.raises(trio.BusyResourceError):
+                await line.execute("PING")
+        assert await line.execute("ECHO", "after") == "after"
 
 
 async def test_the_urls_password_and_database_are_used(redis: RedisPeer) -> None:

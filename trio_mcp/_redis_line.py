@@ -20,13 +20,15 @@ Its contract matches :meth:`~._redis_client.RedisConnection.call`'s:
   on a new one, as the coredis client's retry policy does, and for the same reason it
   is safe: every script sent here is compare-and-set, and every ``XREAD`` names
   explicit ids.
-* Commands from two tasks at once are sent one after the other.
+* It belongs to one task: a second task sending while a command is in flight gets
+  :class:`trio.BusyResourceError` (a bug in the caller, as for a trio stream).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Final
+import socket
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import coredis.exceptions
 import trio
@@ -87,10 +89,10 @@ class RedisLine:
         db = options.get("db") or 0
         if db:
             self._handshake.append(("SELECT", db))
-        self._stream: trio.abc.Stream | None = None
+        self._transport: _Transport | None = None
         self._parser = Parser()
         self._used = False
-        self._lock = trio.Lock()
+        self._busy = False
         self._shas: dict[str, str] = {}
 
     async def execute(self, *args: str | int | bytes, block_ms: int = 0) -> Any:
@@ -100,29 +102,36 @@ class RedisLine:
         Raises StoreUnavailable when Redis cannot be reached or does not answer in
         time, and coredis's :class:`~coredis.exceptions.ResponseError` for an error
         reply."""
-        async with self._lock:
+        if self._busy:
+            raise trio.BusyResourceError("another task is sending on this Redis connection")
+        self._busy = True
+        try:
             with trio.CancelScope(shield=True):
                 try:
-                    for attempt in (1, 2):
-                        try:
-                            reply = await self._round_trip(args, block_ms)
-                        except _Lost as lost:
-                            if lost.reused and attempt == 1:
-                                self.close()
-                                continue
-                            raise
-                        break
-                except (_Lost, OSError, trio.TooSlowError) as exc:
+                    reply = await self._round_trip(args, block_ms)
+                except _Lost as lost:
+                    if not lost.reused:
+                        raise self._unavailable(lost) from lost
                     self.close()
-                    self._connection.unreachable(exc)
-                    raise StoreUnavailable(
-                        "the server's shared store (Redis) cannot be reached right now",
-                        RETRY_AFTER,
-                    ) from exc
+                    try:
+                        reply = await self._round_trip(args, block_ms)
+                    except (_Lost, OSError) as exc:
+                        raise self._unavailable(exc) from exc
+                except OSError as exc:  # refused, unreachable, timed out (TimeoutError)
+                    raise self._unavailable(exc) from exc
+        finally:
+            self._busy = False
         self._connection.reached()
         if isinstance(reply, coredis.exceptions.RedisError):
             raise reply
         return reply
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        self.close()
+        self._connection.unreachable(exc)
+        return StoreUnavailable(
+            "the server's shared store (Redis) cannot be reached right now", RETRY_AFTER
+        )
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by its SHA1, loading it when Redis does not know it."""
@@ -162,34 +171,36 @@ class RedisLine:
 
     def close(self) -> None:
         """Drop the socket (the next command opens another)."""
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            if isinstance(stream, trio.SocketStream):
-                stream.socket.close()
-            else:
-                # A TLS stream: closing its socket is enough, without the goodbye.
-                stream.transport_stream.socket.close()  # type: ignore[attr-defined]
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            transport.close()
         self._parser = Parser()
         self._used = False
 
     async def _round_trip(self, args: tuple[str | int | bytes, ...], block_ms: int) -> Any:
-        if self._stream is None:
-            with trio.fail_after(CONNECT_TIMEOUT):
+        if self._transport is None:
+            with trio.move_on_after(CONNECT_TIMEOUT) as connecting:
                 await self._open()
+            if connecting.cancelled_caught:
+                self.close()
+                raise TimeoutError("Redis took too long to accept a connection")
         reused, self._used = self._used, True
-        with trio.fail_after(REPLY_TIMEOUT + block_ms / 1000):
+        with trio.move_on_after(REPLY_TIMEOUT + block_ms / 1000):
             return await self._send_and_read(pack(args), reused)
+        raise TimeoutError("Redis took too long to answer")
 
     async def _open(self) -> None:
         location = self._location
         if isinstance(location, UnixDomainSocketLocation):
-            self._stream = await trio.open_unix_socket(location.path)
+            self._transport = _Plain(await trio.open_unix_socket(location.path))
         elif self._ssl_context is not None:
-            self._stream = await trio.open_ssl_over_tcp_stream(
-                location.host, location.port, ssl_context=self._ssl_context
+            self._transport = _Tls(
+                await trio.open_ssl_over_tcp_stream(
+                    location.host, location.port, ssl_context=self._ssl_context
+                )
             )
         else:
-            self._stream = await trio.open_tcp_stream(location.host, location.port)
+            self._transport = _Plain(await trio.open_tcp_stream(location.host, location.port))
         for command in self._handshake:
             reply = await self._send_and_read(pack(command), reused=False)
             if isinstance(reply, coredis.exceptions.RedisError):
@@ -197,20 +208,78 @@ class RedisLine:
                 raise reply
 
     async def _send_and_read(self, data: bytes, reused: bool) -> Any:
-        stream = self._stream
-        assert stream is not None
+        transport = self._transport
+        assert transport is not None
         try:
-            await stream.send_all(data)
+            await transport.send(data)
             while True:
                 parsed = self._parser.parse(decode=True, encoding="utf-8")
                 if parsed is not NOT_ENOUGH_DATA:
                     return parsed[1]  # type: ignore[index]
-                chunk = await stream.receive_some(_RECEIVE_SIZE)
+                chunk = await transport.receive()
                 if not chunk:
                     raise _Lost(reused)
-                self._parser.feed(bytes(chunk))
+                self._parser.feed(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError) as exc:
             raise _Lost(reused) from exc
+
+
+class _Transport(Protocol):
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _Plain:
+    """A TCP or Unix socket, used without trio's stream: a reply is awaited once (its
+    socket readable) and read with one ``recv``, where a trio stream would yield to
+    the scheduler after the send, try a ``recv`` that finds nothing yet, wait, and
+    yield again after the read."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._socket = socket.socket(fileno=stream.socket.detach())
+        self._socket.setblocking(False)
+
+    async def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self._socket.send(view)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._socket)
+                continue
+            view = view[sent:]
+
+    async def receive(self) -> bytes:
+        while True:
+            await trio.lowlevel.wait_readable(self._socket)
+            try:
+                return self._socket.recv(_RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self._socket)
+        self._socket.close()
+
+
+class _Tls:
+    """A TLS stream (``rediss://``), through trio's SSLStream."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
+        self._stream = stream
+
+    async def send(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def receive(self) -> bytes:
+        return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+
+    def close(self) -> None:
+        # Without the TLS goodbye: the connection's state is unknown or done with.
+        self._stream.transport_stream.socket.close()
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
