@@ -165,3 +165,26 @@ async def test_the_urls_password_and_database_are_used(redis: RedisPeer) -> None
     finally:
         async with line_to(f"redis://:s3cret@127.0.0.1:{redis.port}/0") as (line, _):
             await line.execute("CONFIG", "SET", "requirepass", "")
+
+
+async def test_a_blocking_read_is_cancelled_with_its_connection(redis: RedisPeer) -> None:
+    async with line_to(redis.url) as (line, _):
+        first = await line.execute("CLIENT", "ID")
+        with trio.move_on_after(0.05) as waited:
+            await line.xread({"s": "0-0"}, count=1, block_ms=2000)
+        assert waited.cancelled_caught
+        # A new connection: the abandoned read's reply cannot reach the next command.
+        assert await line.execute("CLIENT", "ID") != first
+        await line.execute("XADD", "s", "0-1", "a", "1")
+        assert await line.xread({"s": "0-0"}, count=1, block_ms=10) == [
+            ("s", [("0-1", {"a": "1"})])
+        ]
+
+
+async def test_a_cancelled_caller_sends_nothing(redis: RedisPeer) -> None:
+    async with line_to(redis.url) as (line, _):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await line.execute("SET", "k", "v")
+        assert scope.cancelled_caught
+        assert await line.execute("EXISTS", "k") == 0

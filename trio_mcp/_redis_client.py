@@ -46,8 +46,8 @@ REPLY_TIMEOUT = 5.0
 POOL_TIMEOUT = 2.0
 #: Connections per worker: one is held by the reader, the rest serve requests.
 MAX_CONNECTIONS = 64
-#: Milliseconds the one reader blocks in XREAD: short, so it is never cancelled
-#: (shutdown waits for it to return instead).
+#: Milliseconds the one reader blocks in XREAD: short, so that shutdown can wait for
+#: it to return.
 BLOCK_MS = 1000
 #: Entries kept in each stream (``MAXLEN ~``): what a reader may be behind by.
 STREAM_LENGTH = 10_000

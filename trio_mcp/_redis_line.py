@@ -12,10 +12,14 @@ task, on a socket of its own, parsing with coredis's RESP parser. Everything els
 
 Its contract matches :meth:`~._redis_client.RedisConnection.call`'s:
 
-* A command is never cancelled mid-flight: it runs shielded, bounded by its own
-  deadline (connecting, then the reply). Past it, or when the connection breaks, the
-  socket is closed (its state is unknown) and :class:`~._task_store.StoreUnavailable`
-  is raised; the next command opens a new connection.
+* A command that writes is never cancelled mid-flight: a cancelled caller is
+  cancelled before the command is sent, never after; once sent, it runs shielded,
+  bounded by its own deadline (connecting, then the reply). Past it, or when the
+  connection breaks, the socket is closed (its state is unknown) and
+  :class:`~._task_store.StoreUnavailable` is raised; the next command opens a new
+  connection. A blocking read may be cancelled while Redis holds it: the connection
+  goes with it (on a connection of its own that costs nothing more; in coredis's
+  pool it cost a slot).
 * A connection that Redis closed while it was idle (Redis restarted) is retried once
   on a new one, as the coredis client's retry policy does, and for the same reason it
   is safe: every script sent here is compare-and-set, and every ``XREAD`` names
@@ -95,20 +99,31 @@ class RedisLine:
         self._busy = False
         self._shas: dict[str, str] = {}
 
-    async def execute(self, *args: str | int | bytes, block_ms: int = 0) -> Any:
+    async def execute(
+        self, *args: str | int | bytes, block_ms: int = 0, cancellable: bool = False
+    ) -> Any:
         """Send one command and return its reply (strings decoded); ``block_ms``: how
         long Redis may hold the reply (a blocking read), added to the deadline.
+        ``cancellable``: a read that changes nothing may be cancelled while Redis
+        holds it; the connection is then closed, so that its reply, when it comes, is
+        never taken for the next command's.
 
         Raises StoreUnavailable when Redis cannot be reached or does not answer in
         time, and coredis's :class:`~coredis.exceptions.ResponseError` for an error
         reply."""
+        # Cancelled before it is sent, a command is not sent: the caller's loop (the
+        # reader's, the publisher's) ends here, between commands.
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._busy:
             raise trio.BusyResourceError("another task is sending on this Redis connection")
         self._busy = True
         try:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=not cancellable):
                 try:
                     reply = await self._round_trip(args, block_ms)
+                except trio.Cancelled:
+                    self.close()
+                    raise
                 except _Lost as lost:
                     if not lost.reused:
                         raise self._unavailable(lost) from lost
@@ -149,7 +164,8 @@ class RedisLine:
         self, streams: dict[str, str], *, count: int, block_ms: int
     ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
         """``XREAD COUNT count BLOCK block_ms`` of ``streams`` (key -> the last id
-        seen); -> each stream with entries, and its entries as (id, fields)."""
+        seen); -> each stream with entries, and its entries as (id, fields).
+        Cancellable while Redis holds it (see :meth:`execute`)."""
         reply = await self.execute(
             "XREAD",
             "COUNT",
@@ -160,6 +176,7 @@ class RedisLine:
             *streams,
             *streams.values(),
             block_ms=block_ms,
+            cancellable=True,
         )
         if reply is None:
             return []

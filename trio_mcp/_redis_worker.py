@@ -7,10 +7,11 @@ Three background tasks per worker, whatever the number of tasks or listeners:
   whose key has expired; this worker then settles their tasks ``failed`` (through the
   store's compare-and-set: once, by whoever comes first) and forgets them.
 - the **reader** tails this worker's control stream and the shared events stream in
-  one ``XREAD`` with explicit last ids (never ``$``: coredis re-sends a command after
-  a connection error, and ``$`` would then skip what came meanwhile) and a short
-  ``BLOCK``. It is never cancelled: shutdown sets a flag and waits for the read to
-  return, since a cancelled read costs coredis a pooled connection for good.
+  one ``XREAD`` with explicit last ids (never ``$``: a read re-sent after a connection
+  error would then skip what came meanwhile) and a short ``BLOCK``, on a connection of
+  its own (:class:`~._redis_line.RedisLine`), so that cancelling it costs that
+  connection and nothing else. Shutdown sets a flag and waits for the read to return;
+  a cancelled lifespan cancels it.
 - the **publisher** appends the server's list changes and resource updates made
   here to the events stream, for the other workers' listeners.
 
@@ -177,8 +178,8 @@ class RedisWorker:
             self._stopped.set()
 
     async def aclose(self) -> None:
-        """Stop: wait for the reader's current read to return (at most its BLOCK,
-        never cancelled), then say this worker is gone, so no one waits for it."""
+        """Stop: wait for the reader's current read to return (at most its BLOCK),
+        then say this worker is gone, so no one waits for it."""
         if self._closing:
             if self._running:
                 await self._stopped.wait()
