@@ -188,3 +188,17 @@ async def test_a_cancelled_caller_sends_nothing(redis: RedisPeer) -> None:
             await line.execute("SET", "k", "v")
         assert scope.cancelled_caught
         assert await line.execute("EXISTS", "k") == 0
+
+
+async def test_a_read_cancelled_while_retried_on_a_new_connection_leaves_nothing_behind(
+    redis: RedisPeer,
+) -> None:
+    async with line_to(redis.url) as (line, connection):
+        await connection.client.client_kill(identifier=await line.execute("CLIENT", "ID"))
+        # The first attempt finds the connection dropped; the retry blocks, and is
+        # cancelled there.
+        with trio.move_on_after(0.2) as waited:
+            await line.xread({"s": "0-0"}, count=1, block_ms=2000)
+        assert waited.cancelled_caught
+        with trio.fail_after(1):  # not queued behind the abandoned XREAD
+            assert await line.execute("ECHO", "next") == "next"

@@ -119,27 +119,31 @@ class RedisLine:
         self._busy = True
         try:
             with trio.CancelScope(shield=not cancellable):
-                try:
-                    reply = await self._round_trip(args, block_ms)
-                except trio.Cancelled:
-                    self.close()
-                    raise
-                except _Lost as lost:
-                    if not lost.reused:
-                        raise self._unavailable(lost) from lost
-                    self.close()
-                    try:
-                        reply = await self._round_trip(args, block_ms)
-                    except (_Lost, OSError) as exc:
-                        raise self._unavailable(exc) from exc
-                except OSError as exc:  # refused, unreachable, timed out (TimeoutError)
-                    raise self._unavailable(exc) from exc
+                reply = await self._send_retrying_once(args, block_ms)
+        except trio.Cancelled:
+            self.close()  # its reply may still come: never for the next command
+            raise
         finally:
             self._busy = False
         self._connection.reached()
         if isinstance(reply, coredis.exceptions.RedisError):
             raise reply
         return reply
+
+    async def _send_retrying_once(self, args: tuple[str | int | bytes, ...], block_ms: int) -> Any:
+        try:
+            return await self._round_trip(args, block_ms)
+        except _Lost as lost:
+            if not lost.reused:
+                raise self._unavailable(lost) from lost
+        except OSError as exc:  # refused, unreachable, timed out (TimeoutError)
+            raise self._unavailable(exc) from exc
+        # Redis closed it while idle (it restarted, say): once more, on a new one.
+        self.close()
+        try:
+            return await self._round_trip(args, block_ms)
+        except (_Lost, OSError) as exc:
+            raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         self.close()
