@@ -44,7 +44,8 @@ CONNECT_TIMEOUT = 1.0
 REPLY_TIMEOUT = 5.0
 #: Seconds a command waits for a pooled connection before failing.
 POOL_TIMEOUT = 2.0
-#: Connections per worker: one is held by the reader, the rest serve requests.
+#: Pooled connections per worker, for every command but the reader's and the sessions'
+#: publisher's (each has one of its own: :mod:`._redis_line`).
 MAX_CONNECTIONS = 64
 #: Milliseconds the one reader blocks in XREAD: short, so that shutdown can wait for
 #: it to return.
@@ -149,7 +150,8 @@ class _SlotKeepingPool(coredis.ConnectionPool[Any]):
     """coredis 6.9's pool, minus its leak: releasing a connection that can no longer be
     used (Redis dropped it, or a blocking read outlived its timeout) drops the
     connection *and its slot*, so each Redis restart cost a worker one of its
-    connections for good (the reader is nearly always blocked in XREAD), and after
+    connections for good (when the reader's XREAD went through this pool, it was
+    nearly always one), and after
     ``max_connections`` of them every command failed. An empty slot goes back instead,
     and the next command opens a new connection in it. (tests/test_coredis_under_trio.py
     pins coredis's behaviour; examples/upstream/coredis-6.9-report.md reports it.)"""
