@@ -202,9 +202,9 @@ async def test_dropped_connections_of_a_blocked_reader_never_spend_the_connectio
     redis: RedisPeer,
 ) -> None:
     """coredis 6.9 loses a pool slot each time Redis drops a connection blocked in
-    XREAD (a restart, a proxy, CLIENT KILL), and a worker's reader nearly always is:
-    each drop gives its slot back here, so a worker outlives more drops than it has
-    connections."""
+    XREAD (a restart, a proxy, CLIENT KILL): each drop gives its slot back here, so
+    a worker outlives more drops than it has connections. (The worker's own reader
+    now reads on a connection outside the pool: tests/test_redis_line.py.)"""
     connection = RedisConnection(redis.url, "drops", max_connections=2)
     stream = connection.key("never-written")
 
