@@ -32,6 +32,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from peers import program
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TRIO_MCP_HOSTS = {
@@ -354,3 +356,23 @@ def test_departure_floor_measures_the_kernel_and_each_bare_loop(tmp_path: Path) 
         assert 0 < row["beside_ms"] < 10_000, loop
         assert row["cpu_s"] > 0, loop
         assert f"{loop}  " in printed.stdout
+
+
+def test_redis_command_costs_each_client_side_by_side(tmp_path: Path) -> None:
+    """``python -m benchmarks.redis_command``: a command's CPU through coredis and on a
+    RedisLine, in one run, against a redis-server of its own."""
+    program("redis-server", "redis-server")  # skips on a dev box without it; CI has it
+    out = tmp_path / "command.json"
+    command = [sys.executable, "-m", "benchmarks.redis_command", "--commands", "200"]
+    printed = subprocess.run(
+        [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("Machine: ")
+    rows = json.loads(out.read_text())["rows"]
+    assert {(row["client"], row["command"]) for row in rows} == {
+        (client, command) for client in ("coredis", "RedisLine") for command in ("PING", "EVALSHA")
+    }
+    for row in rows:
+        assert row["cpu_us"] > 0 and row["wall_us"] > 0, row
+        assert f"{row['client']:>10}  {row['command']:>8}" in printed.stdout
