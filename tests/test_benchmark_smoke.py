@@ -338,41 +338,39 @@ def test_smoke_redis_section_sets_redis_beside_memory_and_crosses_workers(
     }
 
 
+def run_module(module: str, tmp_path: Path, *args: str) -> tuple[str, Any]:
+    """Run ``python -m module args --json F`` as a user would; -> what it printed (after
+    checking it began with the machine) and the figures it wrote to F."""
+    out = tmp_path / "figures.json"
+    command = [sys.executable, "-m", module, *args, "--json", str(out)]
+    printed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("Machine: ")
+    return printed.stdout, json.loads(out.read_text())
+
+
 def test_departure_floor_measures_the_kernel_and_each_bare_loop(tmp_path: Path) -> None:
     """``python -m benchmarks.departure_floor``: the mass disconnect's floor beneath
     every host, a bare one-byte echo on each event loop, beside the kernel's own cost."""
-    out = tmp_path / "floor.json"
-    command = [sys.executable, "-m", "benchmarks.departure_floor", "--connections", "200"]
-    printed = subprocess.run(
-        [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.startswith("Machine: ")
-    figures = json.loads(out.read_text())
+    printed, figures = run_module("benchmarks.departure_floor", tmp_path, "--connections", "200")
     assert figures["kernel"]["close_us"] > 0 and figures["kernel"]["eof_us"] > 0
     assert set(figures["loops"]) == {"uvloop", "asyncio", "trio"}
     for loop, row in figures["loops"].items():
         assert 0 < row["alone_ms"] < 1_000, loop
         assert 0 < row["beside_ms"] < 10_000, loop
         assert row["cpu_s"] > 0, loop
-        assert f"{loop}  " in printed.stdout
+        assert f"{loop}  " in printed
 
 
 def test_redis_command_costs_each_client_side_by_side(tmp_path: Path) -> None:
     """``python -m benchmarks.redis_command``: a command's CPU through coredis and on a
     RedisLine, in one run, against a redis-server of its own."""
     program("redis-server", "redis-server")  # skips on a dev box without it; CI has it
-    out = tmp_path / "command.json"
-    command = [sys.executable, "-m", "benchmarks.redis_command", "--commands", "200"]
-    printed = subprocess.run(
-        [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.startswith("Machine: ")
-    rows = json.loads(out.read_text())["rows"]
+    printed, figures = run_module("benchmarks.redis_command", tmp_path, "--commands", "200")
+    rows = figures["rows"]
     assert {(row["client"], row["command"]) for row in rows} == {
         (client, command) for client in ("coredis", "RedisLine") for command in ("PING", "EVALSHA")
     }
     for row in rows:
         assert row["cpu_us"] > 0 and row["wall_us"] > 0, row
-        assert f"{row['client']:>10}  {row['command']:>8}" in printed.stdout
+        assert f"{row['client']:>10}  {row['command']:>8}" in printed
