@@ -154,7 +154,7 @@ async def test_the_urls_password_and_database_are_used(redis: RedisPeer) -> None
         url = f"redis://:s3cret@127.0.0.1:{redis.port}/3"
         async with line_to(url) as (line, _):
             await line.execute("SET", "where", "db3")
-            assert await line.execute("CLIENT", "INFO") is not None
+            assert " db=3 " in await line.execute("CLIENT", "INFO")
         async with line_to(f"redis://:wrong@127.0.0.1:{redis.port}/3") as (line, _):
             with pytest.raises(coredis.exceptions.AuthenticationFailureError):
                 await line.execute("PING")

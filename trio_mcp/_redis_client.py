@@ -117,20 +117,20 @@ class RedisConnection:
             try:
                 result = await command()
             except _FAILURES as exc:
-                self.unreachable(exc)
-                raise StoreUnavailable(
-                    "the server's shared store (Redis) cannot be reached right now",
-                    RETRY_AFTER,
-                ) from exc
+                raise self.unreachable(exc) from exc
         self.reached()
         return result
 
-    def unreachable(self, exc: BaseException) -> None:
-        """A command failed for want of Redis: logged once, until it is reached again."""
+    def unreachable(self, exc: BaseException) -> StoreUnavailable:
+        """A command failed for want of Redis: logged once, until it is reached again;
+        -> what to raise (the 503 its request is answered with)."""
         self.available = False
         if not self._said_down:
             self._said_down = True
             log.warning("Redis at %s cannot be reached: %s", _safe(self.url), exc or type(exc))
+        return StoreUnavailable(
+            "the server's shared store (Redis) cannot be reached right now", RETRY_AFTER
+        )
 
     def reached(self) -> None:
         self.available = True

@@ -39,7 +39,7 @@ import trio
 from coredis.connection import TCPLocation, UnixDomainSocketLocation
 from coredis.parser import NOT_ENOUGH_DATA, Parser
 
-from ._redis_client import CONNECT_TIMEOUT, REPLY_TIMEOUT, RETRY_AFTER
+from ._redis_client import CONNECT_TIMEOUT, REPLY_TIMEOUT
 from ._task_store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -147,10 +147,7 @@ class RedisLine:
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         self.close()
-        self._connection.unreachable(exc)
-        return StoreUnavailable(
-            "the server's shared store (Redis) cannot be reached right now", RETRY_AFTER
-        )
+        return self._connection.unreachable(exc)
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by its SHA1, loading it when Redis does not know it."""

@@ -267,9 +267,8 @@ class RedisWorker:
     # -- the reader ---------------------------------------------------------------------
 
     async def _read(self) -> None:
-        redis = self.connection
         # The reader's own connection, so that its reads cost what the socket costs.
-        line = RedisLine(redis)
+        line = RedisLine(self.connection)
         try:
             await self._read_with(line)
         finally:
