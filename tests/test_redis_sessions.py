@@ -21,7 +21,7 @@ from streamclient import McpClient, open_client
 import trio_mcp
 from trio_mcp._jsonrpc import Notification
 from trio_mcp._redis_client import RedisConnection
-from trio_mcp._redis_sessions import DROPPED_MS, RedisSessions
+from trio_mcp._redis_sessions import _GATHER_PASSES, DROPPED_MS, Forwarded, RedisSessions
 from trio_mcp._session import KEPT_REQUEST_STREAMS
 from trio_mcp._task_store import StoreUnavailable
 
@@ -475,3 +475,64 @@ async def test_a_write_with_no_publisher_running_fails_at_once_rather_than_waiti
     ping = Notification("notifications/initialized")
     with trio.fail_after(WAIT), pytest.raises(StoreUnavailable):
         await sessions.forward("0" * 32, None, "sse", [ping], batch=False)
+
+
+async def forward_after_passes(sessions: RedisSessions, passes: int) -> None:
+    """Forward a notification to a session no worker has, after ``passes`` passes of
+    the scheduler: an operation whose round answers it (404)."""
+    for _ in range(passes):
+        await trio.lowlevel.checkpoint()
+    with pytest.raises(Forwarded):
+        ping = Notification("notifications/initialized")
+        await sessions.forward("0" * 32, None, "sse", [ping], batch=False)
+
+
+@asynccontextmanager
+async def publishing(redis: RedisPeer) -> AsyncIterator[tuple[RedisSessions, list[int]]]:
+    """A worker's sessions with their publisher running; -> them, and the operations
+    each round it sends carries."""
+    connection = RedisConnection(redis.url, "trio-mcp")
+    sessions = RedisSessions(connection, replay_events=10, replay_bytes=10_000, ttl=1.0)
+    rounds: list[int] = []
+    commit = sessions._commit
+
+    async def counted(operations: list[list[Any]]) -> list[Any]:
+        rounds.append(len(operations))
+        return await commit(operations)
+
+    sessions._commit = counted  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sessions.run)
+        while not sessions._publishing:
+            await trio.lowlevel.checkpoint()
+        yield sessions, rounds
+        nursery.cancel_scope.cancel()
+
+
+async def test_work_queued_over_several_scheduler_passes_goes_in_one_round(
+    redis: RedisPeer,
+) -> None:
+    async with publishing(redis) as (sessions, rounds):
+        with trio.fail_after(WAIT):
+            async with trio.open_nursery() as nursery:
+                for passes in range(4):
+                    nursery.start_soon(forward_after_passes, sessions, passes)
+    assert rounds == [4]
+
+
+async def test_a_round_goes_out_while_work_keeps_coming(redis: RedisPeer) -> None:
+    async with publishing(redis) as (sessions, rounds):
+        async with trio.open_nursery() as nursery:
+
+            async def chatter() -> None:
+                while True:
+                    sessions.drop("0" * 32, "chatter")
+                    await trio.lowlevel.checkpoint()
+
+            nursery.start_soon(chatter)
+            with trio.fail_after(WAIT):
+                await forward_after_passes(sessions, 0)
+            nursery.cancel_scope.cancel()
+    # The forwarding went in the first round, however busy the scheduler: beside it,
+    # the chatter of the pass that woke the publisher and of each pass it gathered.
+    assert rounds[0] <= 1 + 1 + _GATHER_PASSES

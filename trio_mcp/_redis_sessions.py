@@ -82,6 +82,9 @@ CONTROL_LENGTH: Final = 10_000
 DROPPED_MS: Final = 10_000
 #: Operations in one script of a round at most (an append carries many events).
 _ROUND: Final = 256
+#: Scheduler passes a round waits for at most while they still add to it (see
+#: RedisSessions._gather).
+_GATHER_PASSES: Final = 8
 #: Forwarded deliveries waiting for the owner's session, in order.
 _MAX_DELIVERIES: Final = 10_000
 
@@ -773,10 +776,7 @@ class RedisSessions:
             while True:
                 while not self._outgoing:
                     await self._work.park()
-                # One pass of the scheduler first: the tasks already woken (POSTs
-                # read in the same pass, handlers that just answered) add theirs to
-                # this round instead of each starting one of their own.
-                await trio.lowlevel.checkpoint()
+                await self._gather()
                 batch, self._outgoing = self._outgoing, []
                 try:
                     await self._send_batch(batch)
@@ -791,6 +791,23 @@ class RedisSessions:
             for item in self._outgoing:
                 if isinstance(item, _Waited):
                     item.settle(failure=StoreUnavailable("this worker is stopping", 1))
+
+    async def _gather(self) -> None:
+        """Let the scheduler run while that adds to the round: the tasks already woken
+        (POSTs read in the same pass, handlers that just answered, the sessions the
+        reader just handed forwarded POSTs to) add theirs to this round instead of each
+        starting one of their own. A crossing call's work spreads over several passes
+        (delivered, run, answered), and a round costs the worker far more than a pass.
+        The round goes once two passes in a row added nothing (one could miss a task
+        that ran before this one in the same pass), or after :data:`_GATHER_PASSES`:
+        a steady trickle of work cannot hold it back for longer."""
+        quiet = 0
+        for _ in range(_GATHER_PASSES):
+            queued = len(self._outgoing)
+            await trio.lowlevel.checkpoint()
+            quiet = 0 if len(self._outgoing) > queued else quiet + 1
+            if quiet == 2:
+                return
 
     async def _send_batch(self, batch: list[_Item]) -> None:
         """One round: everything queued, in one script (several if it is large)."""
