@@ -36,6 +36,7 @@ from .machine import describe
 from .mcpclient import PROTOCOLS
 from .proc import fd_limit, pin_to_core, raise_fd_limit
 from .progress import Progress
+from .repeats import median_runs
 from .servers import (
     NODE,
     PROJECT,
@@ -166,6 +167,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="the same for the TypeScript SDK (node and npm)",
     )
+    parser.add_argument(
+        "--echo-runs",
+        type=int,
+        default=1,
+        help="measure each echo level this many times, in rounds over the systems, and "
+        "report its median run (1)",
+    )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument(
@@ -198,6 +206,9 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, name)
         if value is not None:
             preset[name] = value
+    if args.echo_runs < 1:
+        raise SystemExit("--echo-runs is at least 1")
+    preset["echo_runs"] = args.echo_runs
     if args.attack_sessions is not None:
         preset["attack_sessions"] = args.attack_sessions
     if args.disconnect_sessions is not None:
@@ -361,9 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     attacked = [] if args.no_attacks else [s for s in SYSTEMS if s.name in config.systems]
     attacked = [system for system in attacked if _attacked(system, config)]
     idle_runs = sum(len(idle_sizes(config, system, transport)) for system, transport in plan)
-    steps = (
-        (0 if args.no_latency else len(plan)) + (0 if args.no_idle else idle_runs) + len(attacked)
-    )
+    echo_runs = 0 if args.no_latency else len(plan) * config.echo_runs
+    steps = echo_runs + (0 if args.no_idle else idle_runs) + len(attacked)
     progress = Progress(steps, enabled=not args.quiet)
     results: dict[str, Any] = {
         "command": command,
@@ -373,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
         "idle": [],
         "latency": [],
+        # Every echo run, when each level ran several times (--echo-runs); "latency"
+        # then holds each level's median run.
+        "latency_runs": [],
         "attacks": [],
         "targets": [],
         "notes": notes,
@@ -383,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             server_command = launchers[system.runtime].command(system)
             if not args.no_latency:
                 progress.begin(f"{system.name} /{transport} echo")
-                results["latency"] += run_latency(
+                results["latency_runs"] += run_latency(
                     config, workers, system, transport, server_command, progress
                 )
             if not args.no_idle:
@@ -392,6 +405,14 @@ def main(argv: list[str] | None = None) -> int:
                     results["idle"].append(
                         run_idle(config, workers, system, transport, size, server_command, progress)
                     )
+        # The further echo rounds, each in the order opposite to the one before.
+        for round_ in range(1, 0 if args.no_latency else config.echo_runs):
+            for system, transport in plan[:: -1 if round_ % 2 else 1]:
+                progress.begin(f"{system.name} /{transport} echo, run {round_ + 1}")
+                server_command = launchers[system.runtime].command(system)
+                results["latency_runs"] += run_latency(
+                    config, workers, system, transport, server_command, progress
+                )
         for system in attacked:
             progress.begin(f"{system.name} /sse attacks")
             server_command = launchers[system.runtime].command(system)
@@ -400,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         progress.finish()
         workers.close()
 
+    results["latency"] = median_runs(results["latency_runs"])
+    if config.echo_runs == 1:
+        del results["latency_runs"]  # the same rows
     results["targets"] = [t.as_dict() for t in report.targets(results["idle"], results["latency"])]
     print(report.render(results))
     if args.json:
@@ -411,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
 
         title = f"{machine['cpu']}, {machine['cores']} cores; heartbeat {config.heartbeat:g} s"
         plot_idle(in_memory, args.plot, title)
-    failed = [r for r in results["idle"] + results["latency"] + results["attacks"] if "error" in r]
+    echoes = results.get("latency_runs", results["latency"])
+    failed = [r for r in results["idle"] + echoes + results["attacks"] if "error" in r]
     return 1 if failed else 0
 
 

@@ -44,6 +44,8 @@ class RunConfig:
     pause_seconds: float = 1.0
     duration: float = 10.0
     warmup: float = 2.0
+    #: Times each echo level is measured, in rounds over the systems (see repeats.py).
+    echo_runs: int = 1
     workers: int = 4
     sessions_per_worker: int = 5000
     establish_concurrency: int = 32

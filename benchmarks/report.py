@@ -164,6 +164,26 @@ def _collector(r: dict[str, Any], window: float) -> list[str]:
     return [_fmt(sum(stats["seconds"]) / window * 100, 2), f"{stats['collections'][2]:,}"]
 
 
+def _runs(config: dict[str, Any]) -> str:
+    """What the echo captions add when each level ran several times."""
+    runs = config.get("echo_runs", 1)
+    if runs == 1:
+        return ""
+    return (
+        f"; each level measured {runs} times in rounds over the systems, its median run "
+        "(by calls per server CPU-second) shown"
+    )
+
+
+def _spread(r: dict[str, Any]) -> str:
+    """The lowest and highest calls per server CPU-second of a level's runs."""
+    runs = r.get("runs_cps")
+    if not runs:
+        return "-"
+    failed = f", {r['failed_runs']} failed" if r.get("failed_runs") else ""
+    return f"{min(runs):,.0f}-{max(runs):,.0f}{failed}"
+
+
 def latency_table(latency: list[dict[str, Any]]) -> str:
     header = [
         "system",
@@ -730,7 +750,7 @@ def render(results: dict[str, Any]) -> str:
         parts += [
             "",
             f"Closed-loop tools/call echo ({config['duration']:g} s window after "
-            f"{config['warmup']:g} s warm-up)",
+            f"{config['warmup']:g} s warm-up{_runs(config)})",
             latency_table(latency),
         ]
     parts += redis_section(results)
@@ -818,7 +838,7 @@ def redis_section(results: dict[str, Any]) -> list[str]:
             f"Redis: closed-loop tools/call echo ({config['duration']:g} s window after "
             f"{config['warmup']:g} s warm-up; with two workers, one session whose POSTs go "
             "to the owner or to the other worker, then each level with every POST to the "
-            "owner, to the other worker, and spread)",
+            f"owner, to the other worker, and spread{_runs(config)})",
             redis_latency_table(latency),
         ]
     if idle:
@@ -1029,6 +1049,7 @@ def redis_latency_table(latency: list[dict[str, Any]]) -> str:
         "server CPU %",
         "Redis CPU %",
         "calls/CPU-s",
+        "of runs",
         "Redis cmds/call",
         "load CPU %",
     ]
@@ -1054,6 +1075,7 @@ def redis_latency_table(latency: list[dict[str, Any]]) -> str:
                 _fmt(r["redis_cpu_percent"], 0) if r.get("redis") else "-",
                 # NaN for runs saved before it was recorded (--json files of older runs).
                 _fmt(r.get("calls_per_cpu_second", math.nan), 0),
+                _spread(r),
                 _fmt(r["redis_commands_per_call"], 1) if r.get("redis") else "-",
                 _fmt(r["load_cpu_percent"], 0),
             ]

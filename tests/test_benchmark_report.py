@@ -699,9 +699,9 @@ def test_redis_section_sets_each_redis_row_beside_memory_and_only_it_with_redis(
         (TWO_WORKERS, "2", "to the other worker"),
         (TWO_WORKERS, "2", "spread (round-robin)"),
     ]
-    # calls/s, ..., server CPU %, Redis CPU %, calls/CPU-s, Redis cmds/call
-    assert echo[4][6] == "600" and echo[4][10:14] == ["111", "10", "540", "12.0"]
-    assert echo[0][11] == "-" and echo[0][13] == "-"
+    # calls/s, ..., server CPU %, Redis CPU %, calls/CPU-s, of runs, Redis cmds/call
+    assert echo[4][6] == "600" and echo[4][10:15] == ["111", "10", "540", "-", "12.0"]
+    assert echo[0][11] == "-" and echo[0][14] == "-"
     idle_rows = [row for row in rows if row[2:4] == ["/sse", "5,000"]]
     assert [row[0] for row in idle_rows] == ["trio-mcp", ON_REDIS]
     assert idle_rows[1][7:9] == ["30.0", "6.0"] and idle_rows[1][12:14] == ["210", "420"]
@@ -780,3 +780,24 @@ def test_redis_idle_run_outwaits_the_warm_up_sessions_grace() -> None:
     # Their ends (registry entries deleted in Redis) must fall before the idle window.
     grace = attrs.fields(trio_mcp.Settings).resume_grace.default
     assert RunConfig([], [], [], []).redis_drain > grace
+
+
+def test_redis_echo_shows_how_far_a_levels_runs_spread() -> None:
+    idle, latency = _redis()
+    spread = next(r for r in latency if r.get("routing") == "spread")
+    spread |= {"runs_cps": [540.0, 480.5, 601.0], "failed_runs": 1}
+    text = render(
+        {
+            "machine": MACHINE,
+            "command": "python -m benchmarks --redis --echo-runs 4",
+            "config": CONFIG | {"redis_core": 0, "echo_runs": 4},
+            "redis_only": True,
+            "idle": idle,
+            "latency": latency,
+            "targets": [t.as_dict() for t in targets(idle, latency)],
+        }
+    )
+    assert "each level measured 4 times in rounds over the systems, its median run" in text
+    rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
+    (row,) = [r for r in rows if r[3:6] == ["spread (round-robin)", "/sse", "64"]]
+    assert row[12:14] == ["540", "480-601, 1 failed"]

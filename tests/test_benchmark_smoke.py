@@ -224,6 +224,34 @@ def test_smoke_attack_section_measures_every_host_beside_every_attack(tmp_path: 
     assert "Mass disconnect (issue 15" in done.stdout
 
 
+def test_echo_runs_measure_each_level_in_rounds_and_report_its_median_run(
+    tmp_path: Path,
+) -> None:
+    """About 10 s: two in-memory systems on /sse, every level three times."""
+    raw = tmp_path / "runs.json"
+    command = [sys.executable, "-m", "benchmarks", "--smoke", "--quiet", "--no-idle"]
+    command += ["--no-attacks", "--no-redis", "--transports", "sse", "--echo-runs", "3"]
+    command += ["--systems", "trio-mcp,trio-mcp@uvicorn", "--concurrency", "1,4"]
+    command += ["--out", str(tmp_path / "out"), "--json", str(raw)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "each level measured 3 times in rounds over the systems" in done.stdout
+    results = json.loads(raw.read_text())
+    ran = [(r["system"], r["sessions"]) for r in results["latency_runs"]]
+    first, second = ("trio-mcp", 1), ("trio-mcp", 4)
+    other = [("trio-mcp@uvicorn", 1), ("trio-mcp@uvicorn", 4)]
+    # The rounds alternate the systems' order.
+    assert ran == [first, second, *other, *other, first, second, first, second, *other]
+    for level in results["latency"]:
+        runs = [
+            r["calls_per_cpu_second"]
+            for r in results["latency_runs"]
+            if (r["system"], r["sessions"]) == (level["system"], level["sessions"])
+        ]
+        assert level["runs_cps"] == runs and level["failed_runs"] == 0
+        assert level["calls_per_cpu_second"] == sorted(runs)[1]
+
+
 TWO_WORKERS = "trio-mcp+redis-w2"
 ON_REDIS = "trio-mcp+redis"
 
