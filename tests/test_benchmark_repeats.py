@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
+
+# The harness is not installed with the package: find it in the checkout (as
+# test_benchmark_report.py does).
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.repeats import median_runs
 
