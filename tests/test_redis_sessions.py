@@ -172,6 +172,32 @@ async def test_a_dropped_stream_resumes_on_another_worker_with_exactly_what_it_m
         assert seen == [2, 3, 4]
 
 
+async def test_a_stream_open_longer_than_the_keys_expiry_still_resumes_on_another_worker(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # What Redis keeps of a session's streams expires after max(resume_grace,
+    # session_idle_timeout) + redis_worker_timeout: 1.3 s here. A live session's main
+    # stream must outlast that, however long its client stays.
+    async with (
+        two_workers(serve_app, redis, resume_grace=0.2, session_idle_timeout=0.3) as (
+            (a, b),
+            _,
+        ),
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        async with event_stream(http, a) as events:
+            post_url, last_id = await initialize_over(http, a, events)
+            await trio.sleep(2.0)
+        async with event_stream(http, b, last_id) as events:
+            with trio.fail_after(WAIT):
+                endpoint = await events.__anext__()
+            assert endpoint.event == "endpoint" and endpoint.data in post_url
+            response = await http.post(post_url, json=call(2, "echo", text="late"))
+            assert response.status_code == 202
+            _, message = await next_message(events)
+        assert message["id"] == 2
+
+
 # -- Streamable HTTP --------------------------------------------------------------------
 
 
@@ -238,6 +264,33 @@ async def test_a_get_stream_on_another_worker_carries_the_sessions_messages(
             await session.notify("notifications/message", {"level": "info", "data": "hi"})
             _, message = await next_message(events)
             assert message["method"] == "notifications/message"
+
+
+async def test_a_get_stream_open_longer_than_the_keys_expiry_still_resumes_elsewhere(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # The keys' expiry here: max(0.1, 1.0) + redis_worker_timeout = 2 s.
+    async with (
+        two_workers(serve_app, redis, resume_grace=0.1, session_idle_timeout=1.0) as (
+            (a, b),
+            (app_a, _),
+        ),
+        initialized_on(a) as client,
+    ):
+        async with client.get_stream() as (response, events):
+            assert response.status_code == 200
+            with trio.fail_after(WAIT):
+                priming = await events.__anext__()
+            assert priming.id and not priming.data
+            await trio.sleep(2.5)
+        there = on(client, b)
+        async with there.get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            session = app_a.supervisor.get(client.session_id or "", None)
+            assert session is not None
+            await session.notify("notifications/message", {"level": "info", "data": "hi"})
+            _, message = await next_message(events)
+        assert message["params"]["data"] == "hi"
 
 
 async def test_a_request_stream_resumes_on_another_worker_with_what_it_missed(
@@ -344,10 +397,11 @@ async def test_an_owner_whose_token_was_taken_appends_nothing_more_and_ends_the_
 
 
 async def long_lived_streams(connection: RedisConnection) -> list[str]:
-    """The session streams Redis keeps for longer than a dropped one."""
+    """The session streams Redis keeps for longer than a dropped one (a main stream,
+    for as long as its session)."""
     keys = [key async for key in connection.client.scan_iter(connection.key("stream", "*"))]
     ttls = [await connection.call(partial(connection.client.pttl, key)) for key in keys]
-    return [key for key, ttl in zip(keys, ttls, strict=True) if ttl > DROPPED_MS]
+    return [key for key, ttl in zip(keys, ttls, strict=True) if ttl > DROPPED_MS or ttl == -1]
 
 
 async def test_redis_lets_go_of_the_request_streams_a_session_no_longer_keeps(

@@ -88,15 +88,17 @@ _GATHER_PASSES: Final = 8
 #: Forwarded deliveries waiting for the owner's session, in order.
 _MAX_DELIVERIES: Final = 10_000
 
-# Register a new session; -> its fencing token.
+# Register a new session; -> its fencing token. Its main stream (and the name of its
+# session) are kept as long as the session: a client may stay on it for hours, and
+# resume it anywhere after a drop. Ending the session lets them expire ('D').
 # KEYS: session hash, the worker's sessions set, the main stream's skey, the counter.
-# ARGV: owner, principal, kind, main key, ttl ms, session id.
+# ARGV: owner, principal, kind, main key, session id.
 _REGISTER = """
 local token = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'principal', ARGV[2], 'kind', ARGV[3],
            'main', ARGV[4], 'token', token)
-redis.call('SADD', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[5])
 return token
 """
 
@@ -110,16 +112,16 @@ return token
 # ARGV: prefix, ttl ms, stream max length, control max length, ttl ms of a dropped
 # stream, this worker's id, then per operation:
 # its kind, how many arguments follow, the arguments:
-# 'A' session id, token, then pairs of request id (JSON) and the key of the stream its
-#     reply goes to (resumable by that key from now on: a client may hold its priming
-#     event's id before any event is appended). -> 1; 0 when the token no longer holds
-#     (the session was taken); -1 when Redis no longer knows the session (it restarted
-#     without its data: the owner registers it again).
-# 'P' session id, token, version ('' unchanged), state ('' unchanged), then per event:
-#     stream key, seq, data, flag ('r' a response, 'n' anything else, 'e' the end, 'x'
-#     no event: a request cancelled, which gets no reply), the id (JSON) of the request
-#     it answers ('' none), which leaves the session's pending requests in the same
-#     step. Fenced like 'A', with the same answers.
+# 'A' session id, token, main stream key, then pairs of request id (JSON) and the key
+#     of the stream its reply goes to (resumable by that key from now on: a client may
+#     hold its priming event's id before any event is appended). -> 1; 0 when the token
+#     no longer holds (the session was taken); -1 when Redis no longer knows the session
+#     (it restarted without its data: the owner registers it again).
+# 'P' session id, token, main stream key, version ('' unchanged), state ('' unchanged),
+#     then per event: stream key, seq, data, flag ('r' a response, 'n' anything else,
+#     'e' the end, 'x' no event: a request cancelled, which gets no reply), the id
+#     (JSON) of the request it answers ('' none), which leaves the session's pending
+#     requests in the same step. Fenced like 'A', with the same answers.
 # 'F' session id, principal, kind, messages (JSON), request stream key ('' none),
 #     carry notifications (1/0), size, batch (1/0), then the ids (JSON) of the requests:
 #     kept pending until answered (a new owner answers them if this one dies first).
@@ -132,9 +134,23 @@ return token
 #     the session on another worker, kept for a new owner to know of. -> 1
 # 'E' session id, token, the owner's sessions set. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
+# What lives as long as its session (its hash, pending requests, main stream and the
+# name of it) is let go of when the session ends; what a request opened expires by
+# itself once the session stops renewing it.
 _COMMIT = """
 local prefix, ttl, maxlen, ctl, dropped, me = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local out = {}
+-- A round carries many operations of one session (a call's accept and the reply of
+-- the one before): its token is read once, a request stream's expiry renewed once.
+local tokens, renewed = {}, {}
+local function token_of(skey)
+  local token = tokens[skey]
+  if token == nil then
+    token = redis.call('HGET', skey, 'token')
+    tokens[skey] = token
+  end
+  return token
+end
 local i = 7
 while i <= #ARGV do
   local kind, a = ARGV[i], i + 2
@@ -143,37 +159,39 @@ while i <= #ARGV do
   local skey = prefix .. ':session:' .. sid
   local answer = 1
   if kind == 'A' or kind == 'P' then
-    local token = redis.call('HGET', skey, 'token')
+    local token = token_of(skey)
     if not token then answer = -1 elseif token ~= ARGV[a + 1] then answer = 0 end
   end
   local pkey = prefix .. ':pending:' .. sid
   if answer ~= 1 then
     -- Fenced off: nothing is written.
   elseif kind == 'A' then
-    for j = a + 2, last, 2 do
+    for j = a + 3, last, 2 do
       redis.call('HSET', pkey, ARGV[j], ARGV[j + 1])
-      redis.call('SET', prefix .. ':skey:' .. ARGV[j + 1], sid, 'PX', ttl)
+      if ARGV[j + 1] ~= ARGV[a + 2] then
+        redis.call('SET', prefix .. ':skey:' .. ARGV[j + 1], sid, 'PX', ttl)
+      end
     end
-    redis.call('PEXPIRE', pkey, ttl)
   elseif kind == 'P' then
-    if ARGV[a + 2] ~= '' then redis.call('HSET', skey, 'v', ARGV[a + 2]) end
-    if ARGV[a + 3] ~= '' then redis.call('HSET', skey, 'state', ARGV[a + 3]) end
-    for j = a + 4, last, 5 do
+    local main = ARGV[a + 2]
+    if ARGV[a + 3] ~= '' then redis.call('HSET', skey, 'v', ARGV[a + 3]) end
+    if ARGV[a + 4] ~= '' then redis.call('HSET', skey, 'state', ARGV[a + 4]) end
+    for j = a + 5, last, 5 do
       if ARGV[j + 4] ~= '' then redis.call('HDEL', pkey, ARGV[j + 4]) end
       local flag = ARGV[j + 3]
       if flag ~= 'x' then
         local key = prefix .. ':stream:' .. ARGV[j]
-        if ARGV[j + 1] == '1' then
-          -- A stream's first event: it can be resumed by its key from now on.
-          redis.call('SET', prefix .. ':skey:' .. ARGV[j], sid, 'PX', ttl)
-        end
         if flag == 'e' then
           redis.pcall('XADD', key, '1-0', 'e', '1')
         else
           redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
                       'd', ARGV[j + 2], 'r', flag)
         end
-        redis.call('PEXPIRE', key, ttl)
+        if ARGV[j] ~= main and not renewed[key] then
+          renewed[key] = true
+          redis.call('PEXPIRE', key, ttl)
+          redis.call('PEXPIRE', prefix .. ':skey:' .. ARGV[j], ttl)
+        end
       end
     end
   elseif kind == 'F' then
@@ -193,7 +211,6 @@ while i <= #ARGV do
       for j = a + 8, last do
         redis.call('HSET', pkey, ARGV[j], rkey ~= '' and rkey or s[5])
       end
-      if last >= a + 8 then redis.call('PEXPIRE', pkey, ttl) end
       redis.call('XADD', prefix .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ctl, '*',
                  'op', 's.deliver', 'sid', sid, 'd', ARGV[a + 3], 'k', rkey,
                  'c', ARGV[a + 5], 'n', ARGV[a + 6])
@@ -208,12 +225,13 @@ while i <= #ARGV do
       redis.call('PEXPIRE', rkey, ttl)
     end
   elseif kind == 'E' then
-    if redis.call('HGET', skey, 'token') == ARGV[a + 1] then
+    if token_of(skey) == ARGV[a + 1] then
       redis.call('DEL', skey, pkey, prefix .. ':readers:' .. sid)
+      tokens[skey] = false
     end
     redis.call('SREM', ARGV[a + 2], sid)
   elseif kind == 'D' then
-    local token = redis.call('HGET', skey, 'token')
+    local token = token_of(skey)
     if not token or token == ARGV[a + 1] then
       for j = a + 2, last do
         redis.call('PEXPIRE', prefix .. ':stream:' .. ARGV[j], dropped)
@@ -594,7 +612,6 @@ class RedisSessions:
                 session.owner or "",
                 session.kind,
                 session.main.key,
-                self._ttl_ms,
                 session.id,
             ],
         )
@@ -629,7 +646,7 @@ class RedisSessions:
         token = self._tokens.get(session.id)
         if token is None:
             return False
-        operation: list[Any] = ["A", session.id, token]
+        operation: list[Any] = ["A", session.id, token, session.main.key]
         for request_id, key in requests:
             operation += [json.dumps(request_id), key]
         kept = await self._submit(operation)
@@ -917,7 +934,8 @@ class RedisSessions:
             if marks != self._marks.get(session_id):
                 state = snapshot(session)
                 state_changed = state if state != self._states.get(session_id) else ""
-        operation: list[Any] = ["P", session_id, token, changed, state_changed]
+        main = session.main.key if session is not None else ""
+        operation: list[Any] = ["P", session_id, token, main, changed, state_changed]
         for item in items:
             operation += [item.key, item.seq, item.data, item.flag, item.answers]
         return operation, marks
@@ -930,14 +948,22 @@ class RedisSessions:
         accepted: Any,
     ) -> None:
         session = self.local.get(session_id)
-        changed, state_changed = operation[3], operation[4]
+        changed, state_changed = operation[4], operation[5]
         if accepted == -1 and session is not None:
             # Redis lost the session (restarted empty): make it known again, with what
             # it has negotiated, and send the events once more.
             await self.register(session)
             version = session.protocol.protocol_version or ""
             state, marks = snapshot(session), state_marks(session)
-            again = ["P", session_id, self._tokens[session_id], version, state, *operation[5:]]
+            again = [
+                "P",
+                session_id,
+                self._tokens[session_id],
+                operation[3],
+                version,
+                state,
+                *operation[6:],
+            ]
             (accepted,) = await self._commit([again])
             changed, state_changed = version, state
         if changed:
