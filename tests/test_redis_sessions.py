@@ -21,7 +21,13 @@ from streamclient import McpClient, open_client
 import trio_mcp
 from trio_mcp._jsonrpc import Notification
 from trio_mcp._redis_client import RedisConnection
-from trio_mcp._redis_sessions import _GATHER_PASSES, DROPPED_MS, Forwarded, RedisSessions
+from trio_mcp._redis_sessions import (
+    _GATHER_PASSES,
+    _READERS,
+    DROPPED_MS,
+    Forwarded,
+    RedisSessions,
+)
 from trio_mcp._session import KEPT_REQUEST_STREAMS
 from trio_mcp._task_store import StoreUnavailable
 
@@ -517,6 +523,35 @@ async def test_a_client_reading_elsewhere_when_its_sessions_owner_is_lost_stays_
             assert response.status_code == 202
             _, reply = await next_message(events)
             assert reply["id"] == 9
+
+
+async def test_a_client_reading_elsewhere_is_known_to_a_new_owner_however_long_it_reads(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # What a new owner reads to count the session's clients elsewhere (see the test
+    # above) must outlast the keys' expiry: 1.3 s here.
+    async with (
+        two_workers(serve_app, redis, resume_grace=0.2, session_idle_timeout=0.3) as (
+            (a, b),
+            (_, app_b),
+        ),
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        async with event_stream(http, a) as events:
+            post_url, last_id = await initialize_over(http, a, events)
+        session_id = post_url.split("session_id=", 1)[1]
+        async with event_stream(http, b, last_id) as events:
+            with trio.fail_after(WAIT):
+                assert (await events.__anext__()).event == "endpoint"
+            await trio.sleep(2.0)
+            connection = RedisConnection(redis.url, "trio-mcp")
+            async with connection.client:
+                readers = await connection.script(
+                    _READERS, [connection.key("readers", session_id)], [connection.prefix]
+                )
+        shared = app_b.supervisor.shared
+        assert shared is not None
+        assert [str(x) for x in readers[2::3]] == [shared.connection.worker]
 
 
 async def test_a_write_with_no_publisher_running_fails_at_once_rather_than_waiting(

@@ -131,11 +131,12 @@ return token
 #     soon (the same resumptions fail as on a single server; a reader elsewhere still
 #     gets their end). Fenced, but done too when the session has ended. -> 1
 # 'R' session id, writer id, stream key ('' gone), worker: a client reading a stream of
-#     the session on another worker, kept for a new owner to know of. -> 1
+#     the session on another worker, kept for a new owner to know of (for as long as
+#     the session: a client may read for hours). -> 1
 # 'E' session id, token, the owner's sessions set. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
-# What lives as long as its session (its hash, pending requests, main stream and the
-# name of it) is let go of when the session ends; what a request opened expires by
+# What lives as long as its session (its hash, pending requests, readers elsewhere, main
+# stream and the name of it) is let go of when the session ends; what a request opened expires by
 # itself once the session stops renewing it.
 _COMMIT = """
 local prefix, ttl, maxlen, ctl, dropped, me = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -220,9 +221,8 @@ while i <= #ARGV do
     local rkey = prefix .. ':readers:' .. sid
     if ARGV[a + 2] == '' then
       redis.call('HDEL', rkey, ARGV[a + 1])
-    else
+    elseif redis.call('EXISTS', skey) == 1 then
       redis.call('HSET', rkey, ARGV[a + 1], ARGV[a + 2] .. ' ' .. ARGV[a + 3])
-      redis.call('PEXPIRE', rkey, ttl)
     end
   elseif kind == 'E' then
     if token_of(skey) == ARGV[a + 1] then
@@ -247,6 +247,14 @@ while i <= #ARGV do
   i = last + 1
 end
 return out
+"""
+
+# End a stream whose session is gone, for its reader elsewhere, and let it go soon
+# (an end already there stays). KEYS: the stream. ARGV: ttl ms of a dropped stream.
+_END_ORPHAN = """
+redis.pcall('XADD', KEYS[1], '1-0', 'e', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # The clients reading a session's streams on live workers, for its new owner; those of
@@ -1082,12 +1090,8 @@ class RedisSessions:
 
         redis = self.connection
         try:
-            await redis.call(
-                lambda: redis.client.xadd(self.stream_key(key), {"e": "1"}, identifier="1-0")
-            )
+            await redis.script(_END_ORPHAN, [self.stream_key(key)], [DROPPED_MS])
         except StoreUnavailable:
-            pass
-        except Exception:  # an id no longer above the stream's last: it ended already
             pass
 
     # -- another worker's side ----------------------------------------------------------
