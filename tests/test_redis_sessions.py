@@ -554,6 +554,28 @@ async def test_a_client_reading_elsewhere_is_known_to_a_new_owner_however_long_i
         assert [str(x) for x in readers[2::3]] == [shared.connection.worker]
 
 
+async def test_a_worker_that_stops_lets_its_sessions_go_from_redis(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # No other worker takes over the sessions of a worker that said it left: it must
+    # let them go itself (each of them then expires or is deleted).
+    app = make_server().asgi_app(settings(redis))
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        async with serve_app(app) as a:
+            async with event_stream(http, a) as events:
+                await initialize_over(http, a, events)
+            async with initialized_on(a) as client:
+                await client.call("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+    connection = RedisConnection(redis.url, "trio-mcp")
+    async with connection.client:
+        kept = []
+        for kind in ("session", "pending", "readers", "stream", "skey"):
+            async for key in connection.client.scan_iter(connection.key(kind, "*")):
+                if await connection.call(partial(connection.client.pttl, key)) == -1:
+                    kept.append(key)
+    assert kept == []
+
+
 async def test_a_write_with_no_publisher_running_fails_at_once_rather_than_waiting(
     redis: RedisPeer,
 ) -> None:

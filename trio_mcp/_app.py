@@ -63,6 +63,10 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("trio_mcp")
 
+#: Seconds a stopping worker waits for its sessions to end (their ends then go to
+#: Redis) before it leaves Redis; they end at once unless a handler holds on.
+_SESSIONS_END_BOUND = 2.0
+
 UNSUPPORTED_LIBRARY = (
     "trio-mcp runs on trio, natively or as a guest on asyncio, but this ASGI server runs "
     "{library}. Serve it with hypercorn or uvicorn: hypercorn trio_mcp.app  (or run: "
@@ -87,6 +91,9 @@ class App(QuartTrio):
         super().__init__(server.identity.name)
         #: Set on the first call from an asyncio server: trio then runs as its guest.
         self._guest: GuestHost | None = None
+        #: Whether the lifespan started serving and what runs after serving has not
+        #: run yet (see shutdown).
+        self._serving = False
         self.mcp_server = server
         self.settings = settings or Settings()
         self.supervisor = SessionSupervisor(server, self.settings, store)
@@ -166,6 +173,7 @@ class App(QuartTrio):
         self.after_serving(self._stop_supervisor)
 
     async def _start_supervisor(self) -> None:
+        self._serving = True
         # QuartTrio's lifespan nursery lives exactly as long as the app is served.
         await self.nursery.start(self.supervisor.run)
         if self.redis is not None:
@@ -185,6 +193,10 @@ class App(QuartTrio):
         self.listeners.end_all()
         self.supervisor.close()
         if self.redis is not None:
+            # The sessions' ends go to Redis in the worker's last rounds (see
+            # RedisWorker.aclose): wait for them to end first, within a bound.
+            with trio.move_on_after(_SESSIONS_END_BOUND):
+                await self.supervisor.wait_ended()
             # After the tasks: their ends were written to Redis before it goes.
             await self.redis.aclose()
 
@@ -199,7 +211,12 @@ class App(QuartTrio):
         """Shut down gracefully within ``timeout`` seconds: refuse new sessions and
         requests, let running requests finish until shortly before the deadline, then
         end every session and its streams cleanly. ``trio_mcp.run`` calls it on SIGTERM
-        or SIGINT; call it yourself when you drive hypercorn's ``serve``."""
+        or SIGINT; call it yourself when you drive hypercorn's ``serve``.
+
+        Then, once, what runs after serving: the sessions' and tasks' last writes to
+        a shared store, and this worker's goodbye to it. The server's lifespan calls
+        this method too (Quart-Trio's shutdown is this one), so a second call only
+        finds nothing left to drain."""
         if timeout is None:
             timeout = self.settings.shutdown_timeout
         # Keep a tenth of the time (at most a second) for the streams to end.
@@ -213,6 +230,9 @@ class App(QuartTrio):
             await self.tasks.aclose()
         self.listeners.end_all()
         await self.supervisor.drain(deadline)
+        if self._serving:
+            self._serving = False
+            await super().shutdown()
 
     async def _listen_shared(
         self, scope: Scope, receive: Receive, send: Send, request: Request, meta: RequestMeta

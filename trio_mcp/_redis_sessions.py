@@ -580,6 +580,9 @@ class RedisSessions:
         #: Whether the publisher runs: what a POST's operation waits for.
         self._publishing = False
         self._work = trio.lowlevel.ParkingLot()
+        #: Whether a round is on its way, and who waits for it (see flush).
+        self._sending = False
+        self._rounds = trio.lowlevel.ParkingLot()
         self._deliveries_send, self._deliveries = trio.open_memory_channel[dict[str, str]](
             _MAX_DELIVERIES
         )
@@ -803,19 +806,32 @@ class RedisSessions:
                     await self._work.park()
                 await self._gather()
                 batch, self._outgoing = self._outgoing, []
+                self._sending = True
                 try:
                     await self._send_batch(batch)
                 except StoreUnavailable:
                     # Kept, in order, for the next round: Redis may come back.
                     self._outgoing[:0] = [i for i in batch if not isinstance(i, _Waited)]
                     await trio.sleep(0.5)
+                finally:
+                    self._sending = False
+                    self._rounds.unpark_all()
         finally:
             # Stopped (the worker ends) or failed: no POST waits for a round that will
             # not come.
             self._publishing = False
+            self._rounds.unpark_all()
             for item in self._outgoing:
                 if isinstance(item, _Waited):
                     item.settle(failure=StoreUnavailable("this worker is stopping", 1))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has gone out, or the publisher stopped:
+        a worker that stops first lets its ended sessions go from Redis, where they
+        would otherwise stay (no other worker takes over a worker that said it left).
+        Unbounded while Redis is away: the caller bounds it."""
+        while self._publishing and (self._outgoing or self._sending):
+            await self._rounds.park()
 
     async def _gather(self) -> None:
         """Let the scheduler run while that adds to the round: the tasks already woken

@@ -191,6 +191,8 @@ class RedisWorker:
         if not self._running:
             return
         with trio.move_on_after(BLOCK_MS / 1000 + 1):
+            if self.sessions is not None:
+                await self.sessions.flush()
             await self._retire()
         await self._stopped.wait()
 

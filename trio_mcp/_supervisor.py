@@ -248,6 +248,11 @@ class SessionSupervisor:
                 await session.wait_idle()
         for session in list(self._local):
             self.end(session)
+        await self.wait_ended()
+
+    async def wait_ended(self) -> None:
+        """Wait until every session of this worker has ended (after :meth:`close`, or
+        each one's end)."""
         while self._local:
             self._local_changed = trio.Event()
             await self._local_changed.wait()
