@@ -29,6 +29,7 @@ from trio_mcp._redis_sessions import (
     RedisSessions,
 )
 from trio_mcp._session import KEPT_REQUEST_STREAMS
+from trio_mcp._stream import new_stream_key
 from trio_mcp._task_store import StoreUnavailable
 
 Serve = Callable[[Any], Any]
@@ -297,6 +298,62 @@ async def test_a_get_stream_open_longer_than_the_keys_expiry_still_resumes_elsew
             await session.notify("notifications/message", {"level": "info", "data": "hi"})
             _, message = await next_message(events)
         assert message["params"]["data"] == "hi"
+
+
+async def test_a_request_stream_answered_after_the_keys_expiry_still_resumes_elsewhere(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # The keys' expiry here: max(0.1, 0.3) + redis_worker_timeout = 1.3 s; the call's
+    # first event comes after it.
+    async with (
+        two_workers(serve_app, redis, resume_grace=0.1, session_idle_timeout=0.3) as ((a, b), _),
+        initialized_on(a) as client,
+    ):
+        request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 2}})
+        async with client.post_stream(request, accept="text/event-stream") as (response, events):
+            assert response.status_code == 200
+            with trio.fail_after(WAIT):
+                priming = await events.__anext__()
+            assert priming.id and not priming.data
+            _, reply = await next_message(events)
+        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
+        async with on(client, b).get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            _, replayed = await next_message(events)
+        assert replayed == reply
+
+
+async def test_a_resumption_racing_its_forwarded_post_to_the_owner_still_gets_the_reply(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, _), (app_a, app_b)),
+        initialized_on(a) as client,
+    ):
+        owner, other = app_a.supervisor.shared, app_b.supervisor.shared
+        assert owner is not None and other is not None and client.session_id
+        key = new_stream_key()
+        request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 0.2}})
+        # As the owner's reader takes them in one read: a POST forwarded from the other
+        # worker, then its client's resumption of the POST's stream there (the call
+        # answers later: a stream ended for want of it would refuse its reply).
+        forwarded = {"sid": client.session_id, "k": key, "c": "1", "n": "0"}
+        owner.on_control({"op": "s.deliver", "d": json.dumps(request), **forwarded})
+        attach = {"sid": client.session_id, "k": key, "w": "w", "from": other.connection.worker}
+        owner.on_control({"op": "s.attach", **attach})
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            stream = connection.key("stream", key)
+            with trio.fail_after(WAIT):
+                while not (
+                    entries := await connection.call(
+                        lambda: connection.client.xrange(stream, "0-1", "0-1")
+                    )
+                ):
+                    await trio.sleep(0.02)
+        reply = json.loads(entries[0].field_values["d"])
+        assert reply["id"] == request["id"]
+        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
 
 
 async def test_a_request_stream_resumes_on_another_worker_with_what_it_missed(

@@ -13,6 +13,7 @@ import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import attrs
@@ -300,15 +301,23 @@ async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
                     connection.worker_key("intruder", "sessions"),
                     connection.key("session-tokens"),
                 ],
-                [connection.prefix, "intruder", session.id, LOST_MESSAGE, LOST_CODE],
+                [connection.prefix, "intruder", session.id, LOST_MESSAGE, LOST_CODE, 60_000],
             )
             assert int(taken[0]) == 1
             held.release.set()  # the owner wakes and answers: too late, and fenced
             with trio.fail_after(WAIT):
                 while not session.closed:
                     await trio.sleep(0.01)
+            # A client's stream attaches to the old owner late (it looked the owner up
+            # before the takeover): the old owner must not end the stream for it.
+            shared = held.app.supervisor.shared
+            assert shared is not None
+            late = {"op": "s.attach", "sid": session.id, "k": session.main.key, "w": "w"}
+            await shared._attach({**late, "from": "intruder"})
             stream = connection.key("stream", session.main.key)
             entries = await connection.call(lambda: connection.client.xrange(stream, "-", "+"))
+            assert await connection.call(partial(connection.client.pttl, stream)) == -1
+        assert "1-0" not in [str(e.identifier) for e in entries]
         answers = [
             json.loads(e.field_values["d"])
             for e in entries
@@ -357,6 +366,13 @@ async def test_a_killed_workers_request_stream_resumes_elsewhere_with_the_lost_e
         # The session goes on, on the survivor.
         reply = await elsewhere.call("tools/call", {"name": "echo", "arguments": {"text": "on"}})
         assert reply["result"]["content"] == [{"type": "text", "text": "on"}]
+        # The new owner never learns of that request stream: Redis lets it go by itself.
+        key = priming.id.rsplit(".", 1)[0]
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            for name in ("stream", "skey"):
+                expiry = partial(connection.client.pttl, connection.key(name, key))
+                assert await connection.call(expiry) > 0
 
 
 async def test_the_survivors_heartbeat_takes_a_killed_workers_sessions_unasked(

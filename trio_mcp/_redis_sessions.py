@@ -189,9 +189,10 @@ while i <= #ARGV do
                       'd', ARGV[j + 2], 'r', flag)
         end
         if ARGV[j] ~= main and not renewed[key] then
+          -- (SET, not PEXPIRE: a call may answer after its stream's name expired.)
           renewed[key] = true
           redis.call('PEXPIRE', key, ttl)
-          redis.call('PEXPIRE', prefix .. ':skey:' .. ARGV[j], ttl)
+          redis.call('SET', prefix .. ':skey:' .. ARGV[j], sid, 'PX', ttl)
         end
       end
     end
@@ -249,9 +250,14 @@ end
 return out
 """
 
-# End a stream whose session is gone, for its reader elsewhere, and let it go soon
-# (an end already there stays). KEYS: the stream. ARGV: ttl ms of a dropped stream.
+# End a stream whose session is not served here, for its reader elsewhere, and let it
+# go soon (an end already there stays); fenced: nothing is written while the session
+# lives on with another token (another worker's now, or adopting it).
+# KEYS: the stream, the session hash. ARGV: ttl ms of a dropped stream, this worker's
+# token for the session ('' none). -> 1 ended, 0 fenced off.
 _END_ORPHAN = """
+local token = redis.call('HGET', KEYS[2], 'token')
+if token and token ~= ARGV[2] then return 0 end
 redis.pcall('XADD', KEYS[1], '1-0', 'e', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
@@ -711,7 +717,7 @@ class RedisSessions:
                 redis.worker_key(redis.worker, "sessions"),
                 redis.key("session-tokens"),
             ],
-            [redis.prefix, redis.worker, session_id, LOST_MESSAGE, LOST_CODE],
+            [redis.prefix, redis.worker, session_id, LOST_MESSAGE, LOST_CODE, self._ttl_ms],
         )
         if int(answer[0]) != 1:
             return False
@@ -881,7 +887,7 @@ class RedisSessions:
                 operations.append(operation)
                 outcomes.append(partial(self._appended, session_id, operation, marks))
                 done += items
-        later: list[tuple[str, dict[str, str]]] = []
+        reregister: list[str] = []
         for worker, fields in others:
             if worker == "end":
                 session_id = fields["sid"]
@@ -898,8 +904,8 @@ class RedisSessions:
                 keys = fields["k"].split(" ")
                 operations.append(["D", session_id, self._tokens.get(session_id, ""), *keys])
                 outcomes.append(_ignore)
-            elif worker in ("reg", "raw-end"):
-                later.append((worker, fields))
+            elif worker == "reg":
+                reregister.append(fields["sid"])
             else:
                 control = self.connection.worker_key(worker, "control")
                 operations.append(["X", control, *(x for pair in fields.items() for x in pair)])
@@ -929,13 +935,10 @@ class RedisSessions:
             # round any longer.
             for waiter in waiters:
                 waiter.settle(failure=StoreUnavailable("the round of writes failed", 1))
-        for worker, fields in later:
-            if worker == "reg":
-                session = self.local.get(fields["sid"])
-                if session is not None and not session.closed:
-                    await self._reregister(session)
-            else:
-                await self._end_orphan(fields["k"])
+        for session_id in reregister:
+            session = self.local.get(session_id)
+            if session is not None and not session.closed:
+                await self._reregister(session)
         for item in done:
             session = self.local.get(item.session_id)
             stream = session.find_stream(item.key) if session is not None else None
@@ -1031,49 +1034,54 @@ class RedisSessions:
     # -- forwarded messages -------------------------------------------------------------
 
     def on_control(self, fields: dict[str, str]) -> None:
-        """An ``s.*`` command from the control stream (the reader's task: no waiting)."""
+        """An ``s.*`` command from the control stream (the reader's task: no waiting).
+
+        Those about a session go to the deliverer, in the order they came: a client
+        may resume a forwarded POST's stream before the owner has opened it, and its
+        ``s.attach`` must find the stream the ``s.deliver`` before it opens."""
         op = fields.get("op")
-        if op == "s.deliver" or op == "s.end":
+        if op in ("s.deliver", "s.end", "s.attach", "s.detach"):
             try:
                 self._deliveries_send.send_nowait(fields)
             except trio.WouldBlock:
                 log.warning("trio-mcp: forwarded messages for session %s dropped", fields["sid"])
-        elif op == "s.attach":
-            session = self.local.get(fields["sid"])
-            stream = session.find_stream(fields["k"]) if session is not None else None
-            if session is None or not isinstance(stream, MirroredStream):
-                self.enqueue_end_of(fields["k"])
-                return
-            stream.remote_readers += 1
-            stream.attach(
-                RemoteWriter(self, fields["from"], fields["w"], fields["k"]), take_over=True
-            )
-            stream.made_durable(stream.durable)
-            session.touch()
-        elif op == "s.detach":
-            session = self.local.get(fields["sid"])
-            stream = session.find_stream(fields["k"]) if session is not None else None
-            if session is not None and isinstance(stream, MirroredStream):
-                stream.remote_readers = max(0, stream.remote_readers - 1)
-                writer = stream._writer
-                if isinstance(writer, RemoteWriter) and writer.writer_id == fields["w"]:
-                    stream.detach(writer)
-                session.touch()
         elif op == "s.cancel":
             remote = self._by_writer.get(fields["w"])
             if remote is not None:
                 remote.close()
 
-    def enqueue_end_of(self, key: str) -> None:
-        """End a stream whose session is not here (it ended): its reader stops."""
-        self._outgoing.append(("raw-end", {"k": key}))
-        self._wake()
+    async def _attach(self, fields: dict[str, str]) -> None:
+        session = self.local.get(fields["sid"])
+        stream = session.find_stream(fields["k"]) if session is not None else None
+        if session is None or not isinstance(stream, MirroredStream):
+            await self._end_orphan(fields["sid"], fields["k"])
+            return
+        stream.remote_readers += 1
+        stream.attach(RemoteWriter(self, fields["from"], fields["w"], fields["k"]), take_over=True)
+        stream.made_durable(stream.durable)
+        session.touch()
+
+    def _detach(self, fields: dict[str, str]) -> None:
+        session = self.local.get(fields["sid"])
+        stream = session.find_stream(fields["k"]) if session is not None else None
+        if session is not None and isinstance(stream, MirroredStream):
+            stream.remote_readers = max(0, stream.remote_readers - 1)
+            writer = stream._writer
+            if isinstance(writer, RemoteWriter) and writer.writer_id == fields["w"]:
+                stream.detach(writer)
+            session.touch()
 
     async def _deliver_forwarded(self) -> None:
         async for fields in self._deliveries:
             adopting = self._adopting.get(fields["sid"])
             if adopting is not None:
                 await adopting.wait()
+            if fields["op"] == "s.attach":
+                await self._attach(fields)
+                continue
+            if fields["op"] == "s.detach":
+                self._detach(fields)
+                continue
             session = self.local.get(fields["sid"])
             key = fields.get("k", "")
             if fields["op"] == "s.end":
@@ -1082,7 +1090,7 @@ class RedisSessions:
                 continue
             if session is None or session.closed:
                 if key:
-                    await self._end_orphan(key)
+                    await self._end_orphan(fields["sid"], key)
                 continue
             body = parse_body(fields["d"].encode())
             messages = body.messages
@@ -1101,12 +1109,19 @@ class RedisSessions:
                 if stream is not None:
                     stream.close()
 
-    async def _end_orphan(self, key: str) -> None:
+    async def _end_orphan(self, session_id: str, key: str) -> None:
+        """End a stream of a session that is not (or no longer) served here, so that
+        its reader elsewhere stops: only if the session has ended, or is still this
+        worker's (a worker whose session was taken writes nothing)."""
         from ._task_store import StoreUnavailable
 
         redis = self.connection
         try:
-            await redis.script(_END_ORPHAN, [self.stream_key(key)], [DROPPED_MS])
+            await redis.script(
+                _END_ORPHAN,
+                [self.stream_key(key), self.session_key(session_id)],
+                [DROPPED_MS, self._tokens.get(session_id, "")],
+            )
         except StoreUnavailable:
             pass
 

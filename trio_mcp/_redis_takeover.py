@@ -38,7 +38,8 @@ LOST_CODE: Final = -32603
 LOST_MESSAGE: Final = "the worker serving this request was lost; the request may not have completed"
 
 # Take a session whose owner is dead. KEYS: session hash, the new owner's sessions set,
-# the token counter. ARGV: prefix, new owner, session id, error message, error code.
+# the token counter. ARGV: prefix, new owner, session id, error message, error code,
+# ttl ms of a request stream (the new owner never learns of those: they expire).
 # -> {0} no such session; {2} its owner lives (or it is ours already);
 #    {1, token, kind, principal, main key, state JSON}.
 TAKE = """
@@ -54,6 +55,9 @@ redis.call('SADD', KEYS[2], ARGV[3])
 local pkey = ARGV[1] .. ':pending:' .. ARGV[3]
 local pending = redis.call('HGETALL', pkey)
 local ended = {}
+-- The main stream lives as long as the session (an owner before this rule set expiry).
+redis.call('PERSIST', ARGV[1] .. ':stream:' .. s[4])
+redis.call('SET', ARGV[1] .. ':skey:' .. s[4], ARGV[3])
 for i = 1, #pending, 2 do
   local skey = ARGV[1] .. ':stream:' .. pending[i + 1]
   -- A stream that has ended takes nothing more: the main stream does instead.
@@ -66,9 +70,13 @@ for i = 1, #pending, 2 do
   local data = '{"jsonrpc":"2.0","id":' .. pending[i] .. ',"error":{"code":' .. ARGV[5]
                .. ',"message":"' .. ARGV[4] .. '"}}'
   redis.call('XADD', skey, '0-' .. seq, 'd', data, 'r', 'r')
-  if pending[i + 1] ~= s[4] then ended[skey] = true end
+  if pending[i + 1] ~= s[4] then ended[skey] = pending[i + 1] end
 end
-for skey, _ in pairs(ended) do redis.pcall('XADD', skey, '1-0', 'e', '1') end
+for skey, key in pairs(ended) do
+  redis.pcall('XADD', skey, '1-0', 'e', '1')
+  redis.call('PEXPIRE', skey, ARGV[6])
+  redis.call('SET', ARGV[1] .. ':skey:' .. key, ARGV[3], 'PX', ARGV[6])
+end
 redis.call('DEL', pkey)
 return {1, token, s[2], s[3] or '', s[4], s[5] or ''}
 """
