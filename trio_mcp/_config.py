@@ -219,9 +219,9 @@ class Settings:
             is back; the app starts even when it is down. HTTP+SSE and 2025-era
             Streamable HTTP sessions are shared too: a POST, a GET or a resumption
             with ``Last-Event-ID`` reaches a session from any worker (it runs on
-            the worker that opened it; its events are kept in Redis for
-            ``max(resume_grace, session_idle_timeout) + redis_worker_timeout``
-            after the last one). A session whose worker dies is taken over by the
+            the worker that opened it; its main stream's events are kept in Redis
+            as long as it lives, a request stream's for ``max(resume_grace,
+            session_idle_timeout) + redis_worker_timeout`` after its last one). A session whose worker dies is taken over by the
             next worker that needs it, and every request accepted (202) and not yet
             answered gets a worker-lost error (README, Scaling out). The repr hides a
             password.
