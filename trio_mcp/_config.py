@@ -221,10 +221,10 @@ class Settings:
             with ``Last-Event-ID`` reaches a session from any worker (it runs on
             the worker that opened it; its main stream's events are kept in Redis
             as long as it lives, a request stream's for ``max(resume_grace,
-            session_idle_timeout) + redis_worker_timeout`` after its last one). A session whose worker dies is taken over by the
-            next worker that needs it, and every request accepted (202) and not yet
-            answered gets a worker-lost error (README, Scaling out). The repr hides a
-            password.
+            session_idle_timeout) + redis_worker_timeout`` after its last one). A
+            session whose worker dies is taken over by the next worker that needs
+            it, and every request accepted (202) and not yet answered gets a
+            worker-lost error (README, Scaling out). The repr hides a password.
         redis_prefix: the namespace of every Redis key and stream this server uses:
             servers that must not see each other's tasks share a Redis under
             different prefixes.
