@@ -300,6 +300,52 @@ async def test_a_get_stream_open_longer_than_the_keys_expiry_still_resumes_elsew
         assert message["params"]["data"] == "hi"
 
 
+async def stored_streams(connection: RedisConnection) -> list[str]:
+    return [key async for key in connection.client.scan_iter(connection.key("stream", "*"))]
+
+
+async def test_a_call_answered_as_json_is_settled_in_redis_but_its_events_never_stored(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Answered as one body, a request stream is never resumed (its client holds no
+    # event id): Redis needs to know the request was answered, not what the answer was.
+    async with (
+        two_workers(serve_app, redis) as ((a, _), _),
+        initialized_on(a) as client,
+    ):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            before = await stored_streams(connection)
+            reply = await client.call("tools/call", {"name": "echo", "arguments": {"text": "j"}})
+            assert reply["result"]["content"] == [{"type": "text", "text": "j"}]
+            assert await stored_streams(connection) == before
+            pending = connection.key("pending", client.session_id or "")
+            assert await connection.call(partial(connection.client.hgetall, pending)) == {}
+
+
+async def test_a_call_too_slow_for_a_json_body_is_stored_whole_and_resumes_elsewhere(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Its events were held while it might still be answered as one body; served as
+    # events, each of them is in Redis before its client sees it.
+    async with (
+        two_workers(serve_app, redis, json_reply_wait=0.1) as ((a, b), _),
+        initialized_on(a) as client,
+    ):
+        request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 0.3}})
+        async with client.post_stream(request) as (response, events):
+            assert response.headers["content-type"] == "text/event-stream"
+            with trio.fail_after(WAIT):
+                priming = await events.__anext__()
+            assert priming.id and not priming.data
+            _, reply = await next_message(events)
+        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
+        async with on(client, b).get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            _, replayed = await next_message(events)
+        assert replayed == reply
+
+
 async def test_a_request_stream_answered_after_the_keys_expiry_still_resumes_elsewhere(
     serve_app: Serve, redis: RedisPeer
 ) -> None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from ._eventlog import InMemoryEventLog
+from ._eventlog import Event, InMemoryEventLog
 from ._jsonrpc import (
     ErrorResponse,
     Message,
@@ -119,7 +119,8 @@ return token
 #     (it restarted without its data: the owner registers it again).
 # 'P' session id, token, main stream key, version ('' unchanged), state ('' unchanged),
 #     then per event: stream key, seq, data, flag ('r' a response, 'n' anything else,
-#     'e' the end, 'x' no event: a request cancelled, which gets no reply), the id
+#     'e' the end, 'x' no event: a request cancelled, which gets no reply, 'h' no
+#     event: a reply sent as a JSON body, never stored), the id
 #     (JSON) of the request it answers ('' none), which leaves the session's pending
 #     requests in the same step. Fenced like 'A', with the same answers.
 # 'F' session id, principal, kind, messages (JSON), request stream key ('' none),
@@ -180,7 +181,7 @@ while i <= #ARGV do
     for j = a + 5, last, 5 do
       if ARGV[j + 4] ~= '' then redis.call('HDEL', pkey, ARGV[j + 4]) end
       local flag = ARGV[j + 3]
-      if flag ~= 'x' then
+      if flag ~= 'x' and flag ~= 'h' then
         local key = prefix .. ':stream:' .. ARGV[j]
         if flag == 'e' then
           redis.pcall('XADD', key, '1-0', 'e', '1')
@@ -366,9 +367,24 @@ class MirroredStream(OutboundStream):
 
     A stream read on another worker (``remote_readers``) counts an event as written
     once it is in Redis: that is where its reader takes it from, and the emitters'
-    backpressure must not wait for a local writer that will never come."""
+    backpressure must not wait for a local writer that will never come.
 
-    __slots__ = ("_dropped", "_ended", "_mirror", "_session_id", "durable", "remote_readers")
+    A POST's stream whose client takes a JSON body is *held* (:meth:`hold`): its
+    events stay here until the POST knows how it answers. Answered as one body, the
+    stream is never resumed (its client has no event id), so only its replies leaving
+    the session's pending requests go to Redis, before the body does; its events never
+    do. Served as events after all, it sends Redis every event it held, in order, and
+    goes on as any other stream (:meth:`stop_holding`)."""
+
+    __slots__ = (
+        "_dropped",
+        "_ended",
+        "_held",
+        "_mirror",
+        "_session_id",
+        "durable",
+        "remote_readers",
+    )
 
     def __init__(self, mirror: RedisSessions, session_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -379,6 +395,23 @@ class MirroredStream(OutboundStream):
         #: The newest event known to be in Redis.
         self.durable = 0
         self.remote_readers = 0
+        #: What is kept from Redis while the stream is held, in order; None: not held.
+        self._held: list[_Outgoing] | None = None
+
+    def hold(self) -> None:
+        if not self.log.last_seq and not self._ended:
+            self._held = []
+
+    def stop_holding(self) -> None:
+        held, self._held = self._held, None
+        for item in held or ():
+            self._mirror.queue(item)
+
+    def _queue(self, item: _Outgoing) -> None:
+        if self._held is not None:
+            self._held.append(item)
+        else:
+            self._mirror.queue(item)
 
     def _push(self, data: str, response: bool) -> None:
         super()._push(data, response)
@@ -389,7 +422,33 @@ class MirroredStream(OutboundStream):
             except (ValueError, AttributeError):
                 answered = None
             answers = "" if answered is None else json.dumps(answered)
-        self._mirror.enqueue(self._session_id, self.key, self.log.last_seq, data, response, answers)
+        flag = "r" if response else "n"
+        self._queue(_Outgoing(self._session_id, self.key, self.log.last_seq, data, flag, answers))
+
+    async def plain_responses(self) -> list[Event] | None:
+        if self._held is None:
+            return await super().plain_responses()
+        while self.responses_only and not self.complete:
+            await self._changed.park()
+        if not self.responses_only:
+            return None  # the caller serves the events: stop_holding sends them
+        held, self._held = self._held, None
+        if not self.closed:
+            # The replies leave the pending requests (fenced) before the body goes: a
+            # new owner must not answer them too. Shielded: once that is under way,
+            # the body is the only way the replies reach the client.
+            for item in held:
+                if item.answers:
+                    item.flag = "h"
+                    self._mirror.queue(item)
+            with trio.CancelScope(shield=True):
+                while self.durable < self.log.last_seq and not self.closed:
+                    await self._changed.park()
+        events = self.log.after(0) or []
+        if events:
+            self.written = max(self.written, events[-1].seq)
+            self._wake()
+        return events
 
     def finish(self) -> None:
         super().finish()
@@ -408,7 +467,7 @@ class MirroredStream(OutboundStream):
     def _end(self) -> None:
         if not self._ended:
             self._ended = True
-            self._mirror.enqueue(self._session_id, self.key, 0, "", None)
+            self._queue(_Outgoing(self._session_id, self.key, 0, "", "e"))
 
     def made_durable(self, seq: int) -> None:
         self.durable = max(self.durable, seq)
@@ -762,17 +821,10 @@ class RedisSessions:
             await self.register(session)
             self._versions.pop(session.id, None)
 
-    def enqueue(
-        self,
-        session_id: str,
-        key: str,
-        seq: int,
-        data: str,
-        response: bool | None,
-        answers: str = "",
-    ) -> None:
-        flag = "e" if response is None else ("r" if response else "n")
-        self._outgoing.append(_Outgoing(session_id, key, seq, data, flag, answers))
+    def queue(self, item: _Outgoing) -> None:
+        """An event (or an end, or a reply leaving the pending requests) for the next
+        round, after everything queued before it."""
+        self._outgoing.append(item)
         self._wake()
 
     def settled(self, session: Session, request_id: RequestId) -> None:
@@ -942,7 +994,7 @@ class RedisSessions:
         for item in done:
             session = self.local.get(item.session_id)
             stream = session.find_stream(item.key) if session is not None else None
-            if isinstance(stream, MirroredStream) and item.flag in ("r", "n"):
+            if isinstance(stream, MirroredStream) and item.flag in ("r", "n", "h"):
                 stream.made_durable(item.seq)
 
     def _append_operation(

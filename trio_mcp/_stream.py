@@ -289,6 +289,14 @@ class OutboundStream:
                 return []
             await self._changed.park()
 
+    def hold(self) -> None:
+        """This POST's client may take its replies as one JSON body: a stream kept
+        elsewhere too may keep them to itself until then (see
+        :class:`~trio_mcp._redis_sessions.MirroredStream`). Nothing to do here."""
+
+    def stop_holding(self) -> None:
+        """The stream is served as events after all (see :meth:`hold`)."""
+
     def visible_seq(self) -> int:
         """The newest event a writer may send: all of them here; a stream kept
         elsewhere too shows an event only once it is kept there (see

@@ -214,6 +214,8 @@ class StreamableHttpTransport:
             if requests
             else None
         )
+        if stream is not None and json_ok:
+            stream.hold()
         try:
             await session.deliver(body.messages, size=body.size)
         except SessionClosed:
@@ -247,6 +249,7 @@ class StreamableHttpTransport:
                 session.forget_stream(stream)
                 await answer_plainly(send, stream, responses, body.is_batch, session_header)
                 return
+            stream.stop_holding()
         await serve_stream(
             session,
             stream,
