@@ -657,6 +657,7 @@ async def test_a_client_reading_elsewhere_is_known_to_a_new_owner_however_long_i
         assert [str(x) for x in readers[2::3]] == [shared.connection.worker]
 
 
+@pytest.mark.every_host
 async def test_a_worker_that_stops_lets_its_sessions_go_from_redis(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
