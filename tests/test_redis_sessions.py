@@ -323,6 +323,25 @@ async def test_a_call_answered_as_json_is_settled_in_redis_but_its_events_never_
             assert await connection.call(partial(connection.client.hgetall, pending)) == {}
 
 
+async def wait_then_replay_elsewhere(
+    client: McpClient, other: str, seconds: float, **accept: str
+) -> None:
+    """Call ``wait_for(seconds)`` on the client's worker, answered as an event stream,
+    then resume that stream from its priming event on ``other``: the reply again."""
+    request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": seconds}})
+    async with client.post_stream(request, **accept) as (response, events):
+        assert response.headers["content-type"] == "text/event-stream"
+        with trio.fail_after(WAIT):
+            priming = await events.__anext__()
+        assert priming.id and not priming.data
+        _, reply = await next_message(events)
+    assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
+    async with on(client, other).get_stream(last_event_id=priming.id) as (response, events):
+        assert response.status_code == 200
+        _, replayed = await next_message(events)
+    assert replayed == reply
+
+
 async def test_a_call_too_slow_for_a_json_body_is_stored_whole_and_resumes_elsewhere(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
@@ -332,18 +351,7 @@ async def test_a_call_too_slow_for_a_json_body_is_stored_whole_and_resumes_elsew
         two_workers(serve_app, redis, json_reply_wait=0.1) as ((a, b), _),
         initialized_on(a) as client,
     ):
-        request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 0.3}})
-        async with client.post_stream(request) as (response, events):
-            assert response.headers["content-type"] == "text/event-stream"
-            with trio.fail_after(WAIT):
-                priming = await events.__anext__()
-            assert priming.id and not priming.data
-            _, reply = await next_message(events)
-        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
-        async with on(client, b).get_stream(last_event_id=priming.id) as (response, events):
-            assert response.status_code == 200
-            _, replayed = await next_message(events)
-        assert replayed == reply
+        await wait_then_replay_elsewhere(client, b, 0.3)
 
 
 async def test_a_request_stream_answered_after_the_keys_expiry_still_resumes_elsewhere(
@@ -355,18 +363,7 @@ async def test_a_request_stream_answered_after_the_keys_expiry_still_resumes_els
         two_workers(serve_app, redis, resume_grace=0.1, session_idle_timeout=0.3) as ((a, b), _),
         initialized_on(a) as client,
     ):
-        request = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 2}})
-        async with client.post_stream(request, accept="text/event-stream") as (response, events):
-            assert response.status_code == 200
-            with trio.fail_after(WAIT):
-                priming = await events.__anext__()
-            assert priming.id and not priming.data
-            _, reply = await next_message(events)
-        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
-        async with on(client, b).get_stream(last_event_id=priming.id) as (response, events):
-            assert response.status_code == 200
-            _, replayed = await next_message(events)
-        assert replayed == reply
+        await wait_then_replay_elsewhere(client, b, 2.0, accept="text/event-stream")
 
 
 async def test_a_resumption_racing_its_forwarded_post_to_the_owner_still_gets_the_reply(
