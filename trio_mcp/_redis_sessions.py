@@ -120,9 +120,9 @@ return token
 # 'P' session id, token, main stream key, version ('' unchanged), state ('' unchanged),
 #     then per event: stream key, seq, data, flag ('r' a response, 'n' anything else,
 #     'e' the end, 'x' no event: a request cancelled, which gets no reply, 'h' no
-#     event: a reply sent as a JSON body, never stored), the id
-#     (JSON) of the request it answers ('' none), which leaves the session's pending
-#     requests in the same step. Fenced like 'A', with the same answers.
+#     event: a reply sent as a JSON body, never stored), the id (JSON) of the request
+#     it answers ('' none), which leaves the session's pending requests in the same
+#     step. Fenced like 'A', with the same answers.
 # 'F' session id, principal, kind, messages (JSON), request stream key ('' none),
 #     carry notifications (1/0), size, batch (1/0), then the ids (JSON) of the requests:
 #     kept pending until answered (a new owner answers them if this one dies first).
@@ -137,8 +137,8 @@ return token
 # 'E' session id, token, the owner's sessions set. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
 # What lives as long as its session (its hash, pending requests, readers elsewhere, main
-# stream and the name of it) is let go of when the session ends; what a request opened expires by
-# itself once the session stops renewing it.
+# stream and the name of it) is let go of when the session ends; what a request opened
+# expires by itself once the session stops renewing it.
 _COMMIT = """
 local prefix, ttl, maxlen, ctl, dropped, me = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local out = {}
