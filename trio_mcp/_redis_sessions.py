@@ -444,11 +444,7 @@ class MirroredStream(OutboundStream):
             with trio.CancelScope(shield=True):
                 while self.durable < self.log.last_seq and not self.closed:
                     await self._changed.park()
-        events = self.log.after(0) or []
-        if events:
-            self.written = max(self.written, events[-1].seq)
-            self._wake()
-        return events
+        return self._hand_over_all()
 
     def finish(self) -> None:
         super().finish()

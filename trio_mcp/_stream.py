@@ -320,6 +320,10 @@ class OutboundStream:
             await self._changed.park()
         if not self.responses_only:
             return None
+        return self._hand_over_all()
+
+    def _hand_over_all(self) -> list[Event]:
+        """Every event, marked written: they go out as one JSON body."""
         events = self.log.after(0) or []
         if events:
             self.written = max(self.written, events[-1].seq)
