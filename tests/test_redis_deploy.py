@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from redispeer import RedisPeer
 from sseclient import event_stream
 from streamclient import open_client
 from test_nginx import accepting, configure, free_port
-from test_redis_processes import worker_processes
+from test_redis_processes import paused, spawned_workers, worker_processes
 
 import trio_mcp
 from trio_mcp._redis_client import RedisConnection
@@ -33,8 +32,6 @@ Serve = Callable[[Any], Any]
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIG = PROJECT / "examples" / "nginx-scale.conf"
 WAIT = 10.0
-#: POSTs on fresh connections before both worker processes must have taken one.
-MAX_POSTS = 60
 HYPERCORN_2 = [
     sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "2",
     "-b", "127.0.0.1:{port}", "redis_target:app",
@@ -71,18 +68,32 @@ async def both_workers_up(connection: RedisConnection) -> None:
 
 
 def fresh_connections() -> httpx.AsyncClient:
-    # No keep-alive: each POST is a new connection, which the kernel may give to either.
+    # No keep-alive: each POST is a new connection, which goes to the worker not paused.
     return httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def other_worker(parent: int, owner: int) -> int:
+    (other,) = set(spawned_workers(parent)) - {owner}
+    return other
 
 
 async def test_hypercorn_two_workers_serve_an_sse_session_whose_posts_land_on_both(
     redis: RedisPeer,
 ) -> None:
-    with worker_processes(HYPERCORN_2, redis) as (url, _):
+    with worker_processes(HYPERCORN_2, redis, worker_timeout=WAIT) as (url, parent):
         connection = RedisConnection(redis.url, "trio-mcp")
         async with connection.client, fresh_connections() as http:
             await both_workers_up(connection)
             async with event_stream(http, url) as events:
+
+                async def reply() -> dict[str, Any]:
+                    with trio.fail_after(WAIT):
+                        async for event in events:
+                            if event.data:
+                                message: dict[str, Any] = json.loads(event.data)
+                                return message
+                    raise AssertionError("the stream ended")
+
                 with trio.fail_after(WAIT):
                     endpoint = (await events.__anext__()).data
                 session_id = endpoint.rsplit("=", 1)[1]
@@ -91,56 +102,66 @@ async def test_hypercorn_two_workers_serve_an_sse_session_whose_posts_land_on_bo
                     "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                                "clientInfo": {"name": "t", "version": "1"}},
                 }  # fmt: skip
-                posts = 0
-                replies: Counter[int] = Counter()
                 assert (await http.post(url + endpoint, json=init)).status_code == 202
+                assert (await reply())["id"] == 0
                 notified = {"jsonrpc": "2.0", "method": "notifications/initialized"}
                 assert (await http.post(url + endpoint, json=notified)).status_code == 202
-                # Until some POSTs were forwarded and some were taken by the owner itself.
-                while True:
-                    posts += 1
-                    assert posts <= MAX_POSTS, "the kernel never used the other worker"
-                    echo = call(posts, "echo", text=str(posts))
+                assert (await http.post(url + endpoint, json=call(1, "worker"))).status_code == 202
+                owner = int((await reply())["result"]["content"][0]["text"])
+                other = other_worker(parent, owner)
+                before = await forwarded(connection, session_id)
+                with paused(other):  # the owner takes the POST itself
+                    echo = call(2, "echo", text="owned")
                     assert (await http.post(url + endpoint, json=echo)).status_code == 202
-                    through = await forwarded(connection, session_id)
-                    if 0 < through < posts + 2:
-                        break
-                with trio.fail_after(WAIT):
-                    async for event in events:
-                        if event.data:
-                            message = json.loads(event.data)
-                            replies[message["id"]] += 1
-                            if len(replies) == posts + 1:
-                                break
+                assert await forwarded(connection, session_id) == before
+                assert (await reply())["result"]["content"][0]["text"] == "owned"
+                with paused(owner):  # the other worker forwards it, answering 202 alone
+                    echo = call(3, "echo", text="forwarded")
+                    assert (await http.post(url + endpoint, json=echo)).status_code == 202
+                    assert await forwarded(connection, session_id) == before + 1
+                assert (await reply())["result"]["content"][0]["text"] == "forwarded"
                 with trio.move_on_after(0.3):
                     async for event in events:
                         if event.data:
                             raise AssertionError(f"an extra event: {event.data}")
-    assert replies == Counter(range(posts + 1))
 
 
 async def test_hypercorn_two_workers_serve_a_streamable_session_whose_posts_land_on_both(
     redis: RedisPeer,
 ) -> None:
-    with worker_processes(HYPERCORN_2, redis) as (url, _):
+    with worker_processes(HYPERCORN_2, redis, worker_timeout=WAIT) as (url, parent):
         connection = RedisConnection(redis.url, "trio-mcp")
         async with connection.client, open_client(url) as client:
             await both_workers_up(connection)
             await client.http.aclose()
             client.http = fresh_connections()
             await client.initialize()
-            posts = 0
-            while True:
-                posts += 1
-                assert posts <= MAX_POSTS, "the kernel never used the other worker"
-                reply = await client.call(
-                    "tools/call", {"name": "echo", "arguments": {"text": str(posts)}}
-                )
-                assert reply["result"]["content"] == [{"type": "text", "text": str(posts)}]
-                through = await forwarded(connection, client.session_id)
-                if 0 < through < posts + 1:  # initialized was a POST too
-                    break
+            reply = await client.call("tools/call", {"name": "worker", "arguments": {}})
+            owner = int(reply["result"]["content"][0]["text"])
+            other = other_worker(parent, owner)
+            before = await forwarded(connection, client.session_id)
+            with paused(other):  # the owner takes the POST itself
+                reply = await client.call("tools/call", echo_params("owned"))
+            assert reply["result"]["content"] == [{"type": "text", "text": "owned"}]
+            assert await forwarded(connection, client.session_id) == before
+            async with trio.open_nursery() as nursery:
+                replies: list[dict[str, Any]] = []
+
+                async def forwarded_call() -> None:
+                    replies.append(await client.call("tools/call", echo_params("forwarded")))
+
+                with paused(owner):
+                    # The other worker forwards the POST, then waits for the owner's reply.
+                    nursery.start_soon(forwarded_call)
+                    with trio.fail_after(WAIT):
+                        while await forwarded(connection, client.session_id) == before:
+                            await trio.sleep(0.02)
+            assert replies[0]["result"]["content"] == [{"type": "text", "text": "forwarded"}]
             await client.http.aclose()
+
+
+def echo_params(text: str) -> dict[str, Any]:
+    return {"name": "echo", "arguments": {"text": text}}
 
 
 # -- nginx over two instances -----------------------------------------------------------

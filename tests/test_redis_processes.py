@@ -34,17 +34,24 @@ Serve = Callable[[Any], Any]
 
 @contextmanager
 def worker_processes(
-    command: list[str], redis: RedisPeer, *, url_from_env: bool = True, port: int | None = None
+    command: list[str],
+    redis: RedisPeer,
+    *,
+    url_from_env: bool = True,
+    port: int | None = None,
+    worker_timeout: float = 1.0,
 ) -> Iterator[tuple[str, int]]:
     """Run ``command`` (serving tests/redis_target.py on a free port; ``{port}`` and
     ``{redis}`` filled in) until the block ends; yields its URL and PID. The Redis URL
     is in ``TRIO_MCP_REDIS_URL`` unless not ``url_from_env``. Stopped by its PID
-    (SIGTERM, then SIGKILL). ``port`` is a free one unless given (a restart)."""
+    (SIGTERM, then SIGKILL). ``port`` is a free one unless given (a restart). A worker
+    that does not beat for ``worker_timeout`` seconds counts as lost: short, so that a
+    killed one is noticed within a test's bounds."""
     port = free_port() if port is None else port
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
-        "TEST_WORKER_TIMEOUT": "1",
+        "TEST_WORKER_TIMEOUT": str(worker_timeout),
     }
     env.pop("TRIO_MCP_REDIS_URL", None)
     if url_from_env:
@@ -67,6 +74,38 @@ def worker_processes(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+def spawned_workers(parent: int) -> list[int]:
+    """The PIDs of the worker processes ``hypercorn -w N`` (PID ``parent``) spawned: its
+    children but for multiprocessing's resource tracker."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # exited while we looked
+        # The parent's PID is the second field after the command name in parentheses.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """A worker process stopped (SIGSTOP) until the block ends. Worker processes share one
+    listening socket and whichever calls accept first takes a connection; which one
+    wins depends on how the scheduler placed them, and on some machines it is always the
+    same. A stopped worker accepts nothing, so each new connection goes to another: a
+    test picks the worker a connection reaches instead of counting on the kernel."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -132,31 +171,27 @@ async def test_hypercorn_with_two_workers_serves_one_task_through_either(
         sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "2",
         "-b", "127.0.0.1:{port}", "redis_target:app",
     ]  # fmt: skip
-    with worker_processes(command, redis) as (url, _):
+    with worker_processes(command, redis, worker_timeout=10) as (url, parent):
         async with open_stateless(url, capabilities=CAPABILITIES) as first:
             creator = await _pid(first)
             asking = (await _result(first, "tools/call", {"name": "ask_once"}))["taskId"]
             running = (await _result(first, "tools/call", {"name": "forever"}))["taskId"]
-        # Fresh connections until the other worker has answered one (the kernel
-        # spreads connections over both): each polls the task, wherever it runs.
-        other: list[str] = []
-        pids = {creator}
-        with trio.fail_after(20):
-            while not other:
-                async with open_stateless(url, capabilities=CAPABILITIES) as client:
-                    pid = await _pid(client)
-                    pids.add(pid)
-                    task = await _result(client, "tasks/get", {"taskId": asking})
-                    assert task["status"] in ("working", "input_required")
-                    if pid != creator:
-                        other.append(client.url)
-                        (key,) = (await _until_asked(client, asking))["inputRequests"]
-                        update = {"taskId": asking, "inputResponses": {key: ANSWER}}
-                        await _result(client, "tasks/update", update)
-                        await _result(client, "tasks/cancel", {"taskId": running})
-                        done = await _until(client, asking, "completed")
-                        cancelled = await _until(client, running, "cancelled")
-        assert len(pids) == 2
+        (other,) = set(spawned_workers(parent)) - {creator}
+        async with open_stateless(url, capabilities=CAPABILITIES) as client:
+            # With the creator stopped, the other worker takes the connection; the
+            # client keeps it alive, so every request below reaches that worker.
+            with paused(creator):
+                with trio.fail_after(20):
+                    assert await _pid(client) == other
+            task = await _result(client, "tasks/get", {"taskId": asking})
+            assert task["status"] in ("working", "input_required")
+            (key,) = (await _until_asked(client, asking))["inputRequests"]
+            update = {"taskId": asking, "inputResponses": {key: ANSWER}}
+            await _result(client, "tasks/update", update)
+            await _result(client, "tasks/cancel", {"taskId": running})
+            done = await _until(client, asking, "completed")
+            cancelled = await _until(client, running, "cancelled")
+            assert await _pid(client) == other
         # The answer reached the coroutine parked in the creating process.
         assert done["result"]["content"][0]["text"] == f"Hi Ada from {creator}"
         assert cancelled["statusMessage"] == "cancelled by the client"
