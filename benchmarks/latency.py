@@ -1,14 +1,16 @@
 """The latency/throughput driver: closed-loop ``tools/call`` echo at several concurrencies.
 
-One fresh server process serves every concurrency level of one system and transport, in
-increasing order. Each level opens its sessions (one POST connection each, as a client
+Each concurrency level of one system and transport, in increasing order, gets a fresh
+server process: the sessions a level leaves behind end while the next one runs (an
+``/sse`` session ``resume_grace`` after its stream closed), and that work would be
+charged to its window. Each level opens its sessions (one POST connection each, as a client
 has), warms up, then measures a window in which every session calls ``echo`` again as
 soon as its previous call is answered. Latency is from sending the POST to having the
 reply (on the SSE stream for ``/sse``, in the POST's answer for ``/mcp``). The server's
 and the load process's CPU over the window show which side was the bottleneck.
 
 A Redis-backed system (issue 14) is its workers and the redis-server they share (see
-:mod:`.deployment`), fresh for the system's runs like any server: the server's CPU is
+:mod:`.deployment`), fresh for each level like any server: the server's CPU is
 then every worker's and redis-server's, so that ``calls_per_cpu_second`` charges a call
 with all it cost, and Redis's commands over the window are counted. With two workers
 the runs are the crossing cost first (one session whose POSTs go to the worker that
@@ -57,18 +59,25 @@ def run_latency(
         at_window["commands"] = deployment.commandstats()
         deployment.gc_stats()  # counts from here on
 
-    try:
-        deployment = Deployment(
-            config, system, transport, server_command, f"{system.name}-{transport}-latency"
-        )
-        deployment.wait_ready()
-        levels = echo_levels(system.server_workers, config.concurrency)
-        for level, (routing, sessions) in enumerate(levels):
-            progress.update(level, len(levels), f"{sessions} sessions")
-            result = _row(system, transport) | {"sessions": sessions}
-            if system.server_workers > 1:
-                result["routing"] = routing
-            at_window.clear()
+    levels = echo_levels(system.server_workers, config.concurrency)
+    for level, (routing, sessions) in enumerate(levels):
+        progress.update(level, len(levels), f"{sessions} sessions")
+        result = _row(system, transport) | {"sessions": sessions}
+        if system.server_workers > 1:
+            result["routing"] = routing
+        at_window.clear()
+        try:
+            # A fresh server side for each level: the sessions of the level before
+            # outlive it (an /sse session by resume_grace after its stream closes), and
+            # their ending would be charged to this level's window.
+            deployment = Deployment(
+                config,
+                system,
+                transport,
+                server_command,
+                f"{system.name}-{transport}-latency-{level + 1}",
+            )
+            deployment.wait_ready()
             command = {
                 "op": "calls",
                 "transport": transport,
@@ -81,52 +90,50 @@ def run_latency(
                 "warmup": config.warmup,
                 "duration": config.duration,
             }
-            try:
-                timeout = config.warmup + config.duration + 120
-                reply = workers.command({0: command}, "calls", on_window, timeout)[0]
-                cpu = deployment.cpu()
-                begun = at_window.get("cpu", cpu)
-                spent = {part: cpu[part] - begun[part] for part in cpu}
-                server_cpu = spent["workers"] + spent["redis"]
-                collector = deployment.gc_stats()
-                window = reply["window"]
-                calls = len(reply["latencies"])
+            timeout = config.warmup + config.duration + 120
+            reply = workers.command({0: command}, "calls", on_window, timeout)[0]
+            cpu = deployment.cpu()
+            begun = at_window.get("cpu", cpu)
+            spent = {part: cpu[part] - begun[part] for part in cpu}
+            server_cpu = spent["workers"] + spent["redis"]
+            collector = deployment.gc_stats()
+            window = reply["window"]
+            calls = len(reply["latencies"])
+            result.update(
+                {
+                    "calls": calls,
+                    "calls_per_s": reply["calls_per_s"],
+                    "latency": summary(reply["latencies"]),
+                    "errors": reply["errors"],
+                    "window": window,
+                    "server_cpu_percent": server_cpu / window * 100,
+                    "calls_per_cpu_second": calls / server_cpu if server_cpu else math.nan,
+                    "load_cpu_percent": reply["load_cpu"] / window * 100,
+                    "gc": collector,
+                    "gc_measured": system.gc_hooks,
+                }
+            )
+            if system.redis:
+                commands = commands_between(
+                    at_window.get("commands", {}), deployment.commandstats()
+                )
                 result.update(
                     {
-                        "calls": calls,
-                        "calls_per_s": reply["calls_per_s"],
-                        "latency": summary(reply["latencies"]),
-                        "errors": reply["errors"],
-                        "window": window,
-                        "server_cpu_percent": server_cpu / window * 100,
-                        "calls_per_cpu_second": calls / server_cpu if server_cpu else math.nan,
-                        "load_cpu_percent": reply["load_cpu"] / window * 100,
-                        "gc": collector,
-                        "gc_measured": system.gc_hooks,
+                        "worker_cpu_percent": spent["workers"] / window * 100,
+                        "redis_cpu_percent": spent["redis"] / window * 100,
+                        "redis_commands": commands,
+                        "redis_commands_per_call": sum(commands.values()) / calls
+                        if calls
+                        else math.nan,
                     }
                 )
-                if system.redis:
-                    commands = commands_between(
-                        at_window.get("commands", {}), deployment.commandstats()
-                    )
-                    result.update(
-                        {
-                            "worker_cpu_percent": spent["workers"] / window * 100,
-                            "redis_cpu_percent": spent["redis"] / window * 100,
-                            "redis_commands": commands,
-                            "redis_commands_per_call": sum(commands.values()) / calls
-                            if calls
-                            else math.nan,
-                        }
-                    )
-            except Exception as exc:
-                result["error"] = f"{type(exc).__name__}: {exc}"
-            results.append(result)
-            time.sleep(config.pause_seconds)
-        progress.update(len(levels), len(levels), "done")
-    except Exception as exc:
-        results.append(_row(system, transport) | {"error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        if deployment is not None:
-            deployment.stop()
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if deployment is not None:
+                deployment.stop()
+                deployment = None
+        results.append(result)
+        time.sleep(config.pause_seconds)
+    progress.update(len(levels), len(levels), "done")
     return results
