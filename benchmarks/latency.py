@@ -1,13 +1,14 @@
 """The latency/throughput driver: closed-loop ``tools/call`` echo at several concurrencies.
 
 Each concurrency level of one system and transport, in increasing order, gets a fresh
-server process: the sessions a level leaves behind end while the next one runs (an
-``/sse`` session ``resume_grace`` after its stream closed), and that work would be
-charged to its window. Each level opens its sessions (one POST connection each, as a client
-has), warms up, then measures a window in which every session calls ``echo`` again as
-soon as its previous call is answered. Latency is from sending the POST to having the
-reply (on the SSE stream for ``/sse``, in the POST's answer for ``/mcp``). The server's
-and the load process's CPU over the window show which side was the bottleneck.
+server process, so that each starts as the first does: the sessions a level leaves
+outlive it (an ``/sse`` session by ``resume_grace`` after its stream closed), and a
+later level on the same process would run beside them. Each level opens its sessions
+(one POST connection each, as a client has), warms up, then measures a window in which
+every session calls ``echo`` again as soon as its previous call is answered. Latency is
+from sending the POST to having the reply (on the SSE stream for ``/sse``, in the POST's
+answer for ``/mcp``). The server's and the load process's CPU over the window show which
+side was the bottleneck.
 
 A Redis-backed system (issue 14) is its workers and the redis-server they share (see
 :mod:`.deployment`), fresh for each level like any server: the server's CPU is
@@ -67,9 +68,8 @@ def run_latency(
             result["routing"] = routing
         at_window.clear()
         try:
-            # A fresh server side for each level: the sessions of the level before
-            # outlive it (an /sse session by resume_grace after its stream closes), and
-            # their ending would be charged to this level's window.
+            # A fresh server side for each level, whatever the levels before it left
+            # (an /sse session outlives its stream by resume_grace).
             deployment = Deployment(
                 config,
                 system,
