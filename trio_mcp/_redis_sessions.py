@@ -435,12 +435,12 @@ class MirroredStream(OutboundStream):
         held, self._held = self._held, None
         if not self.closed:
             # The replies leave the pending requests (fenced) before the body goes: a
-            # new owner must not answer them too. Shielded: once that is under way,
-            # the body is the only way the replies reach the client.
+            # new owner must not answer them too. Each held item goes, stored as
+            # nothing, so that the wait below ends whatever they answer. Shielded: once
+            # that is under way, the body is the only way the replies reach the client.
             for item in held:
-                if item.answers:
-                    item.flag = "h"
-                    self._mirror.queue(item)
+                item.flag = "h"
+                self._mirror.queue(item)
             with trio.CancelScope(shield=True):
                 while self.durable < self.log.last_seq and not self.closed:
                     await self._changed.park()
