@@ -43,6 +43,7 @@ SESSIONS = {
     "_redis_worker",
     "_redis_sessions",
     "_redis_takeover",
+    "_redis_guests",
 }
 TOOLS = {"_server", "_tools", "_resources", "_prompts", "_context", "_content", "_input"}
 TRANSPORTS = HTTP | STDIO

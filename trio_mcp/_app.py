@@ -131,6 +131,9 @@ class App(QuartTrio):
             sessions = _shared_sessions(connection, self.settings)
             self.supervisor.shared = sessions
             sessions.adopt = self.supervisor.adopt
+            from ._redis_guests import GuestCalls
+
+            sessions.guests = GuestCalls(sessions, self.supervisor)
             self.redis.sessions = sessions
             from ._redis_http import RemoteSessionsHttp
 

@@ -23,11 +23,14 @@ import trio
 from ._config import Settings
 from ._eventstream import encode_event
 from ._http import Receive, Scope, Send, respond, respond_error, respond_unavailable
-from ._jsonrpc import INVALID_REQUEST, Body, Request
+from ._jsonrpc import INVALID_REQUEST, Body, Message, Request
 from ._protocol import version_at_least
+from ._redis_guests import GuestCalls, runs_as_guest
 from ._redis_sessions import Forwarded, Lookup, RedisSessions, RemoteStream, SharedSession
+from ._session import SessionClosed, SessionOverloaded
 from ._stream import new_stream_key
-from ._streaming import STREAM_HEADERS, answer_plainly, serve_stream
+from ._streaming import STREAM_HEADERS, answer_plainly, serve_replies, serve_stream
+from ._supervisor import NotServing
 from ._task_store import StoreUnavailable
 
 SESSION_HEADER: Final = b"mcp-session-id"
@@ -121,6 +124,14 @@ class RemoteSessionsHttp:
         if refusal is not None:
             await respond_error(send, 400, INVALID_REQUEST, refusal)
             return
+        guests = self.sessions.guests
+        if guests is not None and guests.hosting:
+            request = runs_as_guest(body, sse_ok)
+            if request is not None and not guests.busy(session_id, request.id):
+                await self._run_here(
+                    guests, scope, receive, send, session_id, principal, request, body.size, json_ok
+                )
+                return
         requests = [item for item in body.messages if isinstance(item, Request)]
         if len({request.id for request in requests}) < len(requests):
             await respond_error(
@@ -172,6 +183,65 @@ class RemoteSessionsHttp:
             )
         finally:
             self.sessions.untail(stream, owner=None)
+
+    def owner_took(self, session_id: str, messages: list[Message]) -> None:
+        """A POST the owner takes itself: the client's replies and cancellations in it
+        that concern calls a guest runs go to that guest too."""
+        guests = self.sessions.guests
+        if guests is not None and any(not isinstance(m, Request) for m in messages):
+            guests.route_replies(session_id, messages)
+            guests.route_cancels(session_id, messages)
+
+    async def _run_here(
+        self,
+        guests: GuestCalls,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        session_id: str,
+        principal: str | None,
+        request: Request,
+        size: int,
+        json_ok: bool,
+    ) -> None:
+        """Run the POST's one request here, as a guest of its session (see
+        :mod:`._redis_guests`), and answer it as the owner would."""
+        key = new_stream_key()
+        try:
+            session = await guests.join(session_id, principal, request.id, key)
+        except StoreUnavailable as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after)
+            return
+        except NotServing as exc:
+            await respond_unavailable(send, str(exc), exc.retry_after or 1)
+            return
+        if session is None:
+            await respond_error(send, 404, INVALID_REQUEST, _UNKNOWN)
+            return
+        stream = session.open_request_stream([request.id], carry_notifications=True, key=key)
+        if json_ok:
+            stream.hold()
+        try:
+            await session.deliver([request], size=size, recorded=True)
+        except SessionClosed:
+            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
+            return
+        except SessionOverloaded as exc:
+            await respond_unavailable(send, str(exc), 1)
+            return
+        await serve_replies(
+            session,
+            stream,
+            scope,
+            receive,
+            send,
+            self._settings,
+            json_ok=json_ok,
+            sse_ok=True,
+            batch=False,
+            headers=[(SESSION_HEADER, session_id.encode())],
+            preamble=_priming(self._settings, session.protocol_version, None, 0, key),
+        )
 
     async def _forward(
         self,
@@ -263,7 +333,15 @@ class RemoteSessionsHttp:
                 return
             preamble = b""
         await self._serve(
-            found.session, key, cursor, scope, receive, send, preamble, STREAM_HEADERS
+            found.session,
+            key,
+            cursor,
+            scope,
+            receive,
+            send,
+            preamble,
+            STREAM_HEADERS,
+            runner=found.runner,
         )
 
     async def streamable_delete(self, send: Send, session_id: str, principal: str | None) -> None:
@@ -285,8 +363,14 @@ class RemoteSessionsHttp:
         send: Send,
         preamble: bytes,
         headers: list[tuple[bytes, bytes]],
+        *,
+        runner: str = "",
     ) -> None:
-        stream = self.sessions.tail(session.id, key, cursor, owner=session.owner)
+        """Serve the stream ``key`` from Redis; its writer (the owner, or the guest
+        ``runner`` of the call it answers) is told a client reads it here."""
+        writer = runner or session.owner
+        recorded = not runner
+        stream = self.sessions.tail(session.id, key, cursor, owner=writer, recorded=recorded)
         try:
             await serve_stream(
                 _Owner(session.id),
@@ -301,7 +385,7 @@ class RemoteSessionsHttp:
                 scope=scope,
             )
         finally:
-            self.sessions.untail(stream, owner=session.owner)
+            self.sessions.untail(stream, owner=writer, recorded=recorded)
 
 
 def _replayable(found: Lookup, seq: int) -> bool:

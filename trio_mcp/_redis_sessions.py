@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,6 +70,7 @@ from ._session import SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
 if TYPE_CHECKING:
+    from ._redis_guests import GuestCalls
     from ._session import Session
 
 log = logging.getLogger("trio_mcp")
@@ -124,8 +125,10 @@ return token
 #     it answers ('' none), which leaves the session's pending requests in the same
 #     step. Fenced like 'A', with the same answers.
 # 'F' session id, principal, kind, messages (JSON), request stream key ('' none),
-#     carry notifications (1/0), size, batch (1/0), then the ids (JSON) of the requests:
-#     kept pending until answered (a new owner answers them if this one dies first).
+#     carry notifications (1/0), size, batch (1/0), how many cancelled request ids
+#     follow, those ids (JSON: each also goes to the worker running it as a guest, if
+#     one does), then the ids (JSON) of the requests: kept pending until answered (a
+#     new owner answers them if this one dies first).
 #     -> {0} no such session (for this principal), {-1} its worker is lost, {2, version}
 #     a batch its revision refuses, {1, version, owner, kind, main key} forwarded.
 # 'D' session id, token, then keys of streams the session no longer keeps: they expire
@@ -134,8 +137,17 @@ return token
 # 'R' session id, writer id, stream key ('' gone), worker: a client reading a stream of
 #     the session on another worker, kept for a new owner to know of (for as long as
 #     the session: a client may read for hours). -> 1
-# 'E' session id, token, the owner's sessions set. -> 1
+# 'E' session id, token, the owner's sessions set; the workers running calls of the
+#     session as guests are told it ended. -> 1
 # 'X' a worker's control stream, then field/value pairs. -> 1
+# A guest's calls (see :mod:`._redis_guests`):
+# 'GA' session id, principal, kind, then pairs of request id (JSON) and the key of the
+#      stream its reply goes to: calls run by this worker. -> {0} no such session (for
+#      this principal), {1, owner, version, state}.
+# 'G'  session id, then events as for 'P': a guest's, unfenced (the session must exist).
+#      -> 1, or 0 when the session has ended (only ends of streams are written then).
+# 'GC' session id, then request ids (JSON): cancelled; their guests are told. -> 1
+# 'GX' session id: its copy here ended; forgotten unless a call of it still runs. -> 1
 # What lives as long as its session (its hash, pending requests, readers elsewhere, main
 # stream and the name of it) is let go of when the session ends; what a request opened
 # expires by itself once the session stops renewing it.
@@ -145,6 +157,16 @@ local out = {}
 -- A round carries many operations of one session (a call's accept and the reply of
 -- the one before): its token is read once, a request stream's expiry renewed once.
 local tokens, renewed = {}, {}
+-- Cancellations of calls a guest runs (ARGV[from..to]: their ids) go to its worker too.
+local function tell_guests(sid, from, to)
+  for j = from, to do
+    local runner = redis.call('HGET', prefix .. ':guests:' .. sid, ARGV[j])
+    if runner then
+      redis.call('XADD', prefix .. ':worker:' .. string.match(runner, '^(%S+)') .. ':control',
+                 'MAXLEN', '~', ctl, '*', 'op', 's.gcancel', 'sid', sid, 'id', ARGV[j])
+    end
+  end
+end
 local function token_of(skey)
   local token = tokens[skey]
   if token == nil then
@@ -211,7 +233,9 @@ while i <= #ARGV do
     else
       local rkey = ARGV[a + 4]
       if rkey ~= '' then redis.call('SET', prefix .. ':skey:' .. rkey, sid, 'PX', ttl) end
-      for j = a + 8, last do
+      local cancels = a + 8 + tonumber(ARGV[a + 8])
+      tell_guests(sid, a + 9, cancels)
+      for j = cancels + 1, last do
         redis.call('HSET', pkey, ARGV[j], rkey ~= '' and rkey or s[5])
       end
       redis.call('XADD', prefix .. ':worker:' .. s[1] .. ':control', 'MAXLEN', '~', ctl, '*',
@@ -228,7 +252,17 @@ while i <= #ARGV do
     end
   elseif kind == 'E' then
     if token_of(skey) == ARGV[a + 1] then
-      redis.call('DEL', skey, pkey, prefix .. ':readers:' .. sid)
+      local gkey = prefix .. ':guests:' .. sid
+      local told = {}
+      for _, runner in ipairs(redis.call('HVALS', gkey)) do
+        local w = string.match(runner, '^(%S+)')
+        if not told[w] then
+          told[w] = true
+          redis.call('XADD', prefix .. ':worker:' .. w .. ':control', 'MAXLEN', '~', ctl, '*',
+                     'op', 's.gend', 'sid', sid)
+        end
+      end
+      redis.call('DEL', skey, pkey, prefix .. ':readers:' .. sid, gkey)
       tokens[skey] = false
     end
     redis.call('SREM', ARGV[a + 2], sid)
@@ -244,6 +278,48 @@ while i <= #ARGV do
     local fields = {}
     for j = a + 1, last do fields[#fields + 1] = ARGV[j] end
     redis.call('XADD', ARGV[a], 'MAXLEN', '~', ctl, '*', unpack(fields))
+  elseif kind == 'GA' then
+    local s = redis.call('HMGET', skey, 'owner', 'principal', 'kind', 'v', 'state')
+    if not s[1] or s[2] ~= ARGV[a + 1] or s[3] ~= ARGV[a + 2] then
+      answer = {0}
+    else
+      for j = a + 3, last, 2 do
+        redis.call('HSET', prefix .. ':guests:' .. sid, ARGV[j], me .. ' ' .. ARGV[j + 1])
+        redis.call('SET', prefix .. ':skey:' .. ARGV[j + 1], sid, 'PX', ttl)
+        redis.call('SET', prefix .. ':grun:' .. ARGV[j + 1], me, 'PX', ttl)
+      end
+      redis.call('SADD', prefix .. ':worker:' .. me .. ':guested', sid)
+      answer = {1, s[1], s[4] or '', s[5] or ''}
+    end
+  elseif kind == 'G' then
+    answer = redis.call('EXISTS', skey)
+    for j = a + 1, last, 5 do
+      if ARGV[j + 4] ~= '' then redis.call('HDEL', prefix .. ':guests:' .. sid, ARGV[j + 4]) end
+      local flag = ARGV[j + 3]
+      local key = prefix .. ':stream:' .. ARGV[j]
+      if flag == 'e' then
+        redis.pcall('XADD', key, '1-0', 'e', '1')
+        if answer == 0 then redis.call('PEXPIRE', key, dropped) end
+      elseif flag ~= 'x' and flag ~= 'h' and answer == 1 then
+        redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
+                    'd', ARGV[j + 2], 'r', flag)
+        if not renewed[key] then
+          renewed[key] = true
+          redis.call('PEXPIRE', key, ttl)
+          redis.call('SET', prefix .. ':skey:' .. ARGV[j], sid, 'PX', ttl)
+          redis.call('SET', prefix .. ':grun:' .. ARGV[j], me, 'PX', ttl)
+        end
+      end
+    end
+  elseif kind == 'GC' then
+    tell_guests(sid, a + 1, last)
+  elseif kind == 'GX' then
+    -- A guest's copy of the session ended here: forgotten unless it still runs a call.
+    local mine = false
+    for _, runner in ipairs(redis.call('HVALS', prefix .. ':guests:' .. sid)) do
+      if string.match(runner, '^(%S+)') == me then mine = true end
+    end
+    if not mine then redis.call('SREM', prefix .. ':worker:' .. me .. ':guested', sid) end
   end
   out[#out + 1] = answer
   i = last + 1
@@ -287,7 +363,8 @@ return out
 # ARGV: prefix, session id ('' to find it by the stream key), stream key ('' none),
 # principal, this worker's id (alive to itself).
 # -> {0}, or {1, session id, owner, kind, main key, version, first seq, last seq,
-#    owner alive (1/0)} (the stream's first and last event ids, '' for none).
+#    owner alive (1/0), the worker running the stream's call as a guest ('' none)}
+#    (the stream's first and last event ids, '' for none).
 _LOOKUP = """
 local sid = ARGV[2]
 if ARGV[3] ~= '' then
@@ -305,7 +382,8 @@ local f = first[1] and first[1][1] or ''
 local l = last[1] and last[1][1] or ''
 local alive = 1
 if s[1] ~= ARGV[5] then alive = redis.call('EXISTS', ARGV[1] .. ':worker:' .. s[1] .. ':alive') end
-return {1, sid, s[1], s[3], s[4], s[5] or '', f, l, alive}
+local runner = ARGV[3] ~= '' and redis.call('GET', ARGV[1] .. ':grun:' .. ARGV[3]) or ''
+return {1, sid, s[1], s[3], s[4], s[5] or '', f, l, alive, runner}
 """
 
 
@@ -328,6 +406,8 @@ class Lookup:
     last: int
     #: Whether the owner's heartbeat still runs.
     alive: bool = True
+    #: The worker running the stream's call as a guest ('' none: the owner writes it).
+    runner: str = ""
 
 
 class Forwarded(Exception):
@@ -342,6 +422,18 @@ def _seq(entry_id: str) -> int:
     # Events are 0-{seq}; the end marker is 1-0.
     major, _, minor = entry_id.partition("-")
     return int(minor) if major == "0" else -1
+
+
+def cancelled_ids(messages: Sequence[Message]) -> list[str]:
+    """The requests (their ids as JSON) the client cancels in these messages."""
+    return [
+        json.dumps(message.params["requestId"])
+        for message in messages
+        if isinstance(message, Notification)
+        and message.method == "notifications/cancelled"
+        and isinstance(message.params, dict)
+        and isinstance(message.params.get("requestId"), str | int)
+    ]
 
 
 def encode_message(message: Message) -> Any:
@@ -379,6 +471,7 @@ class MirroredStream(OutboundStream):
     __slots__ = (
         "_dropped",
         "_ended",
+        "_guest",
         "_held",
         "_mirror",
         "_session_id",
@@ -386,10 +479,14 @@ class MirroredStream(OutboundStream):
         "remote_readers",
     )
 
-    def __init__(self, mirror: RedisSessions, session_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, mirror: RedisSessions, session_id: str, *, guest: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._mirror = mirror
         self._session_id = session_id
+        #: A stream of a guest's call (see :mod:`._redis_guests`): appended unfenced.
+        self._guest = guest
         self._ended = False
         self._dropped = False
         #: The newest event known to be in Redis.
@@ -423,7 +520,11 @@ class MirroredStream(OutboundStream):
                 answered = None
             answers = "" if answered is None else json.dumps(answered)
         flag = "r" if response else "n"
-        self._queue(_Outgoing(self._session_id, self.key, self.log.last_seq, data, flag, answers))
+        self._queue(
+            _Outgoing(
+                self._session_id, self.key, self.log.last_seq, data, flag, answers, self._guest
+            )
+        )
 
     async def plain_responses(self) -> list[Event] | None:
         if self._held is None:
@@ -463,7 +564,7 @@ class MirroredStream(OutboundStream):
     def _end(self) -> None:
         if not self._ended:
             self._ended = True
-            self._queue(_Outgoing(self._session_id, self.key, 0, "", "e"))
+            self._queue(_Outgoing(self._session_id, self.key, 0, "", "e", guest=self._guest))
 
     def made_durable(self, seq: int) -> None:
         self.durable = max(self.durable, seq)
@@ -573,6 +674,8 @@ class _Outgoing:
     data: str
     flag: str
     answers: str = ""
+    #: Of a guest's call: goes in a 'G' operation, not the owner's 'P'.
+    guest: bool = False
 
 
 class _Waited:
@@ -652,8 +755,15 @@ class RedisSessions:
         self.adopt: Callable[[Taken, list[tuple[str, dict[str, str]]]], Awaitable[None]] | None = (
             None
         )
+        #: Set by the app: the calls of other workers' sessions run here.
+        self.guests: GuestCalls | None = None
 
     # -- keys ---------------------------------------------------------------------------
+
+    @property
+    def ttl_ms(self) -> int:
+        """How long a request's stream is kept after its last event, in milliseconds."""
+        return self._ttl_ms
 
     def session_key(self, session_id: str) -> str:
         return self.connection.key("session", session_id)
@@ -721,7 +831,7 @@ class RedisSessions:
         operation: list[Any] = ["A", session.id, token, session.main.key]
         for request_id, key in requests:
             operation += [json.dumps(request_id), key]
-        kept = await self._submit(operation)
+        kept = await self.submit(operation)
         if kept == -1:
             from ._task_store import StoreUnavailable
 
@@ -733,7 +843,7 @@ class RedisSessions:
             return False
         return True
 
-    async def _submit(self, operation: list[Any]) -> Any:
+    async def submit(self, operation: list[Any]) -> Any:
         if not self._publishing:
             from ._task_store import StoreUnavailable
 
@@ -909,12 +1019,15 @@ class RedisSessions:
         from ._task_store import StoreUnavailable
 
         appends: dict[str, list[_Outgoing]] = {}
+        guest_appends: dict[str, list[_Outgoing]] = {}
         waiters: list[_Waited] = []
         others: list[tuple[str, dict[str, str]]] = []
         nudge = False
         for item in batch:
             if isinstance(item, _Outgoing):
-                appends.setdefault(item.session_id, []).append(item)
+                (guest_appends if item.guest else appends).setdefault(item.session_id, []).append(
+                    item
+                )
             elif isinstance(item, _Waited):
                 waiters.append(item)
             elif isinstance(item, tuple):
@@ -935,6 +1048,12 @@ class RedisSessions:
                 operations.append(operation)
                 outcomes.append(partial(self._appended, session_id, operation, marks))
                 done += items
+        if guest_appends:
+            assert self.guests is not None
+            for session_id, items in guest_appends.items():
+                operations.append(self.guests.append_operation(session_id, items))
+                outcomes.append(partial(self.guests.appended, session_id))
+                done += items
         reregister: list[str] = []
         for worker, fields in others:
             if worker == "end":
@@ -954,6 +1073,12 @@ class RedisSessions:
                 outcomes.append(_ignore)
             elif worker == "reg":
                 reregister.append(fields["sid"])
+            elif worker == "guest-gone":
+                operations.append(["GX", fields["sid"]])
+                outcomes.append(_ignore)
+            elif worker == "guest-cancel":
+                operations.append(["GC", fields["sid"], *json.loads(fields["ids"])])
+                outcomes.append(_ignore)
             else:
                 control = self.connection.worker_key(worker, "control")
                 operations.append(["X", control, *(x for pair in fields.items() for x in pair)])
@@ -988,7 +1113,7 @@ class RedisSessions:
             if session is not None and not session.closed:
                 await self._reregister(session)
         for item in done:
-            session = self.local.get(item.session_id)
+            session = self._session_of(item.session_id, guest=item.guest)
             stream = session.find_stream(item.key) if session is not None else None
             if isinstance(stream, MirroredStream) and item.flag in ("r", "n", "h"):
                 stream.made_durable(item.seq)
@@ -1051,6 +1176,11 @@ class RedisSessions:
             log.warning("session %s was taken from this worker; ending it here", session_id[:8])
             session.close()
 
+    def _session_of(self, session_id: str, *, guest: bool) -> Session | None:
+        if guest:
+            return self.guests.sessions.get(session_id) if self.guests is not None else None
+        return self.local.get(session_id)
+
     def _ended(self, session_id: str, answer: Any) -> None:
         self._tokens.pop(session_id, None)
         self._versions.pop(session_id, None)
@@ -1088,7 +1218,13 @@ class RedisSessions:
         may resume a forwarded POST's stream before the owner has opened it, and its
         ``s.attach`` must find the stream the ``s.deliver`` before it opens."""
         op = fields.get("op")
-        if op in ("s.deliver", "s.end", "s.attach", "s.detach"):
+        if op == "s.touch":
+            # A guest ran a call of the session: it is in use, though not here.
+            session = self.local.get(fields["sid"])
+            if session is not None:
+                session.touch()
+            return
+        if op in ("s.deliver", "s.end", "s.attach", "s.detach", "s.gcancel", "s.gresp", "s.gend"):
             try:
                 self._deliveries_send.send_nowait(fields)
             except trio.WouldBlock:
@@ -1098,9 +1234,17 @@ class RedisSessions:
             if remote is not None:
                 remote.close()
 
+    def _stream_of(self, session_id: str, key: str) -> tuple[Session | None, OutboundStream | None]:
+        """The session's stream ``key`` here: of the session, or of a guest's call."""
+        for guest in (False, True):
+            session = self._session_of(session_id, guest=guest)
+            stream = session.find_stream(key) if session is not None else None
+            if stream is not None:
+                return session, stream
+        return self.local.get(session_id), None
+
     async def _attach(self, fields: dict[str, str]) -> None:
-        session = self.local.get(fields["sid"])
-        stream = session.find_stream(fields["k"]) if session is not None else None
+        session, stream = self._stream_of(fields["sid"], fields["k"])
         if session is None or not isinstance(stream, MirroredStream):
             await self._end_orphan(fields["sid"], fields["k"])
             return
@@ -1110,8 +1254,7 @@ class RedisSessions:
         session.touch()
 
     def _detach(self, fields: dict[str, str]) -> None:
-        session = self.local.get(fields["sid"])
-        stream = session.find_stream(fields["k"]) if session is not None else None
+        session, stream = self._stream_of(fields["sid"], fields["k"])
         if session is not None and isinstance(stream, MirroredStream):
             stream.remote_readers = max(0, stream.remote_readers - 1)
             writer = stream._writer
@@ -1129,6 +1272,10 @@ class RedisSessions:
                 continue
             if fields["op"] == "s.detach":
                 self._detach(fields)
+                continue
+            if fields["op"].startswith("s.g"):
+                if self.guests is not None:
+                    await self.guests.on_control(fields)
                 continue
             session = self.local.get(fields["sid"])
             key = fields.get("k", "")
@@ -1194,7 +1341,10 @@ class RedisSessions:
         payload = [encode_message(m) for m in messages]
         data = json.dumps(payload if batch else payload[0])
         pending = [json.dumps(m.id) for m in messages if isinstance(m, Request)]
-        answer = await self._submit(
+        cancels = cancelled_ids(messages)
+        if self.guests is not None:
+            self.guests.route_replies(session_id, messages)
+        answer = await self.submit(
             [
                 "F",
                 session_id,
@@ -1205,6 +1355,8 @@ class RedisSessions:
                 "1" if carry_notifications else "0",
                 size,
                 "1" if batch else "0",
+                len(cancels),
+                *cancels,
                 *pending,
             ]
         )
@@ -1247,6 +1399,7 @@ class RedisSessions:
         if int(answer[0]) == 0:
             return None
         sid, owner, kind, main, version, first, last = (str(x) for x in answer[1:8])
+        runner = str(answer[9]) if len(answer) > 9 else ""
         if int(answer[8]) == 0 and retry:
             # Taken here or by another worker: what the lost owner left (and the
             # errors for what it had not answered) is in Redis, served from there
@@ -1258,12 +1411,23 @@ class RedisSessions:
             max(0, _seq(first)) if first else 0,
             max(0, _seq(last)) if last else 0,
             int(answer[8]) == 1,
+            runner,
         )
 
-    def tail(self, session_id: str, key: str, cursor: int, *, owner: str | None) -> RemoteStream:
+    def tail(
+        self,
+        session_id: str,
+        key: str,
+        cursor: int,
+        *,
+        owner: str | None,
+        recorded: bool = True,
+    ) -> RemoteStream:
         """Read the stream ``key`` of another worker's session from ``cursor`` on. The
-        ``owner`` is told a writer is attached here; None for a forwarded POST's own
-        stream, which its owner counts as read elsewhere when it opens it."""
+        ``owner`` (the worker writing the stream) is told a writer is attached here;
+        None for a forwarded POST's own stream, which its owner counts as read
+        elsewhere when it opens it. ``recorded``: kept in Redis for a new owner too
+        (not for a guest's call, which no new owner takes)."""
         stream = RemoteStream(
             key,
             session_id,
@@ -1283,13 +1447,14 @@ class RedisSessions:
                 "from": self.connection.worker,
             }
             self.send_later(owner, attach)
-            # Also kept in Redis: if the owner dies, the next one attaches it (adopt).
-            self._outgoing.append(("reader", attach))
+            if recorded:
+                # Also kept in Redis: if the owner dies, the next one attaches it (adopt).
+                self._outgoing.append(("reader", attach))
         self._outgoing.append("nudge")
         self._wake()
         return stream
 
-    def untail(self, stream: RemoteStream, *, owner: str | None) -> None:
+    def untail(self, stream: RemoteStream, *, owner: str | None, recorded: bool = True) -> None:
         if self.tails.get(stream.redis_key) is stream:
             del self.tails[stream.redis_key]
         self._by_writer.pop(stream.writer_id, None)
@@ -1298,7 +1463,8 @@ class RedisSessions:
             detach = {"op": "s.detach", "sid": stream.session_id, "k": stream.key}
             detach["w"] = stream.writer_id
             self.send_later(owner, detach)
-            self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
+            if recorded:
+                self._outgoing.append(("reader", {**detach, "k": "", "from": ""}))
 
     def cursors(self) -> dict[str, str]:
         return {key: stream.cursor for key, stream in self.tails.items()}

@@ -246,6 +246,8 @@ class RedisWorker:
         redis = self.connection
         if self.sessions is not None:
             await self.sessions.take_over_all(worker)
+            if self.sessions.guests is not None:
+                await self.sessions.guests.sweep(worker)
         tasks_key = redis.worker_key(worker, "tasks")
         task_ids = await redis.call(lambda: redis.client.smembers(tasks_key))
         for task_id in task_ids:

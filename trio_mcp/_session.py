@@ -130,6 +130,7 @@ class Session:
     __slots__ = (
         "__weakref__",
         "_handlers",
+        "_hears_server",
         "_last_activity",
         "_liveness",
         "_log_level",
@@ -138,6 +139,7 @@ class Session:
         "_nursery",
         "_on_idle",
         "_ready",
+        "_request_id_prefix",
         "_routes",
         "_server",
         "_settings",
@@ -163,6 +165,8 @@ class Session:
         *,
         on_idle: IdleHook | None = None,
         mirror: StreamMirror | None = None,
+        request_id_prefix: str | None = None,
+        hears_server: bool = True,
     ) -> None:
         self.id = session_id
         #: Where its streams' events are also kept (Redis, to share the session), if
@@ -201,6 +205,12 @@ class Session:
         # Woken by every touch (a parking lot: it need not be replaced after each one).
         self._liveness = trio.lowlevel.ParkingLot()
         self._on_idle = on_idle
+        #: Ids of server-to-client requests are ``{prefix}{n}`` when their replies must
+        #: find this worker among several (a guest's calls); plain numbers otherwise.
+        self._request_id_prefix = request_id_prefix
+        #: Whether the server's list changes and resource updates reach this session's
+        #: main stream; a guest's copy of a session leaves them to its owner.
+        self._hears_server = hears_server
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         if self._mirror is not None:
@@ -226,15 +236,18 @@ class Session:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._server.subscribe_changes(self._server_event)
+                if self._hears_server:
+                    self._server.subscribe_changes(self._server_event)
                 task_status.started()
                 await self._live()
-                nursery.cancel_scope.cancel()
+                # Ended from now on: nothing new may start while the nursery winds down.
+                self.close()
         finally:
             # Synchronous, so it runs even under cancellation: writers see their streams
             # close and finish their responses.
             self.closed = True
-            self._server.unsubscribe_changes(self._server_event)
+            if self._hears_server:
+                self._server.unsubscribe_changes(self._server_event)
             for stream in self.streams.values():
                 stream.close()
 
@@ -629,7 +642,9 @@ class Session:
         :class:`trio.TooSlowError` is raised; on an error reply, :class:`ClientError`.
         """
         self._next_request_id += 1
-        request_id = self._next_request_id
+        request_id: RequestId = self._next_request_id
+        if self._request_id_prefix is not None:
+            request_id = f"{self._request_id_prefix}{request_id}"
         waiter = _Waiter()
         self._waiters[request_id] = waiter
         deadline = self._settings.client_request_timeout if timeout is None else timeout

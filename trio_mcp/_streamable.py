@@ -20,10 +20,7 @@ This module maps HTTP to session calls and session failures to statuses, like
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Final
-
-import trio
 
 from ._auth import PRINCIPAL_KEY
 from ._config import Settings
@@ -45,7 +42,7 @@ from ._session import Session, SessionClosed, SessionOverloaded
 from ._stateless import is_stateless_version, routes_statelessly
 from ._stateless_http import StatelessHttpTransport
 from ._stream import OutboundStream, StreamBusy, StreamGap
-from ._streaming import STREAM_HEADERS, answer_plainly, parse_event_id, serve_stream
+from ._streaming import parse_event_id, serve_replies, serve_stream
 from ._supervisor import NotServing, SessionSupervisor
 
 if TYPE_CHECKING:
@@ -216,6 +213,8 @@ class StreamableHttpTransport:
         )
         if stream is not None and json_ok:
             stream.hold()
+        if self.remote is not None:
+            self.remote.owner_took(session.id, body.messages)
         try:
             await session.deliver(body.messages, size=body.size)
         except SessionClosed:
@@ -232,35 +231,18 @@ class StreamableHttpTransport:
             # initialize was refused: no session was established, so none is kept.
             self._supervisor.end(session)
             session_header = []
-        if json_ok:
-            # A client that leaves meanwhile is not watched for: the handlers go on either
-            # way, and this task ends with them (or with the session). A client that also
-            # takes event streams waits only so long for one JSON body: a slower answer
-            # comes as a stream, which heartbeats keep alive through proxies and which
-            # the client can resume if its connection drops.
-            wait = self._settings.json_reply_wait if sse_ok else math.inf
-            responses = None
-            with trio.move_on_after(wait):
-                responses = await stream.plain_responses()
-            # Sent outside the wait's scope: its deadline must not cut a body half sent,
-            # after which the event stream below could not start.
-            if responses is not None:
-                # Answered without event ids, the stream cannot be resumed: let it go.
-                session.forget_stream(stream)
-                await answer_plainly(send, stream, responses, body.is_batch, session_header)
-                return
-            stream.stop_holding()
-        await serve_stream(
+        await serve_replies(
             session,
             stream,
+            scope,
             receive,
             send,
             self._settings,
-            cursor=0,
+            json_ok=json_ok,
+            sse_ok=sse_ok,
+            batch=body.is_batch,
+            headers=session_header,
             preamble=self._priming(session, stream, 0),
-            headers=STREAM_HEADERS + session_header,
-            take_over=False,
-            scope=scope,
         )
 
     def _priming(self, session: Session, stream: OutboundStream, cursor: int) -> bytes:
@@ -332,6 +314,13 @@ class StreamableHttpTransport:
     ) -> None:
         parsed = parse_event_id(last_event_id)
         stream = session.find_stream(parsed[0]) if parsed is not None else None
+        if parsed is not None and stream is None and self.remote is not None:
+            # A call of this session another worker ran as a guest: its stream is in
+            # Redis, written by that worker.
+            await self.remote.streamable_get(
+                scope, receive, send, session.id, scope.get(PRINCIPAL_KEY), parsed
+            )
+            return
         if parsed is None or stream is None:
             await respond_error(
                 send, 400, INVALID_REQUEST, "Last-Event-ID names no stream of this session"

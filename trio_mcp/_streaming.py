@@ -11,6 +11,7 @@ a newer connection takes the stream over; none of these cancels the session's ha
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Final, Protocol
 
 import trio
@@ -303,3 +304,59 @@ async def answer_plainly(
     datas = [event.data for event in responses]
     payload = "[" + ",".join(datas) + "]" if batch else datas[0]
     await respond(send, 200, payload.encode(), content_type=b"application/json", headers=headers)
+
+
+class RepliesOwner(StreamOwner, Protocol):
+    """A session whose POST's replies are served: it lets go of a stream answered as
+    one JSON body (its client has no event id to resume it with)."""
+
+    def forget_stream(self, stream: OutboundStream) -> None: ...
+
+
+async def serve_replies(
+    session: RepliesOwner,
+    stream: OutboundStream,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    settings: Settings,
+    *,
+    json_ok: bool,
+    sse_ok: bool,
+    batch: bool,
+    headers: list[tuple[bytes, bytes]],
+    preamble: bytes,
+) -> None:
+    """Answer a Streamable HTTP POST with its requests' replies: one JSON body when the
+    client takes one and the replies come soon enough (``json_reply_wait``, unbounded
+    for a client that takes no event stream), else the stream (``stream`` was held
+    until this decided: see ``OutboundStream.hold``).
+
+    A client that leaves meanwhile is not watched for: the handlers go on either way,
+    and this ends with them (or with the session). A slower answer comes as a stream,
+    which heartbeats keep alive through proxies and which the client can resume if its
+    connection drops."""
+    if json_ok:
+        wait = settings.json_reply_wait if sse_ok else math.inf
+        responses = None
+        with trio.move_on_after(wait):
+            responses = await stream.plain_responses()
+        # Sent outside the wait's scope: its deadline must not cut a body half sent,
+        # after which the event stream below could not start.
+        if responses is not None:
+            session.forget_stream(stream)
+            await answer_plainly(send, stream, responses, batch, headers)
+            return
+        stream.stop_holding()
+    await serve_stream(
+        session,
+        stream,
+        receive,
+        send,
+        settings,
+        cursor=0,
+        preamble=preamble,
+        headers=STREAM_HEADERS + headers,
+        take_over=False,
+        scope=scope,
+    )

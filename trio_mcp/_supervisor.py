@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
+import attrs
 import trio
 
 from ._config import Settings
@@ -26,7 +29,7 @@ from ._heartbeat import heartbeats, stall_watch
 from ._pacing import departures
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
-from ._session import Session, TransportKind
+from ._session import Session, StreamMirror, TransportKind
 from ._task_store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -87,6 +90,15 @@ class SessionSupervisor:
     @property
     def running(self) -> bool:
         return self._nursery is not None
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new sessions and calls are taken (running, and not draining)."""
+        return self._nursery is not None and self._closing is None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def close(self) -> None:
         if self._nursery is not None:
@@ -160,6 +172,37 @@ class SessionSupervisor:
         await self._nursery.start(self._own, session)
         self.shared.local[session.id] = session
 
+    async def host_guest(
+        self,
+        session_id: str,
+        principal: str | None,
+        mirror: StreamMirror,
+        *,
+        request_id_prefix: str,
+        idle_timeout: float,
+        on_end: Callable[[Session], None],
+    ) -> Session:
+        """Start here a copy of another worker's Streamable HTTP session, to run calls
+        whose POSTs reached this worker (see :mod:`._redis_guests`). It is not listed
+        (this worker's transports still find the session elsewhere), counts towards no
+        limit of sessions, and ends after ``idle_timeout`` without a call; ``on_end`` is
+        told when it has. A drain waits for its calls like any session's. Raises
+        NotServing once the supervisor is stopping."""
+        if self._nursery is None or self._closing is not None:
+            raise NotServing(self._closing or "trio-mcp's session supervisor is not running")
+        session = Session(
+            session_id,
+            self._server,
+            attrs.evolve(self._settings, session_idle_timeout=idle_timeout),
+            "streamable",
+            principal,
+            mirror=mirror,
+            request_id_prefix=request_id_prefix,
+            hears_server=False,
+        )
+        await self._nursery.start(partial(self._own, session, listed=False, on_end=on_end))
+        return session
+
     def _note_idle(self, session: Session, since: float | None) -> None:
         self._idle.pop(session, None)
         if since is not None and not session.closed:
@@ -200,8 +243,16 @@ class SessionSupervisor:
             return 0.0
         return None
 
-    async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
-        self.store.add(session)
+    async def _own(
+        self,
+        session: Session,
+        *,
+        listed: bool = True,
+        on_end: Callable[[Session], None] | None = None,
+        task_status: trio.TaskStatus[None],
+    ) -> None:
+        if listed:
+            self.store.add(session)
         self._local.add(session)
         try:
             await session.run(task_status=task_status)
@@ -212,9 +263,12 @@ class SessionSupervisor:
         finally:
             self._local.discard(session)
             self._idle.pop(session, None)
-            self.store.remove(session.id)
-            if self.shared is not None:
-                self.shared.forget(session)
+            if listed:
+                self.store.remove(session.id)
+                if self.shared is not None:
+                    self.shared.forget(session)
+            if on_end is not None:
+                on_end(session)
             self._local_changed.set()
 
     def get(self, session_id: str, principal: str | None) -> Session | None:

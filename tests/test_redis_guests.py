@@ -1,0 +1,461 @@
+"""Calls run as guests: a Streamable HTTP call POSTed to a worker that does not own its
+session runs there, on a copy of the session, with a real redis-server between two
+apps on two loopback ports (trio_mcp/_redis_guests.py). What its client sees is what
+the owner would have sent; what the owner would have done for it (cancelling it, ending
+it with the session, answering it when its worker is lost) still happens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from redispeer import RedisPeer
+from sseclient import Event
+from streamclient import McpClient, open_client
+
+import trio_mcp
+from trio_mcp._jsonrpc import parse_body
+from trio_mcp._redis_client import RedisConnection
+from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, runner_of, runs_as_guest
+from trio_mcp._redis_takeover import LOST_CODE
+
+Serve = Callable[[Any], Any]
+#: Bound on every wait for something the other worker does (through Redis).
+WAIT = 10.0
+
+
+def make_server(started: list[str]) -> trio_mcp.Server:
+    server = trio_mcp.Server("guests", "1")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        return text
+
+    @server.tool()
+    async def steps(count: int, ctx: trio_mcp.Context) -> str:
+        for step in range(count):
+            await ctx.report_progress(step, count)
+        return f"{count} steps"
+
+    @server.tool()
+    async def wait_for(seconds: float) -> str:
+        started.append("wait_for")
+        await trio.sleep(seconds)
+        return "waited"
+
+    @server.tool()
+    async def ask(ctx: trio_mcp.Context) -> str:
+        answer = await ctx.sample("which colour?", max_tokens=5)
+        return str(answer["content"]["text"])
+
+    @server.tool()
+    async def note(ctx: trio_mcp.Context) -> str:
+        await ctx.info("a note")
+        return "noted"
+
+    return server
+
+
+@asynccontextmanager
+async def two_workers(
+    serve_app: Serve, redis: RedisPeer, **changes: Any
+) -> AsyncIterator[tuple[list[str], list[trio_mcp.App], list[list[str]]]]:
+    """Two workers on one Redis; the third item lists the tools started on each."""
+    async with AsyncExitStack() as stack:
+        urls, apps, started = [], [], []
+        for _ in range(2):
+            log: list[str] = []
+            settings = trio_mcp.Settings(redis_url=redis.url, redis_worker_timeout=1.0, **changes)
+            app = make_server(log).asgi_app(settings)
+            urls.append(await stack.enter_async_context(serve_app(app)))
+            apps.append(app)
+            started.append(log)
+        yield urls, apps, started
+
+
+@asynccontextmanager
+async def session_on(url: str) -> AsyncIterator[McpClient]:
+    async with open_client(url) as client:
+        await client.initialize()
+        yield client
+
+
+def on(client: McpClient, base: str) -> McpClient:
+    """The same session, addressed through another worker."""
+    other = McpClient(client.http, base + "/mcp")
+    other.session_id, other.version = client.session_id, client.version
+    other._next_id = client._next_id + 100
+    return other
+
+
+def guests(app: trio_mcp.App) -> GuestCalls:
+    shared = app.supervisor.shared
+    assert shared is not None and shared.guests is not None
+    return shared.guests
+
+
+async def post(client: McpClient, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A request answered as one JSON body by a client that also takes streams."""
+    response = await client.post(client.request(method, params))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return client.check(response.json())
+
+
+async def all_data(events: AsyncIterator[Event]) -> list[Event]:
+    """The events that carry a message, until the stream ends."""
+    with trio.fail_after(WAIT):
+        return [event async for event in events if event.data]
+
+
+async def next_data(events: AsyncIterator[Event]) -> dict[str, Any]:
+    """The next message on the stream."""
+    with trio.fail_after(WAIT):
+        async for event in events:
+            if event.data:
+                return dict(event.json())
+    raise AssertionError("the stream ended")
+
+
+async def forwarded(redis: RedisPeer, owner_app: trio_mcp.App) -> int:
+    """POSTs the owner's control stream got from other workers."""
+    connection = RedisConnection(redis.url, "trio-mcp")
+    async with connection.client:
+        shared = owner_app.supervisor.shared
+        assert shared is not None
+        control = connection.worker_key(shared.connection.worker, "control")
+        entries = await connection.call(lambda: connection.client.xrange(control, "-", "+"))
+    return sum(1 for e in entries if e.field_values.get("op") == "s.deliver")
+
+
+async def running(started: list[str], count: int = 1) -> None:
+    with trio.fail_after(WAIT):
+        while len(started) < count:
+            await trio.sleep(0.01)
+
+
+# -- which POSTs a guest runs (no socket) ----------------------------------------------
+
+
+def body(payload: Any) -> Any:
+    return parse_body(json.dumps(payload).encode())
+
+
+def request(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+@pytest.mark.parametrize("method", sorted(GUEST_METHODS))
+def test_a_lone_request_that_changes_nothing_of_its_session_runs_as_a_guest(method: str) -> None:
+    assert runs_as_guest(body(request(method, {})), sse_ok=True) is not None
+
+
+@pytest.mark.parametrize(
+    "method", ["initialize", "logging/setLevel", "resources/subscribe", "tasks/get"]
+)
+def test_a_request_that_changes_or_reads_what_the_owner_keeps_goes_to_the_owner(
+    method: str,
+) -> None:
+    assert runs_as_guest(body(request(method, {})), sse_ok=True) is None
+
+
+def test_a_call_made_a_task_goes_to_the_owner() -> None:
+    call = request("tools/call", {"name": "echo", "arguments": {}, "task": {"ttl": 1000}})
+    assert runs_as_guest(body(call), sse_ok=True) is None
+
+
+def test_a_client_that_takes_no_event_stream_has_its_call_forwarded() -> None:
+    assert runs_as_guest(body(request("tools/call", {"name": "echo"})), sse_ok=False) is None
+
+
+def test_a_batch_and_a_notification_go_to_the_owner() -> None:
+    assert runs_as_guest(body([request("ping")]), sse_ok=True) is None
+    notification = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {}}
+    assert runs_as_guest(body(notification), sse_ok=True) is None
+
+
+def test_a_guests_request_ids_name_its_worker() -> None:
+    assert runner_of("guest:host-12-ab12/7") == "host-12-ab12"
+    assert runner_of("guest:a/b/3") == "a/b"
+    for other in (7, "7", "guest:", "guest:w/", "guest:/3", "guest:w/x", None):
+        assert runner_of(other) is None
+
+
+# -- a guest's call, over real HTTP ----------------------------------------------------
+
+
+async def test_a_call_posted_to_another_worker_runs_there_not_on_the_owner(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (app_a, app_b), (on_a, on_b)),
+        session_on(a) as client,
+    ):
+        reply = await post(
+            on(client, b), "tools/call", {"name": "wait_for", "arguments": {"seconds": 0}}
+        )
+        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
+        assert (on_a, on_b) == ([], ["wait_for"])
+        assert guests(app_b).calls == 1
+        assert await forwarded(redis, app_a) == 0
+        assert len(app_b.supervisor.store) == 0
+
+
+async def test_a_json_only_client_s_call_on_another_worker_is_forwarded_to_the_owner(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (app_a, app_b), (on_a, on_b)),
+        session_on(a) as client,
+    ):
+        reply = await on(client, b).call(
+            "tools/call", {"name": "wait_for", "arguments": {"seconds": 0}}
+        )
+        assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
+        assert (on_a, on_b) == (["wait_for"], [])
+        assert await forwarded(redis, app_a) == 1
+        assert guests(app_b).calls == 0
+
+
+async def test_a_guests_call_streams_its_progress_then_its_reply_with_resumable_ids(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request(
+            "tools/call",
+            {"name": "steps", "arguments": {"count": 3}, "_meta": {"progressToken": "p"}},
+        )
+        async with there.post_stream(call) as (response, events):
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            assert response.headers["mcp-session-id"] == client.session_id
+            got = [(e.id, there.check(e.json())) for e in await all_data(events)]
+        assert [m.get("method") for _, m in got] == ["notifications/progress"] * 3 + [None]
+        assert got[-1][1]["result"]["content"] == [{"type": "text", "text": "3 steps"}]
+        # Resumed on the owner from the first event: the rest, from Redis.
+        first_id = got[0][0]
+        assert first_id is not None
+        async with client.get_stream(last_event_id=first_id) as (response, events):
+            assert response.status_code == 200
+            replayed = [e.json() for e in await all_data(events)]
+        assert replayed == [m for _, m in got[1:]]
+        assert guests(app_b).calls == 1
+
+
+async def test_a_guests_call_dropped_midway_resumes_on_the_owner_with_its_reply(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 0.5}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            with trio.fail_after(WAIT):
+                priming = await events.__anext__()
+        assert priming.id and not priming.data
+        await running(on_b)
+        async with client.get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            replies = [e.json() for e in await all_data(events)]
+        assert [r["id"] for r in replies] == [call["id"]]
+        assert replies[0]["result"]["content"] == [{"type": "text", "text": "waited"}]
+
+
+async def test_a_guests_request_to_the_client_is_answered_through_the_owner(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "ask", "arguments": {}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            asked = await next_data(events)
+            assert asked["method"] == "sampling/createMessage"
+            assert runner_of(asked["id"]) is not None
+            answer = {
+                "jsonrpc": "2.0",
+                "id": asked["id"],
+                "result": {
+                    "role": "assistant",
+                    "content": {"type": "text", "text": "teal"},
+                    "model": "m",
+                },
+            }
+            # The reply goes to the owner, as a client unaware of workers sends it.
+            assert (await client.post(answer)).status_code == 202
+            reply = await next_data(events)
+        assert reply["result"]["content"] == [{"type": "text", "text": "teal"}]
+
+
+async def test_a_guests_request_to_the_client_is_answered_through_a_forwarding_worker(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "ask", "arguments": {}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            asked = await next_data(events)
+            answer = {
+                "jsonrpc": "2.0",
+                "id": asked["id"],
+                "result": {
+                    "role": "assistant",
+                    "content": {"type": "text", "text": "ochre"},
+                    "model": "m",
+                },
+            }
+            assert (await there.post(answer)).status_code == 202
+            reply = await next_data(events)
+        assert reply["result"]["content"] == [{"type": "text", "text": "ochre"}]
+
+
+@pytest.mark.parametrize("cancel_on", ["owner", "guest"])
+async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
+    serve_app: Serve, redis: RedisPeer, cancel_on: str
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            await running(on_b)
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": call["id"], "reason": "changed my mind"},
+            }
+            sender = client if cancel_on == "owner" else there
+            assert (await sender.post(cancel)).status_code == 202
+            # Cancelled, the call gets no reply: its stream ends without one.
+            assert await all_data(events) == []
+        copy = guests(app_b).sessions[client.session_id or ""]
+        assert not copy.is_in_flight(call["id"])
+
+
+async def test_ending_the_session_ends_the_calls_its_guests_run(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            await running(on_b)
+            response = await client.http.delete(client.url, headers=client.headers())
+            assert response.status_code == 200
+            assert await all_data(events) == []
+        with trio.fail_after(WAIT):
+            while guests(app_b).sessions:
+                await trio.sleep(0.01)
+        gone = await there.post(
+            there.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        )
+        assert gone.status_code == 404
+
+
+async def test_a_guest_follows_the_log_level_its_owner_was_told(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+
+        async def logged() -> list[str]:
+            call = there.request("tools/call", {"name": "note", "arguments": {}})
+            async with there.post_stream(call, accept="text/event-stream") as (_, events):
+                return [e.json().get("method", "reply") for e in await all_data(events)]
+
+        await client.call("logging/setLevel", {"level": "info"})
+        assert await logged() == ["notifications/message", "reply"]
+        await client.call("logging/setLevel", {"level": "error"})
+        assert await logged() == ["reply"]
+
+
+async def test_a_session_used_only_through_a_guest_does_not_idle_out_on_its_owner(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # The owner's idle timeout is 1.2 s; the calls keep coming for twice that, all to
+    # the other worker. (Its reminders go every 0.3 s at most.)
+    async with (
+        two_workers(serve_app, redis, session_idle_timeout=1.2) as ((a, b), (app_a, _), _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        for n in range(12):
+            reply = await post(there, "tools/call", {"name": "echo", "arguments": {"text": str(n)}})
+            assert reply["result"]["content"] == [{"type": "text", "text": str(n)}]
+            await trio.sleep(0.2)
+        assert app_a.supervisor.get(client.session_id or "", None) is not None
+
+
+async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_error(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, _), _, _),
+        session_on(a) as client,
+    ):
+        # A worker that took a call of the session as a guest, then died without a
+        # heartbeat left: the live workers' heartbeat finds it lost.
+        connection = RedisConnection(redis.url, "trio-mcp")
+        session_id, lost, key = client.session_id or "", "lost-worker-1", "lostcallstream"
+        stream = connection.key("stream", key)
+        async with connection.client:
+            await connection.script(
+                """
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+                redis.call('SADD', KEYS[2], ARGV[4])
+                redis.call('XADD', KEYS[4], '0-1', 'd', '{}', 'r', 'n')
+                return redis.call('SADD', KEYS[3], ARGV[2])
+                """,
+                [
+                    connection.key("guests", session_id),
+                    connection.worker_key(lost, "guested"),
+                    connection.key("workers"),
+                    stream,
+                ],
+                ["41", lost, key, session_id],
+            )
+            with trio.fail_after(WAIT):
+                while (
+                    len(
+                        entries := await connection.call(
+                            lambda: connection.client.xrange(stream, "-", "+")
+                        )
+                    )
+                    < 3
+                ):
+                    await trio.sleep(0.05)
+            remaining = await connection.call(
+                lambda: connection.client.hgetall(connection.key("guests", session_id))
+            )
+        # After the event it had sent, the error, then the stream's end.
+        error = json.loads(entries[1].field_values["d"])
+        assert str(entries[1].identifier) == "0-2"
+        assert error["id"] == 41 and error["error"]["code"] == LOST_CODE
+        assert str(entries[2].identifier) == "1-0"
+        assert remaining == {}

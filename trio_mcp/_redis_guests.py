@@ -1,0 +1,348 @@
+"""Calls of another worker's session, run where their POST arrived (``Settings.redis_url``).
+
+Forwarding a Streamable HTTP call to its session's owner and reading the reply back
+costs the two workers together far more than the call costs on the owner alone (a
+round of writes and a read on each side; issue 14's benchmark measured 1.6 to 1.9
+times). Most calls need nothing of their session but what it negotiated, which its
+owner keeps in Redis for a takeover anyway. So the worker a POST reaches runs such a
+call itself, as a *guest*: on a copy of the session rebuilt from that state
+(:func:`~._redis_takeover.restore`), its reply stream appended to Redis as the owner's
+would be. The client sees what the owner would have sent: the same statuses, the same
+event ids, a stream it can resume on any worker.
+
+What the owner would otherwise have known of the call is in Redis too:
+
+* **Which worker runs which call.** ``P:guests:{session}`` (request id as JSON ->
+  worker and stream key) is written before the call starts and cleared with its reply.
+  A cancellation sent to the session also reaches that worker (``s.gcancel``), and the
+  session's end tells every worker with a call in it (``s.gend``). ``P:grun:{stream
+  key}`` names the worker writing a stream: a resumption elsewhere attaches to it.
+* **Replies to the server's own requests.** A guest numbers its requests to the client
+  ``guest:{worker}/{n}``, so a reply POSTed to any worker finds it.
+* **A lost guest.** The worker that finds a guest's heartbeat gone answers its
+  unanswered calls with the worker-lost error (:data:`_SWEEP`), as a lost owner's are.
+* **The owner hears its session is in use** (``s.touch``, at most every
+  :data:`_TOUCH_EVERY` seconds per session), so its idle timeout does not end a session
+  whose calls all run elsewhere.
+
+Only a lone request that changes nothing of its session runs as a guest
+(:func:`runs_as_guest`): ``initialize``, ``logging/setLevel``, subscriptions, a call
+made a task, notifications, replies and batches go to the owner, where the state they
+change lives. A guest's copy hears none of the server's list changes (its owner's
+streams carry them) and ends after :data:`GUEST_IDLE` seconds without a call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ._budget import ByteBudget
+from ._jsonrpc import (
+    Body,
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    parse_body,
+)
+from ._redis_sessions import (
+    MirroredStream,
+    RedisSessions,
+    _Outgoing,
+    cancelled_ids,
+    encode_message,
+)
+from ._redis_takeover import LOST_CODE, LOST_MESSAGE, restore
+from ._session import Session, SessionClosed, SessionOverloaded
+from ._stream import OutboundStream
+
+if TYPE_CHECKING:
+    from ._supervisor import SessionSupervisor
+
+log = logging.getLogger("trio_mcp")
+
+#: What a guest may run: requests whose answer depends on the session only through
+#: what it negotiated (a change of its state must reach the owner, which keeps it).
+GUEST_METHODS: Final = frozenset(
+    {
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+    }
+)
+#: Seconds a guest's copy of a session is kept without a call: the next call from the
+#: same client usually comes within it, and the copy costs a session's memory.
+GUEST_IDLE: Final = 30.0
+#: Seconds between the owner's reminders that its session is in use here (at most).
+_TOUCH_EVERY: Final = 10.0
+_PREFIX: Final = "guest:"
+
+# Answer a lost worker's guest calls with the worker-lost error, and end their streams.
+# KEYS: the lost worker's set of sessions it ran calls of. ARGV: prefix, lost worker,
+# error message, error code, ttl ms of a request stream. -> the calls answered.
+_SWEEP = """
+local answered = 0
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local gkey = ARGV[1] .. ':guests:' .. sid
+  local all = redis.call('HGETALL', gkey)
+  for i = 1, #all, 2 do
+    local worker, key = string.match(all[i + 1], '^(%S+) (%S+)$')
+    if worker == ARGV[2] then
+      local skey = ARGV[1] .. ':stream:' .. key
+      if #redis.call('XRANGE', skey, '1-0', '1-0') == 0 then
+        local last = redis.call('XREVRANGE', skey, '(1-0', '-', 'COUNT', 1)
+        local seq = 1
+        if last[1] then seq = tonumber(string.match(last[1][1], '-(%d+)$')) + 1 end
+        local data = '{"jsonrpc":"2.0","id":' .. all[i] .. ',"error":{"code":' .. ARGV[4]
+                     .. ',"message":"' .. ARGV[3] .. '"}}'
+        redis.call('XADD', skey, '0-' .. seq, 'd', data, 'r', 'r')
+        redis.call('XADD', skey, '1-0', 'e', '1')
+        redis.call('PEXPIRE', skey, ARGV[5])
+        answered = answered + 1
+      end
+      redis.call('HDEL', gkey, all[i])
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return answered
+"""
+
+
+def runs_as_guest(body: Body, sse_ok: bool) -> Request | None:
+    """The POST's one request, if a guest may run it; None: it goes to the owner.
+
+    Its client must take an event stream (``sse_ok``): a JSON-only client's
+    notifications and the server's requests go to the session's own stream, which only
+    the owner writes."""
+    if body.is_batch or not sse_ok or len(body.items) != 1:
+        return None
+    message = body.items[0]
+    if not isinstance(message, Request) or message.method not in GUEST_METHODS:
+        return None
+    if isinstance(message.params, dict) and "task" in message.params:
+        return None  # a task lives in the task store its owner's worker runs
+    return message
+
+
+def runner_of(request_id: RequestId | None) -> str | None:
+    """The worker that sent a server-to-client request with this id as a guest."""
+    if isinstance(request_id, str) and request_id.startswith(_PREFIX):
+        worker, slash, number = request_id[len(_PREFIX) :].rpartition("/")
+        if slash and worker and number.isdigit():
+            return worker
+    return None
+
+
+class GuestMirror:
+    """The :class:`~._session.StreamMirror` of a guest's copies of sessions."""
+
+    def __init__(self, calls: GuestCalls) -> None:
+        self._calls = calls
+
+    def new_stream(
+        self,
+        session: Session,
+        *,
+        max_events: int,
+        max_bytes: int,
+        drop_when_full: bool,
+        budget: ByteBudget,
+    ) -> OutboundStream:
+        if drop_when_full:
+            # The copy's main stream (a Streamable HTTP session's drops when full): the
+            # owner's carries the session's messages; this one is never read or stored.
+            return OutboundStream(
+                max_events=max_events, max_bytes=max_bytes, drop_when_full=True, budget=budget
+            )
+        return MirroredStream(
+            self._calls.shared,
+            session.id,
+            guest=True,
+            max_events=max_events,
+            max_bytes=max_bytes,
+            drop_when_full=False,
+            budget=budget,
+        )
+
+    async def accept(self, session: Session, requests: list[tuple[RequestId, str]]) -> bool:
+        return await self._calls.record(session.id, session.owner, requests) is not None
+
+    def settled(self, session: Session, request_id: RequestId) -> None:
+        self._calls.shared.queue(
+            _Outgoing(session.id, session.main.key, 0, "", "x", json.dumps(request_id), guest=True)
+        )
+
+
+class GuestCalls:
+    """This worker's copies of other workers' sessions, and the calls they run."""
+
+    def __init__(self, shared: RedisSessions, supervisor: SessionSupervisor) -> None:
+        self.shared = shared
+        self._supervisor = supervisor
+        self._mirror = GuestMirror(self)
+        self._request_id_prefix = f"{_PREFIX}{shared.connection.worker}/"
+        #: The copies, by session id; the state each was last given, as Redis had it.
+        self.sessions: dict[str, Session] = {}
+        self._states: dict[str, str] = {}
+        self._touched: dict[str, float] = {}
+        #: Copies being started: a second call of the same session waits for the first.
+        self._starting: dict[str, trio.Event] = {}
+        self._touch_every = min(_TOUCH_EVERY, supervisor.settings.session_idle_timeout / 4)
+        #: Calls run here as a guest since the worker started (to watch the spread).
+        self.calls = 0
+
+    @property
+    def hosting(self) -> bool:
+        """Whether a new call may start here (not while the worker stops)."""
+        return self._supervisor.accepting
+
+    def busy(self, session_id: str, request_id: RequestId) -> bool:
+        """Whether a call of the session with this id already runs here."""
+        session = self.sessions.get(session_id)
+        return session is not None and not session.closed and session.is_in_flight(request_id)
+
+    async def join(
+        self, session_id: str, principal: str | None, request_id: RequestId, key: str
+    ) -> Session | None:
+        """The copy of the session to run a call on, the call recorded in Redis as run
+        here with its replies on the stream ``key``; None: no such session (for this
+        principal). Raises StoreUnavailable, or NotServing once the worker stops."""
+        answer = await self.record(session_id, principal, [(request_id, key)])
+        if answer is None:
+            return None
+        owner, state = answer
+        session = await self._copy(session_id, principal, state)
+        self.calls += 1
+        now = trio.current_time()
+        if now - self._touched.get(session_id, -self._touch_every) >= self._touch_every:
+            self._touched[session_id] = now
+            self.shared.send_later(owner, {"op": "s.touch", "sid": session_id})
+        return session
+
+    async def record(
+        self, session_id: str, principal: str | None, requests: list[tuple[RequestId, str]]
+    ) -> tuple[str, str] | None:
+        """Record calls as run here (the 'GA' operation); -> the session's owner and
+        state, or None for no such session."""
+        operation: list[Any] = ["GA", session_id, principal or "", "streamable"]
+        for request_id, key in requests:
+            operation += [json.dumps(request_id), key]
+        answer = await self.shared.submit(operation)
+        if int(answer[0]) != 1:
+            return None
+        return str(answer[1]), str(answer[3])
+
+    async def _copy(self, session_id: str, principal: str | None, state: str) -> Session:
+        while (starting := self._starting.get(session_id)) is not None:
+            await starting.wait()
+        session = self.sessions.get(session_id)
+        if session is None or session.closed:
+            started = self._starting[session_id] = trio.Event()
+            try:
+                session = await self._supervisor.host_guest(
+                    session_id,
+                    principal,
+                    self._mirror,
+                    request_id_prefix=self._request_id_prefix,
+                    idle_timeout=GUEST_IDLE,
+                    on_end=self._ended,
+                )
+            finally:
+                del self._starting[session_id]
+                started.set()
+            self.sessions[session_id] = session
+            self._states.pop(session_id, None)
+        if state != self._states.get(session_id):
+            # The owner wrote a change (a log level, most often): the copy takes it.
+            try:
+                parsed = json.loads(state) if state else {}
+            except ValueError:
+                parsed = {}
+            restore(session, parsed if isinstance(parsed, dict) else {})
+            self._states[session_id] = state
+        return session
+
+    def _ended(self, session: Session) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+            self._states.pop(session.id, None)
+            self._touched.pop(session.id, None)
+            self.shared.send_later("guest-gone", {"sid": session.id})
+
+    # -- the publisher's side -----------------------------------------------------------
+
+    def append_operation(self, session_id: str, items: Sequence[_Outgoing]) -> list[Any]:
+        """The 'G' operation appending a copy's events (unfenced: the owner's token is
+        not the guest's to hold; the session must still exist)."""
+        operation: list[Any] = ["G", session_id]
+        for item in items:
+            operation += [item.key, item.seq, item.data, item.flag, item.answers]
+        return operation
+
+    def appended(self, session_id: str, answer: Any) -> None:
+        if int(answer) == 0:
+            session = self.sessions.get(session_id)
+            if session is not None:
+                log.info("session %s ended while a call ran here; ending it", session_id[:8])
+                session.close()
+
+    # -- messages for the copies --------------------------------------------------------
+
+    def route_replies(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Send the client's replies to requests of a guest to that guest's worker."""
+        for message in messages:
+            if isinstance(message, Response | ErrorResponse):
+                worker = runner_of(message.id)
+                if worker is not None:
+                    data = json.dumps(encode_message(message))
+                    self.shared.send_later(worker, {"op": "s.gresp", "sid": session_id, "d": data})
+
+    def route_cancels(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Cancellations the owner took itself: for calls run by a guest, tell it."""
+        ids = cancelled_ids(messages)
+        if ids:
+            self.shared.send_later("guest-cancel", {"sid": session_id, "ids": json.dumps(ids)})
+
+    async def on_control(self, fields: dict[str, str]) -> None:
+        """``s.gend``, ``s.gcancel``, ``s.gresp`` from the control stream, in order."""
+        session = self.sessions.get(fields["sid"])
+        if session is None or session.closed:
+            return
+        if fields["op"] == "s.gend":
+            session.close()
+            return
+        messages: list[Message]
+        if fields["op"] == "s.gcancel":
+            cancel = {"requestId": json.loads(fields["id"]), "reason": "cancelled by the client"}
+            messages = [Notification("notifications/cancelled", cancel)]
+        else:
+            messages = parse_body(fields["d"].encode()).messages
+        try:
+            await session.deliver(messages, recorded=True)
+        except (SessionClosed, SessionOverloaded):
+            pass
+
+    async def sweep(self, worker: str) -> None:
+        """``worker`` is lost: answer its unanswered guest calls (whoever comes first)."""
+        redis = self.shared.connection
+        answered = await redis.script(
+            _SWEEP,
+            [redis.worker_key(worker, "guested")],
+            [redis.prefix, worker, LOST_MESSAGE, LOST_CODE, self.shared.ttl_ms],
+        )
+        if int(answered):
+            log.warning("trio-mcp: answered %s calls of lost worker %s", answered, worker)
