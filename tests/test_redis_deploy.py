@@ -6,7 +6,9 @@ for its addresses)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
@@ -21,17 +24,21 @@ from mcp.client.streamable_http import streamable_http_client
 from peers import program
 from redispeer import RedisPeer
 from sseclient import event_stream
-from streamclient import open_client
+from streamclient import McpClient, open_client
 from test_nginx import accepting, configure, free_port
 from test_redis_processes import paused, spawned_workers, worker_processes
 
 import trio_mcp
 from trio_mcp._redis_client import RedisConnection
+from trio_mcp._redis_takeover import LOST_CODE
 
 Serve = Callable[[Any], Any]
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIG = PROJECT / "examples" / "nginx-scale.conf"
 WAIT = 10.0
+HYPERCORN_1 = [
+    sys.executable, "-m", "hypercorn", "-k", "trio", "-b", "127.0.0.1:{port}", "redis_target:app",
+]  # fmt: skip
 HYPERCORN_2 = [
     sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "2",
     "-b", "127.0.0.1:{port}", "redis_target:app",
@@ -158,6 +165,66 @@ async def test_hypercorn_two_workers_serve_a_streamable_session_whose_posts_land
                             await trio.sleep(0.02)
             assert replies[0]["result"]["content"] == [{"type": "text", "text": "forwarded"}]
             await client.http.aclose()
+
+
+async def test_hypercorn_two_workers_run_a_call_where_it_lands_while_its_owner_is_paused(
+    redis: RedisPeer,
+) -> None:
+    # A client that takes event streams has a call that lands on the other worker run
+    # there, as a guest of the session: the owner, stopped, plays no part.
+    with worker_processes(HYPERCORN_2, redis, worker_timeout=WAIT) as (url, parent):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, open_client(url) as client:
+            await both_workers_up(connection)
+            await client.http.aclose()
+            client.http = fresh_connections()
+            await client.initialize()
+            # A JSON-only client's call is forwarded: the owner answers it.
+            reply = await client.call("tools/call", {"name": "worker", "arguments": {}})
+            owner = int(reply["result"]["content"][0]["text"])
+            other = other_worker(parent, owner)
+            with paused(owner):
+                response = await client.post(
+                    client.request("tools/call", {"name": "worker", "arguments": {}})
+                )
+            assert response.status_code == 200, response.text
+            assert response.json()["result"]["content"][0]["text"] == str(other)
+            await client.http.aclose()
+
+
+async def test_a_killed_guests_call_resumes_on_the_owner_as_the_worker_lost_error(
+    redis: RedisPeer,
+) -> None:
+    # Two instances (hypercorn -w 2 ends every worker when one dies, so the guest is an
+    # instance of its own): the call runs on B, B is killed, the client resumes on A.
+    with (
+        worker_processes(HYPERCORN_1, redis, worker_timeout=2.0) as (a, _),
+        worker_processes(HYPERCORN_1, redis, worker_timeout=2.0) as (b, b_parent),
+    ):
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client, open_client(a) as client:
+            await both_workers_up(connection)
+            await client.initialize()
+            there = McpClient(client.http, b + "/mcp")
+            there.session_id, there.version = client.session_id, client.version
+            call = there.request("tools/call", {"name": "slow", "arguments": {"seconds": 60}})
+            async with there.post_stream(call, accept="text/event-stream") as (_, events):
+                with trio.fail_after(WAIT):
+                    priming = await events.__anext__()
+                (b_worker,) = spawned_workers(b_parent)
+                os.kill(b_worker, signal.SIGKILL)  # the guest, with the call running
+                with trio.fail_after(WAIT), pytest.raises(httpx.TransportError):
+                    async for event in events:
+                        raise AssertionError(f"an event from a killed worker: {event}")
+            assert priming.id and not priming.data
+            # Once A's heartbeat finds B lost, the call is answered with the error, once,
+            # and its stream ends.
+            async with client.get_stream(last_event_id=priming.id) as (response, events):
+                assert response.status_code == 200
+                with trio.fail_after(WAIT):
+                    replies = [json.loads(e.data) async for e in events if e.data]
+            assert [r["id"] for r in replies] == [call["id"]]
+            assert replies[0]["error"]["code"] == LOST_CODE
 
 
 def echo_params(text: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import trio_mcp
 from trio_mcp._jsonrpc import parse_body
 from trio_mcp._redis_client import RedisConnection
 from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, runner_of, runs_as_guest
+from trio_mcp._redis_sessions import DROPPED_MS
 from trio_mcp._redis_takeover import LOST_CODE
 
 Serve = Callable[[Any], Any]
@@ -459,3 +460,51 @@ async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_er
         assert error["id"] == 41 and error["error"]["code"] == LOST_CODE
         assert str(entries[2].identifier) == "1-0"
         assert remaining == {}
+
+
+async def test_a_request_id_already_running_as_a_guest_is_refused_there(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        async with there.post_stream(call, accept="text/event-stream"):
+            await running(on_b)
+            again = await there.post(call)
+            assert again.status_code == 400
+            assert again.json()["error"]["code"] == -32600
+
+
+async def test_redis_lets_go_of_a_guests_call_answered_as_one_body_soon(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # Its client holds no event id to resume it with: the names its call was given
+    # in Redis go as soon as an owner's would, not with the session's long expiry.
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, _),
+        session_on(a) as client,
+    ):
+        reply = await post(
+            on(client, b), "tools/call", {"name": "echo", "arguments": {"text": "j"}}
+        )
+        assert reply["result"]["content"] == [{"type": "text", "text": "j"}]
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            (name,) = [k async for k in connection.client.scan_iter(connection.key("grun", "*"))]
+            with trio.fail_after(WAIT):
+                while await connection.call(lambda: connection.client.pttl(name)) > DROPPED_MS:
+                    await trio.sleep(0.02)
+            assert await stored_streams(connection) == []
+
+
+async def stored_streams(connection: RedisConnection) -> list[str]:
+    """Request streams in Redis (a Streamable HTTP session's main stream aside)."""
+    keys = [key async for key in connection.client.scan_iter(connection.key("stream", "*"))]
+    mains = [
+        await connection.call(lambda k=k: connection.client.hget(k, "main"))
+        async for k in connection.client.scan_iter(connection.key("session", "*"))
+    ]
+    return [k for k in keys if k.rsplit(":", 1)[1] not in mains]

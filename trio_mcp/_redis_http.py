@@ -2,11 +2,13 @@
 
 The transports look a session up in this worker first; when it is not here, they hand
 the request to :class:`RemoteSessionsHttp`, which answers it through Redis
-(:mod:`._redis_sessions`): a POST is forwarded to the session's owner and answered 202
-once it is durably on the owner's control stream (a Streamable HTTP POST with requests
-then serves their replies, read back from Redis); a GET or a resumption serves the
-stream from Redis. What the client sees is what it would see on the owner: the same
-statuses, the same event ids.
+(:mod:`._redis_sessions`): a Streamable HTTP call that changes nothing of its session
+runs here, as a guest of it (:mod:`._redis_guests`); any other POST is forwarded to the
+session's owner and answered 202 once it is durably on the owner's control stream (a
+Streamable HTTP POST with requests then serves their replies, read back from Redis); a
+GET or a resumption serves the stream from Redis, attached to the worker writing it.
+What the client sees is what it would see on the owner: the same statuses, the same
+event ids.
 
 While Redis cannot be reached, each of these is answered 503 with ``Retry-After``;
 streams already open stay open (their reader retries).
@@ -127,7 +129,16 @@ class RemoteSessionsHttp:
         guests = self.sessions.guests
         if guests is not None and guests.hosting:
             request = runs_as_guest(body, sse_ok)
-            if request is not None and not guests.busy(session_id, request.id):
+            if request is not None and guests.busy(session_id, request.id):
+                await respond_error(
+                    send,
+                    400,
+                    INVALID_REQUEST,
+                    f"request ids must be unique among the session's requests in flight: "
+                    f"{[request.id]}",
+                )
+                return
+            if request is not None:
                 await self._run_here(
                     guests, scope, receive, send, session_id, principal, request, body.size, json_ok
                 )

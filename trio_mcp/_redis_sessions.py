@@ -18,7 +18,8 @@ there. What Redis adds, behind ``Settings.redis_url`` only:
   worker whose session was taken from it can append nothing more.
 * **POSTs from anywhere.** A POST that reaches another worker is checked and appended
   to the owner's control stream (:data:`_COMMIT`), then answered 202;
-  the owner's single reader hands it to the session in order.
+  the owner's single reader hands it to the session in order. (A Streamable HTTP call
+  that changes nothing of its session runs where it landed instead: :mod:`._redis_guests`.)
 * **Streams from anywhere.** A stream a client opens or resumes on another worker is
   fed from its Redis stream by that worker's single reader (:class:`RemoteStream`);
   the owner is told (``attach``/``detach`` on its control stream), so the session
@@ -144,7 +145,8 @@ return token
 # 'GA' session id, principal, kind, then pairs of request id (JSON) and the key of the
 #      stream its reply goes to: calls run by this worker. -> {0} no such session (for
 #      this principal), {1, owner, version, state}.
-# 'G'  session id, then events as for 'P': a guest's, unfenced (the session must exist).
+# 'G'  session id, then events as for 'P' (and flag 'd': the stream is let go of, its
+#      keys expire soon): a guest's, unfenced (the session must exist).
 #      -> 1, or 0 when the session has ended (only ends of streams are written then).
 # 'GC' session id, then request ids (JSON): cancelled; their guests are told. -> 1
 # 'GX' session id: its copy here ended; forgotten unless a call of it still runs. -> 1
@@ -300,6 +302,11 @@ while i <= #ARGV do
       if flag == 'e' then
         redis.pcall('XADD', key, '1-0', 'e', '1')
         if answer == 0 then redis.call('PEXPIRE', key, dropped) end
+      elseif flag == 'd' then
+        -- Let go of by its copy (answered as one body, or past the streams it keeps).
+        redis.call('PEXPIRE', key, dropped)
+        redis.call('PEXPIRE', prefix .. ':skey:' .. ARGV[j], dropped)
+        redis.call('PEXPIRE', prefix .. ':grun:' .. ARGV[j], dropped)
       elseif flag ~= 'x' and flag ~= 'h' and answer == 1 then
         redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
                     'd', ARGV[j + 2], 'r', flag)
@@ -554,7 +561,11 @@ class MirroredStream(OutboundStream):
     def release(self) -> None:
         if not self._dropped:
             self._dropped = True
-            self._mirror.drop(self._session_id, self.key)
+            if self._guest:
+                # Its names in Redis go soon, in order with its events ('G' flag 'd').
+                self._mirror.queue(_Outgoing(self._session_id, self.key, 0, "", "d", guest=True))
+            else:
+                self._mirror.drop(self._session_id, self.key)
         super().release()
 
     def close(self) -> None:
