@@ -183,9 +183,9 @@ def test_a_batch_and_a_notification_go_to_the_owner() -> None:
 
 
 def test_a_guests_request_ids_name_its_worker() -> None:
-    assert runner_of("guest:host-12-ab12/7") == "host-12-ab12"
-    assert runner_of("guest:a/b/3") == "a/b"
-    for other in (7, "7", "guest:", "guest:w/", "guest:/3", "guest:w/x", None):
+    assert runner_of("guest:host-12-ab12/1.7") == "host-12-ab12"
+    assert runner_of("guest:a/b/30.3") == "a/b"
+    for other in (7, "7", "guest:", "guest:w/", "guest:/1.3", "guest:w/3", "guest:w/x.1", None):
         assert runner_of(other) is None
 
 
@@ -508,3 +508,64 @@ async def stored_streams(connection: RedisConnection) -> list[str]:
         async for k in connection.client.scan_iter(connection.key("session", "*"))
     ]
     return [k for k in keys if k.rsplit(":", 1)[1] not in mains]
+
+
+async def test_each_copy_of_a_session_numbers_its_requests_to_the_client_apart(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # A late reply to a request of a copy that has ended must not reach a later copy's
+    # request of the same number.
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        asked = []
+        for _ in range(2):
+            call = there.request("tools/call", {"name": "ask", "arguments": {}})
+            async with there.post_stream(call, accept="text/event-stream") as (_, events):
+                asked.append((await next_data(events))["id"])
+            copy = guests(app_b).sessions[client.session_id or ""]
+            copy.close()
+            with trio.fail_after(WAIT):
+                while client.session_id in guests(app_b).sessions:
+                    await trio.sleep(0.01)
+        assert asked[0] != asked[1]
+        assert {runner_of(request_id) for request_id in asked} == {
+            app_b.supervisor.shared.connection.worker  # type: ignore[union-attr]
+        }
+
+
+async def test_a_request_id_in_flight_on_the_owner_is_refused_by_a_guest(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), _, (on_a, _)),
+        session_on(a) as client,
+    ):
+        call = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        async with client.post_stream(call, accept="text/event-stream"):
+            await running(on_a)
+            again = await on(client, b).post(call)
+            assert again.status_code == 400
+            assert "in flight" in again.json()["error"]["message"]
+
+
+async def test_a_stopping_worker_answers_the_calls_it_still_runs_as_a_guest(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # The session goes on, on its owner: its client must not be left without a reply.
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            await running(on_b)
+            await app_b.supervisor.drain(trio.current_time() + 0.2)
+            replies = [e.json() for e in await all_data(events)]
+        assert [r["id"] for r in replies] == [call["id"]]
+        assert "stopped" in replies[0]["error"]["message"]
+        reply = await post(client, "tools/call", {"name": "echo", "arguments": {"text": "on"}})
+        assert reply["result"]["content"] == [{"type": "text", "text": "on"}]

@@ -18,7 +18,8 @@ What the owner would otherwise have known of the call is in Redis too:
   session's end tells every worker with a call in it (``s.gend``). ``P:grun:{stream
   key}`` names the worker writing a stream: a resumption elsewhere attaches to it.
 * **Replies to the server's own requests.** A guest numbers its requests to the client
-  ``guest:{worker}/{n}``, so a reply POSTed to any worker finds it.
+  ``guest:{worker}/{copy}.{n}``, so a reply POSTed to any worker finds it, and a late
+  reply to an earlier copy's request is never taken for a later copy's.
 * **A lost guest.** The worker that finds a guest's heartbeat gone answers its
   unanswered calls with the worker-lost error (:data:`_SWEEP`), as a lost owner's are.
 * **The owner hears its session is in use** (``s.touch``, at most every
@@ -142,9 +143,15 @@ def runner_of(request_id: RequestId | None) -> str | None:
     """The worker that sent a server-to-client request with this id as a guest."""
     if isinstance(request_id, str) and request_id.startswith(_PREFIX):
         worker, slash, number = request_id[len(_PREFIX) :].rpartition("/")
-        if slash and worker and number.isdigit():
+        copy, dot, n = number.partition(".")
+        if slash and worker and dot and copy.isdigit() and n.isdigit():
             return worker
     return None
+
+
+class RequestInFlight(Exception):
+    """A request with this id is in flight in the session already (the client must use
+    another id: 400)."""
 
 
 class GuestMirror:
@@ -195,6 +202,8 @@ class GuestCalls:
         self._supervisor = supervisor
         self._mirror = GuestMirror(self)
         self._request_id_prefix = f"{_PREFIX}{shared.connection.worker}/"
+        #: Copies started here so far: each numbers its requests to the client apart.
+        self._copies = 0
         #: The copies, by session id; the state each was last given, as Redis had it.
         self.sessions: dict[str, Session] = {}
         self._states: dict[str, str] = {}
@@ -220,12 +229,17 @@ class GuestCalls:
     ) -> Session | None:
         """The copy of the session to run a call on, the call recorded in Redis as run
         here with its replies on the stream ``key``; None: no such session (for this
-        principal). Raises StoreUnavailable, or NotServing once the worker stops."""
+        principal). Raises :class:`RequestInFlight`, StoreUnavailable, or NotServing once
+        the worker stops (the call is then no longer recorded as run here)."""
         answer = await self.record(session_id, principal, [(request_id, key)])
         if answer is None:
             return None
         owner, state = answer
-        session = await self._copy(session_id, principal, state)
+        try:
+            session = await self._copy(session_id, principal, state)
+        except BaseException:
+            self.abandon(session_id, request_id)
+            raise
         self.calls += 1
         now = trio.current_time()
         if now - self._touched.get(session_id, -self._touch_every) >= self._touch_every:
@@ -237,14 +251,21 @@ class GuestCalls:
         self, session_id: str, principal: str | None, requests: list[tuple[RequestId, str]]
     ) -> tuple[str, str] | None:
         """Record calls as run here (the 'GA' operation); -> the session's owner and
-        state, or None for no such session."""
+        state, or None for no such session. Raises :class:`RequestInFlight`."""
         operation: list[Any] = ["GA", session_id, principal or "", "streamable"]
         for request_id, key in requests:
             operation += [json.dumps(request_id), key]
         answer = await self.shared.submit(operation)
+        if int(answer[0]) == 2:
+            raise RequestInFlight([request_id for request_id, _ in requests])
         if int(answer[0]) != 1:
             return None
         return str(answer[1]), str(answer[3])
+
+    def abandon(self, session_id: str, request_id: RequestId) -> None:
+        """A call recorded as run here that will not run (its POST was refused after
+        all): no longer recorded, so nothing answers it for this worker later."""
+        self.shared.queue(_Outgoing(session_id, "", 0, "", "x", json.dumps(request_id), guest=True))
 
     async def _copy(self, session_id: str, principal: str | None, state: str) -> Session:
         while (starting := self._starting.get(session_id)) is not None:
@@ -252,12 +273,13 @@ class GuestCalls:
         session = self.sessions.get(session_id)
         if session is None or session.closed:
             started = self._starting[session_id] = trio.Event()
+            self._copies += 1
             try:
                 session = await self._supervisor.host_guest(
                     session_id,
                     principal,
                     self._mirror,
-                    request_id_prefix=self._request_id_prefix,
+                    request_id_prefix=f"{self._request_id_prefix}{self._copies}.",
                     idle_timeout=GUEST_IDLE,
                     on_end=self._ended,
                 )

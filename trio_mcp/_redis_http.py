@@ -27,7 +27,7 @@ from ._eventstream import encode_event
 from ._http import Receive, Scope, Send, respond, respond_error, respond_unavailable
 from ._jsonrpc import INVALID_REQUEST, Body, Message, Request
 from ._protocol import version_at_least
-from ._redis_guests import GuestCalls, runs_as_guest
+from ._redis_guests import GuestCalls, RequestInFlight, runs_as_guest
 from ._redis_sessions import Forwarded, Lookup, RedisSessions, RemoteStream, SharedSession
 from ._session import SessionClosed, SessionOverloaded
 from ._stream import new_stream_key
@@ -130,13 +130,7 @@ class RemoteSessionsHttp:
         if guests is not None and guests.hosting:
             request = runs_as_guest(body, sse_ok)
             if request is not None and guests.busy(session_id, request.id):
-                await respond_error(
-                    send,
-                    400,
-                    INVALID_REQUEST,
-                    f"request ids must be unique among the session's requests in flight: "
-                    f"{[request.id]}",
-                )
+                await _refuse_id_in_flight(send, request)
                 return
             if request is not None:
                 await self._run_here(
@@ -220,6 +214,9 @@ class RemoteSessionsHttp:
         key = new_stream_key()
         try:
             session = await guests.join(session_id, principal, request.id, key)
+        except RequestInFlight:
+            await _refuse_id_in_flight(send, request)
+            return
         except StoreUnavailable as exc:
             await respond_unavailable(send, str(exc), exc.retry_after)
             return
@@ -234,11 +231,16 @@ class RemoteSessionsHttp:
             stream.hold()
         try:
             await session.deliver([request], size=size, recorded=True)
-        except SessionClosed:
-            await respond_error(send, 404, INVALID_REQUEST, "the session ended")
-            return
-        except SessionOverloaded as exc:
-            await respond_unavailable(send, str(exc), 1)
+        except (SessionClosed, SessionOverloaded) as exc:
+            # The copy here ended (or is full), not necessarily the session: the client
+            # sends again, and learns then whether the session lives (404 if not).
+            guests.abandon(session_id, request.id)
+            reason = (
+                "this worker's copy of the session ended"
+                if isinstance(exc, SessionClosed)
+                else str(exc)
+            )
+            await respond_unavailable(send, reason, 1)
             return
         await serve_replies(
             session,
@@ -397,6 +399,15 @@ class RemoteSessionsHttp:
             )
         finally:
             self.sessions.untail(stream, owner=writer, recorded=recorded)
+
+
+async def _refuse_id_in_flight(send: Send, request: Request) -> None:
+    await respond_error(
+        send,
+        400,
+        INVALID_REQUEST,
+        f"request ids must be unique among the session's requests in flight: {[request.id]}",
+    )
 
 
 def _replayable(found: Lookup, seq: int) -> bool:

@@ -144,7 +144,8 @@ return token
 # A guest's calls (see :mod:`._redis_guests`):
 # 'GA' session id, principal, kind, then pairs of request id (JSON) and the key of the
 #      stream its reply goes to: calls run by this worker. -> {0} no such session (for
-#      this principal), {1, owner, version, state}.
+#      this principal), {2} a request with one of these ids is in flight (here, on the
+#      owner or on another guest), {1, owner, version, state}.
 # 'G'  session id, then events as for 'P' (and flag 'd': the stream is let go of, its
 #      keys expire soon): a guest's, unfenced (the session must exist).
 #      -> 1, or 0 when the session has ended (only ends of streams are written then).
@@ -163,8 +164,9 @@ local tokens, renewed = {}, {}
 local function tell_guests(sid, from, to)
   for j = from, to do
     local runner = redis.call('HGET', prefix .. ':guests:' .. sid, ARGV[j])
-    if runner then
-      redis.call('XADD', prefix .. ':worker:' .. string.match(runner, '^(%S+)') .. ':control',
+    local w = runner and string.match(runner, '^(%S+)')
+    if w and redis.call('EXISTS', prefix .. ':worker:' .. w .. ':alive') == 1 then
+      redis.call('XADD', prefix .. ':worker:' .. w .. ':control',
                  'MAXLEN', '~', ctl, '*', 'op', 's.gcancel', 'sid', sid, 'id', ARGV[j])
     end
   end
@@ -260,8 +262,11 @@ while i <= #ARGV do
         local w = string.match(runner, '^(%S+)')
         if not told[w] then
           told[w] = true
-          redis.call('XADD', prefix .. ':worker:' .. w .. ':control', 'MAXLEN', '~', ctl, '*',
-                     'op', 's.gend', 'sid', sid)
+          redis.call('SREM', prefix .. ':worker:' .. w .. ':guested', sid)
+          if redis.call('EXISTS', prefix .. ':worker:' .. w .. ':alive') == 1 then
+            redis.call('XADD', prefix .. ':worker:' .. w .. ':control', 'MAXLEN', '~', ctl, '*',
+                       'op', 's.gend', 'sid', sid)
+          end
         end
       end
       redis.call('DEL', skey, pkey, prefix .. ':readers:' .. sid, gkey)
@@ -282,8 +287,15 @@ while i <= #ARGV do
     redis.call('XADD', ARGV[a], 'MAXLEN', '~', ctl, '*', unpack(fields))
   elseif kind == 'GA' then
     local s = redis.call('HMGET', skey, 'owner', 'principal', 'kind', 'v', 'state')
+    local busy = false
+    for j = a + 3, last, 2 do
+      if redis.call('HEXISTS', prefix .. ':guests:' .. sid, ARGV[j]) == 1
+         or redis.call('HEXISTS', pkey, ARGV[j]) == 1 then busy = true end
+    end
     if not s[1] or s[2] ~= ARGV[a + 1] or s[3] ~= ARGV[a + 2] then
       answer = {0}
+    elseif busy then
+      answer = {2}
     else
       for j = a + 3, last, 2 do
         redis.call('HSET', prefix .. ':guests:' .. sid, ARGV[j], me .. ' ' .. ARGV[j + 1])
@@ -301,7 +313,7 @@ while i <= #ARGV do
       local key = prefix .. ':stream:' .. ARGV[j]
       if flag == 'e' then
         redis.pcall('XADD', key, '1-0', 'e', '1')
-        if answer == 0 then redis.call('PEXPIRE', key, dropped) end
+        redis.call('PEXPIRE', key, answer == 1 and ttl or dropped)
       elseif flag == 'd' then
         -- Let go of by its copy (answered as one body, or past the streams it keeps).
         redis.call('PEXPIRE', key, dropped)

@@ -18,6 +18,7 @@ Lifetimes, made visible:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -322,6 +323,23 @@ class Session:
     async def wait_idle(self) -> None:
         """Return once no request of the session is being handled."""
         while self._handlers:
+            await self._liveness.park()
+
+    def answer_running(self, error: JSONRPCError) -> None:
+        """Cancel every request still running and answer it with ``error``: a copy
+        whose session lives on elsewhere must not leave a call without a reply (a
+        session that ends with its calls needs none: its client starts anew). Their
+        streams end once the answers are out (see :meth:`wait_unread`)."""
+        for request_id in list(self._handlers):
+            self._handlers[request_id].cancel()
+            with contextlib.suppress(SessionClosed, SessionOverloaded):
+                self._emit_nowait(
+                    error_message(request_id, error), related_request=request_id, final=True
+                )
+
+    async def wait_unread(self) -> None:
+        """Return once no client reads any of the session's streams here."""
+        while any(stream.attached for stream in self.streams.values()):
             await self._liveness.park()
 
     def close(self) -> None:

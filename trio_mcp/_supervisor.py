@@ -26,6 +26,7 @@ import trio
 
 from ._config import Settings
 from ._heartbeat import heartbeats, stall_watch
+from ._jsonrpc import INTERNAL_ERROR, JSONRPCError
 from ._pacing import departures
 from ._registry import InMemorySessionStore, SessionStore, new_session_id
 from ._server import Server
@@ -41,6 +42,13 @@ log = logging.getLogger("trio_mcp")
 #: Retry-After when the server is full and no session is idle: none is due to end, and a
 #: slot frees only when some client leaves, which cannot be foreseen; this paces retries.
 RETRY_WHEN_ALL_BUSY: Final = 5
+#: Seconds a stopping worker's guest copies have to send the answers to cut calls.
+_ANSWERS_OUT: Final = 1.0
+#: What a call still running on a guest's copy of a session gets when its worker stops
+#: (its session goes on, on its owner: the client sends the call again there).
+_STOPPED: Final = JSONRPCError(
+    INTERNAL_ERROR, "the worker serving this request stopped; the request may not have completed"
+)
 
 
 class NotServing(RuntimeError):
@@ -300,8 +308,19 @@ class SessionSupervisor:
         with trio.move_on_at(deadline):
             for session in sessions:
                 await session.wait_idle()
+        # A guest's copy (host_guest): its session lives on, on its owner, so each call
+        # it still runs is answered, and its stream ends once that answer is out.
+        copies = [session for session in self._local if self.store.get(session.id) is not session]
+        for copy in copies:
+            copy.answer_running(_STOPPED)
+        with trio.move_on_after(_ANSWERS_OUT):
+            for copy in copies:
+                await copy.wait_unread()
         for session in list(self._local):
-            self.end(session)
+            if session in copies:
+                session.close()
+            else:
+                self.end(session)
         await self.wait_ended()
 
     async def wait_ended(self) -> None:
