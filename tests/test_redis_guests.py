@@ -11,11 +11,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from redispeer import RedisPeer
 from sseclient import Event
-from streamclient import McpClient, open_client
+from streamclient import McpClient
+from test_redis_sessions import initialized_on as session_on
+from test_redis_sessions import make_server as shared_server
+from test_redis_sessions import on
 
 import trio_mcp
 from trio_mcp._jsonrpc import parse_body
@@ -30,21 +34,13 @@ WAIT = 10.0
 
 
 def make_server(started: list[str]) -> trio_mcp.Server:
-    server = trio_mcp.Server("guests", "1")
+    """test_redis_sessions.py's server (echo, steps, wait_for), and tools that note
+    where they ran, ask the client, and log."""
+    server = shared_server()
 
     @server.tool()
-    async def echo(text: str) -> str:
-        return text
-
-    @server.tool()
-    async def steps(count: int, ctx: trio_mcp.Context) -> str:
-        for step in range(count):
-            await ctx.report_progress(step, count)
-        return f"{count} steps"
-
-    @server.tool()
-    async def wait_for(seconds: float) -> str:
-        started.append("wait_for")
+    async def long_call(seconds: float) -> str:
+        started.append("long_call")
         await trio.sleep(seconds)
         return "waited"
 
@@ -76,21 +72,6 @@ async def two_workers(
             apps.append(app)
             started.append(log)
         yield urls, apps, started
-
-
-@asynccontextmanager
-async def session_on(url: str) -> AsyncIterator[McpClient]:
-    async with open_client(url) as client:
-        await client.initialize()
-        yield client
-
-
-def on(client: McpClient, base: str) -> McpClient:
-    """The same session, addressed through another worker."""
-    other = McpClient(client.http, base + "/mcp")
-    other.session_id, other.version = client.session_id, client.version
-    other._next_id = client._next_id + 100
-    return other
 
 
 def guests(app: trio_mcp.App) -> GuestCalls:
@@ -137,6 +118,31 @@ async def running(started: list[str], count: int = 1) -> None:
     with trio.fail_after(WAIT):
         while len(started) < count:
             await trio.sleep(0.01)
+
+
+@attrs.frozen
+class GuestCall:
+    """A session owned by worker A with a 30 s call running on worker B as a guest."""
+
+    client: McpClient
+    there: McpClient
+    call: dict[str, Any]
+    events: AsyncIterator[Event]
+    guest_app: trio_mcp.App
+
+
+@asynccontextmanager
+async def long_call_on_b(serve_app: Serve, redis: RedisPeer) -> AsyncIterator[GuestCall]:
+    """:class:`GuestCall`, its reply stream open (and read by the test)."""
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 30}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            await running(on_b)
+            yield GuestCall(client, there, call, events, app_b)
 
 
 # -- which POSTs a guest runs (no socket) ----------------------------------------------
@@ -200,10 +206,10 @@ async def test_a_call_posted_to_another_worker_runs_there_not_on_the_owner(
         session_on(a) as client,
     ):
         reply = await post(
-            on(client, b), "tools/call", {"name": "wait_for", "arguments": {"seconds": 0}}
+            on(client, b), "tools/call", {"name": "long_call", "arguments": {"seconds": 0}}
         )
         assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
-        assert (on_a, on_b) == ([], ["wait_for"])
+        assert (on_a, on_b) == ([], ["long_call"])
         assert guests(app_b).calls == 1
         assert await forwarded(redis, app_a) == 0
         assert len(app_b.supervisor.store) == 0
@@ -217,10 +223,10 @@ async def test_a_json_only_client_s_call_on_another_worker_is_forwarded_to_the_o
         session_on(a) as client,
     ):
         reply = await on(client, b).call(
-            "tools/call", {"name": "wait_for", "arguments": {"seconds": 0}}
+            "tools/call", {"name": "long_call", "arguments": {"seconds": 0}}
         )
         assert reply["result"]["content"] == [{"type": "text", "text": "waited"}]
-        assert (on_a, on_b) == (["wait_for"], [])
+        assert (on_a, on_b) == (["long_call"], [])
         assert await forwarded(redis, app_a) == 1
         assert guests(app_b).calls == 0
 
@@ -262,7 +268,7 @@ async def test_a_guests_call_dropped_midway_resumes_on_the_owner_with_its_reply(
         session_on(a) as client,
     ):
         there = on(client, b)
-        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 0.5}})
+        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 0.5}})
         async with there.post_stream(call, accept="text/event-stream") as (_, events):
             with trio.fail_after(WAIT):
                 priming = await events.__anext__()
@@ -275,8 +281,9 @@ async def test_a_guests_call_dropped_midway_resumes_on_the_owner_with_its_reply(
         assert replies[0]["result"]["content"] == [{"type": "text", "text": "waited"}]
 
 
-async def test_a_guests_request_to_the_client_is_answered_through_the_owner(
-    serve_app: Serve, redis: RedisPeer
+@pytest.mark.parametrize("answer_on", ["owner", "guest"])
+async def test_a_guests_request_to_the_client_is_answered_through_any_worker(
+    serve_app: Serve, redis: RedisPeer, answer_on: str
 ) -> None:
     async with (
         two_workers(serve_app, redis) as ((a, b), _, _),
@@ -297,83 +304,47 @@ async def test_a_guests_request_to_the_client_is_answered_through_the_owner(
                     "model": "m",
                 },
             }
-            # The reply goes to the owner, as a client unaware of workers sends it.
-            assert (await client.post(answer)).status_code == 202
+            # To the owner, as a client unaware of workers sends it, or to the guest,
+            # which forwards it to the owner as any other reply.
+            sender = client if answer_on == "owner" else there
+            assert (await sender.post(answer)).status_code == 202
             reply = await next_data(events)
         assert reply["result"]["content"] == [{"type": "text", "text": "teal"}]
-
-
-async def test_a_guests_request_to_the_client_is_answered_through_a_forwarding_worker(
-    serve_app: Serve, redis: RedisPeer
-) -> None:
-    async with (
-        two_workers(serve_app, redis) as ((a, b), _, _),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "ask", "arguments": {}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            asked = await next_data(events)
-            answer = {
-                "jsonrpc": "2.0",
-                "id": asked["id"],
-                "result": {
-                    "role": "assistant",
-                    "content": {"type": "text", "text": "ochre"},
-                    "model": "m",
-                },
-            }
-            assert (await there.post(answer)).status_code == 202
-            reply = await next_data(events)
-        assert reply["result"]["content"] == [{"type": "text", "text": "ochre"}]
 
 
 @pytest.mark.parametrize("cancel_on", ["owner", "guest"])
 async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
     serve_app: Serve, redis: RedisPeer, cancel_on: str
 ) -> None:
-    async with (
-        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            await running(on_b)
-            cancel = {
-                "jsonrpc": "2.0",
-                "method": "notifications/cancelled",
-                "params": {"requestId": call["id"], "reason": "changed my mind"},
-            }
-            sender = client if cancel_on == "owner" else there
-            assert (await sender.post(cancel)).status_code == 202
-            # Cancelled, the call gets no reply: its stream ends without one.
-            assert await all_data(events) == []
-        copy = guests(app_b).sessions[client.session_id or ""]
-        assert not copy.is_in_flight(call["id"])
+    async with long_call_on_b(serve_app, redis) as running_call:
+        request_id = running_call.call["id"]
+        cancel = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": "changed my mind"},
+        }
+        sender = running_call.client if cancel_on == "owner" else running_call.there
+        assert (await sender.post(cancel)).status_code == 202
+        # Cancelled, the call gets no reply: its stream ends without one.
+        assert await all_data(running_call.events) == []
+        session_id = running_call.client.session_id or ""
+        assert not guests(running_call.guest_app).sessions[session_id].is_in_flight(request_id)
 
 
 async def test_ending_the_session_ends_the_calls_its_guests_run(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
-    async with (
-        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            await running(on_b)
-            response = await client.http.delete(client.url, headers=client.headers())
-            assert response.status_code == 200
-            assert await all_data(events) == []
+    async with long_call_on_b(serve_app, redis) as running_call:
+        client = running_call.client
+        response = await client.http.delete(client.url, headers=client.headers())
+        assert response.status_code == 200
+        assert await all_data(running_call.events) == []
         with trio.fail_after(WAIT):
-            while guests(app_b).sessions:
+            while guests(running_call.guest_app).sessions:
                 await trio.sleep(0.01)
-        gone = await there.post(
-            there.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
-        )
-        assert gone.status_code == 404
+        there = running_call.there
+        echo = there.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        assert (await there.post(echo)).status_code == 404
 
 
 async def test_a_guest_follows_the_log_level_its_owner_was_told(
@@ -465,17 +436,10 @@ async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_er
 async def test_a_request_id_already_running_as_a_guest_is_refused_there(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
-    async with (
-        two_workers(serve_app, redis) as ((a, b), _, (_, on_b)),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
-        async with there.post_stream(call, accept="text/event-stream"):
-            await running(on_b)
-            again = await there.post(call)
-            assert again.status_code == 400
-            assert again.json()["error"]["code"] == -32600
+    async with long_call_on_b(serve_app, redis) as running_call:
+        again = await running_call.there.post(running_call.call)
+        assert again.status_code == 400
+        assert again.json()["error"]["code"] == -32600
 
 
 async def test_redis_lets_go_of_a_guests_call_answered_as_one_body_soon(
@@ -543,7 +507,7 @@ async def test_a_request_id_in_flight_on_the_owner_is_refused_by_a_guest(
         two_workers(serve_app, redis) as ((a, b), _, (on_a, _)),
         session_on(a) as client,
     ):
-        call = client.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
+        call = client.request("tools/call", {"name": "long_call", "arguments": {"seconds": 30}})
         async with client.post_stream(call, accept="text/event-stream"):
             await running(on_a)
             again = await on(client, b).post(call)
@@ -555,17 +519,11 @@ async def test_a_stopping_worker_answers_the_calls_it_still_runs_as_a_guest(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
     # The session goes on, on its owner: its client must not be left without a reply.
-    async with (
-        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "wait_for", "arguments": {"seconds": 30}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            await running(on_b)
-            await app_b.supervisor.drain(trio.current_time() + 0.2)
-            replies = [e.json() for e in await all_data(events)]
-        assert [r["id"] for r in replies] == [call["id"]]
+    async with long_call_on_b(serve_app, redis) as running_call:
+        await running_call.guest_app.supervisor.drain(trio.current_time() + 0.2)
+        replies = [e.json() for e in await all_data(running_call.events)]
+        assert [r["id"] for r in replies] == [running_call.call["id"]]
         assert "stopped" in replies[0]["error"]["message"]
+        client = running_call.client
         reply = await post(client, "tools/call", {"name": "echo", "arguments": {"text": "on"}})
         assert reply["result"]["content"] == [{"type": "text", "text": "on"}]
