@@ -279,7 +279,7 @@ class GuestCalls:
                     session_id,
                     principal,
                     self._mirror,
-                    request_id_prefix=f"{self._request_id_prefix}{self._copies}.",
+                    guest_prefix=f"{self._request_id_prefix}{self._copies}.",
                     idle_timeout=GUEST_IDLE,
                     on_end=self._ended,
                 )

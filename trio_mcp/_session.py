@@ -130,8 +130,8 @@ class Session:
     # instance dict of twenty entries (about a kilobyte a session).
     __slots__ = (
         "__weakref__",
+        "_guest_prefix",
         "_handlers",
-        "_hears_server",
         "_last_activity",
         "_liveness",
         "_log_level",
@@ -140,7 +140,6 @@ class Session:
         "_nursery",
         "_on_idle",
         "_ready",
-        "_request_id_prefix",
         "_routes",
         "_server",
         "_settings",
@@ -166,8 +165,7 @@ class Session:
         *,
         on_idle: IdleHook | None = None,
         mirror: StreamMirror | None = None,
-        request_id_prefix: str | None = None,
-        hears_server: bool = True,
+        guest_prefix: str | None = None,
     ) -> None:
         self.id = session_id
         #: Where its streams' events are also kept (Redis, to share the session), if
@@ -206,12 +204,11 @@ class Session:
         # Woken by every touch (a parking lot: it need not be replaced after each one).
         self._liveness = trio.lowlevel.ParkingLot()
         self._on_idle = on_idle
-        #: Ids of server-to-client requests are ``{prefix}{n}`` when their replies must
-        #: find this worker among several (a guest's calls); plain numbers otherwise.
-        self._request_id_prefix = request_id_prefix
-        #: Whether the server's list changes and resource updates reach this session's
-        #: main stream; a guest's copy of a session leaves them to its owner.
-        self._hears_server = hears_server
+        #: Set on a guest's copy of a session owned by another worker (see
+        #: :mod:`._redis_guests`): its requests to the client are ``{prefix}{n}``, so
+        #: that replies POSTed to any worker find it, and it hears none of the server's
+        #: list changes and resource updates (its owner's streams carry them).
+        self._guest_prefix = guest_prefix
 
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         if self._mirror is not None:
@@ -237,7 +234,7 @@ class Session:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self._hears_server:
+                if self._guest_prefix is None:
                     self._server.subscribe_changes(self._server_event)
                 task_status.started()
                 await self._live()
@@ -247,7 +244,7 @@ class Session:
             # Synchronous, so it runs even under cancellation: writers see their streams
             # close and finish their responses.
             self.closed = True
-            if self._hears_server:
+            if self._guest_prefix is None:
                 self._server.unsubscribe_changes(self._server_event)
             for stream in self.streams.values():
                 stream.close()
@@ -661,8 +658,8 @@ class Session:
         """
         self._next_request_id += 1
         request_id: RequestId = self._next_request_id
-        if self._request_id_prefix is not None:
-            request_id = f"{self._request_id_prefix}{request_id}"
+        if self._guest_prefix is not None:
+            request_id = f"{self._guest_prefix}{request_id}"
         waiter = _Waiter()
         self._waiters[request_id] = waiter
         deadline = self._settings.client_request_timeout if timeout is None else timeout

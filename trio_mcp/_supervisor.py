@@ -186,7 +186,7 @@ class SessionSupervisor:
         principal: str | None,
         mirror: StreamMirror,
         *,
-        request_id_prefix: str,
+        guest_prefix: str,
         idle_timeout: float,
         on_end: Callable[[Session], None],
     ) -> Session:
@@ -194,8 +194,9 @@ class SessionSupervisor:
         whose POSTs reached this worker (see :mod:`._redis_guests`). It is not listed
         (this worker's transports still find the session elsewhere), counts towards no
         limit of sessions, and ends after ``idle_timeout`` without a call; ``on_end`` is
-        told when it has. A drain waits for its calls like any session's. Raises
-        NotServing once the supervisor is stopping."""
+        told when it has. A drain waits for its calls like any session's, then answers
+        those still running with an error (its session lives on). Raises NotServing
+        once the supervisor is stopping."""
         if self._nursery is None or self._closing is not None:
             raise NotServing(self._closing or "trio-mcp's session supervisor is not running")
         session = Session(
@@ -205,8 +206,7 @@ class SessionSupervisor:
             "streamable",
             principal,
             mirror=mirror,
-            request_id_prefix=request_id_prefix,
-            hears_server=False,
+            guest_prefix=guest_prefix,
         )
         await self._nursery.start(partial(self._own, session, listed=False, on_end=on_end))
         return session
