@@ -384,6 +384,23 @@ async def test_a_session_used_only_through_a_guest_does_not_idle_out_on_its_owne
         assert app_a.supervisor.get(client.session_id or "", None) is not None
 
 
+async def test_a_guest_call_longer_than_the_owners_idle_timeout_keeps_its_session(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    # One call, three times the owner's idle timeout, no stream open on the owner: the
+    # guest keeps telling the owner its session is in use while the call runs.
+    async with (
+        two_workers(serve_app, redis, session_idle_timeout=1.0) as ((a, b), (app_a, _), _),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 3}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            replies = [e.json() for e in await all_data(events)]
+        assert [r["result"]["content"] for r in replies] == [[{"type": "text", "text": "waited"}]]
+        assert app_a.supervisor.get(client.session_id or "", None) is not None
+
+
 async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_error(
     serve_app: Serve, redis: RedisPeer
 ) -> None:

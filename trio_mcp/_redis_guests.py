@@ -23,8 +23,8 @@ What the owner would otherwise have known of the call is in Redis too:
 * **A lost guest.** The worker that finds a guest's heartbeat gone answers its
   unanswered calls with the worker-lost error (:data:`_SWEEP`), as a lost owner's are.
 * **The owner hears its session is in use** (``s.touch``, at most every
-  :data:`_TOUCH_EVERY` seconds per session), so its idle timeout does not end a session
-  whose calls all run elsewhere.
+  :data:`_TOUCH_EVERY` seconds per session, when a call joins and while one runs), so
+  its idle timeout does not end a session whose calls all run elsewhere.
 
 Only a lone request that changes nothing of its session runs as a guest
 (:func:`runs_as_guest`): ``initialize``, ``logging/setLevel``, subscriptions, a call
@@ -208,6 +208,8 @@ class GuestCalls:
         self.sessions: dict[str, Session] = {}
         self._states: dict[str, str] = {}
         self._touched: dict[str, float] = {}
+        #: Each copy's session's owner, as Redis last named it.
+        self._owners: dict[str, str] = {}
         #: Copies being started: a second call of the same session waits for the first.
         self._starting: dict[str, trio.Event] = {}
         self._touch_every = min(_TOUCH_EVERY, supervisor.settings.session_idle_timeout / 4)
@@ -241,11 +243,26 @@ class GuestCalls:
             self.abandon(session_id, request_id)
             raise
         self.calls += 1
+        self._owners[session_id] = owner
+        self._remind(session_id)
+        return session
+
+    def _remind(self, session_id: str) -> None:
+        """Tell the session's owner it is in use (at most every ``_touch_every``)."""
         now = trio.current_time()
         if now - self._touched.get(session_id, -self._touch_every) >= self._touch_every:
             self._touched[session_id] = now
-            self.shared.send_later(owner, {"op": "s.touch", "sid": session_id})
-        return session
+            self.shared.send_later(self._owners[session_id], {"op": "s.touch", "sid": session_id})
+
+    async def remind_owners(self) -> None:
+        """Until cancelled: keep reminding the owners of sessions whose calls run here
+        (or whose streams are read here) that they are in use, however long a call
+        takes: a single call may outlast the owner's idle timeout."""
+        while True:
+            await trio.sleep(self._touch_every)
+            for session_id, copy in list(self.sessions.items()):
+                if not copy.closed and copy.idle_since() is None:
+                    self._remind(session_id)
 
     async def record(
         self, session_id: str, principal: str | None, requests: list[tuple[RequestId, str]]
@@ -303,6 +320,7 @@ class GuestCalls:
             del self.sessions[session.id]
             self._states.pop(session.id, None)
             self._touched.pop(session.id, None)
+            self._owners.pop(session.id, None)
             self.shared.send_later("guest-gone", {"sid": session.id})
 
     # -- the publisher's side -----------------------------------------------------------

@@ -979,6 +979,8 @@ class RedisSessions:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._deliver_forwarded)
+                if self.guests is not None:
+                    nursery.start_soon(self.guests.remind_owners)
                 await self._publish()
         finally:
             self._line.close()
