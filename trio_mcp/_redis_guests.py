@@ -60,7 +60,7 @@ from ._redis_sessions import (
     cancelled_ids,
     encode_message,
 )
-from ._redis_takeover import LOST_CODE, LOST_MESSAGE, restore
+from ._redis_takeover import LOST_CODE, LOST_MESSAGE, parse_state, restore
 from ._session import Session, SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
@@ -307,11 +307,7 @@ class GuestCalls:
             self._states.pop(session_id, None)
         if state != self._states.get(session_id):
             # The owner wrote a change (a log level, most often): the copy takes it.
-            try:
-                parsed = json.loads(state) if state else {}
-            except ValueError:
-                parsed = {}
-            restore(session, parsed if isinstance(parsed, dict) else {})
+            restore(session, parse_state(state))
             self._states[session_id] = state
         return session
 

@@ -147,17 +147,16 @@ def restore(session: Session, state: dict[str, Any]) -> None:
         session.subscriptions.update(str(uri) for uri in subs)
 
 
-def parse_taken(session_id: str, answer: list[Any]) -> Taken:
-    token, kind, principal, main, state = (str(x) for x in answer[1:6])
+def parse_state(state: str) -> dict[str, Any]:
+    """A session's ``state`` field as :func:`snapshot` wrote it; empty if none (or not
+    one: :func:`restore` then leaves the session as it is)."""
     try:
         parsed = json.loads(state) if state else {}
     except ValueError:
-        parsed = {}
-    return Taken(
-        session_id,
-        token,
-        kind,
-        principal or None,
-        main,
-        parsed if isinstance(parsed, dict) else {},
-    )
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def parse_taken(session_id: str, answer: list[Any]) -> Taken:
+    token, kind, principal, main, state = (str(x) for x in answer[1:6])
+    return Taken(session_id, token, kind, principal or None, main, parse_state(state))
