@@ -1424,7 +1424,7 @@ class RedisSessions:
         if int(answer[0]) == 0:
             return None
         sid, owner, kind, main, version, first, last = (str(x) for x in answer[1:8])
-        runner = str(answer[9]) if len(answer) > 9 else ""
+        runner = str(answer[9])
         if int(answer[8]) == 0 and retry:
             # Taken here or by another worker: what the lost owner left (and the
             # errors for what it had not answered) is in Redis, served from there
