@@ -210,6 +210,11 @@ class Session:
         #: list changes and resource updates (its owner's streams carry them).
         self._guest_prefix = guest_prefix
 
+    @property
+    def is_copy(self) -> bool:
+        """Whether this is a guest's copy of a session another worker owns."""
+        return self._guest_prefix is not None
+
     def _new_stream(self, *, drop_when_full: bool = False) -> OutboundStream:
         if self._mirror is not None:
             return self._mirror.new_stream(

@@ -208,7 +208,7 @@ class SessionSupervisor:
             mirror=mirror,
             guest_prefix=guest_prefix,
         )
-        await self._nursery.start(partial(self._own, session, listed=False, on_end=on_end))
+        await self._nursery.start(partial(self._own, session, on_end=on_end))
         return session
 
     def _note_idle(self, session: Session, since: float | None) -> None:
@@ -255,10 +255,12 @@ class SessionSupervisor:
         self,
         session: Session,
         *,
-        listed: bool = True,
         on_end: Callable[[Session], None] | None = None,
         task_status: trio.TaskStatus[None],
     ) -> None:
+        # A guest's copy is not listed: this worker's transports find its session on
+        # its owner.
+        listed = not session.is_copy
         if listed:
             self.store.add(session)
         self._local.add(session)
@@ -310,14 +312,14 @@ class SessionSupervisor:
                 await session.wait_idle()
         # A guest's copy (host_guest): its session lives on, on its owner, so each call
         # it still runs is answered, and its stream ends once that answer is out.
-        copies = [session for session in self._local if self.store.get(session.id) is not session]
+        copies = [session for session in self._local if session.is_copy]
         for copy in copies:
             copy.answer_running(_STOPPED)
         with trio.move_on_after(_ANSWERS_OUT):
             for copy in copies:
                 await copy.wait_unread()
         for session in list(self._local):
-            if session in copies:
+            if session.is_copy:
                 session.close()
             else:
                 self.end(session)
