@@ -367,37 +367,31 @@ async def test_a_guest_follows_the_log_level_its_owner_was_told(
         assert await logged() == ["reply"]
 
 
+@pytest.mark.parametrize("calls", ["many short ones", "one three times as long"])
 async def test_a_session_used_only_through_a_guest_does_not_idle_out_on_its_owner(
-    serve_app: Serve, redis: RedisPeer
+    serve_app: Serve, redis: RedisPeer, calls: str
 ) -> None:
-    # The owner's idle timeout is 1.2 s; the calls keep coming for twice that, all to
-    # the other worker. (Its reminders go every 0.3 s at most.)
+    # The owner's idle timeout is 1.2 s; the calls go on for twice or three times that,
+    # all to the other worker, with no stream open on the owner: the guest reminds the
+    # owner when a call starts and while one runs (every 0.3 s at most).
     async with (
         two_workers(serve_app, redis, session_idle_timeout=1.2) as ((a, b), (app_a, _), _),
         session_on(a) as client,
     ):
         there = on(client, b)
-        for n in range(12):
-            reply = await post(there, "tools/call", {"name": "echo", "arguments": {"text": str(n)}})
-            assert reply["result"]["content"] == [{"type": "text", "text": str(n)}]
-            await trio.sleep(0.2)
-        assert app_a.supervisor.get(client.session_id or "", None) is not None
-
-
-async def test_a_guest_call_longer_than_the_owners_idle_timeout_keeps_its_session(
-    serve_app: Serve, redis: RedisPeer
-) -> None:
-    # One call, three times the owner's idle timeout, no stream open on the owner: the
-    # guest keeps telling the owner its session is in use while the call runs.
-    async with (
-        two_workers(serve_app, redis, session_idle_timeout=1.0) as ((a, b), (app_a, _), _),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 3}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            replies = [e.json() for e in await all_data(events)]
-        assert [r["result"]["content"] for r in replies] == [[{"type": "text", "text": "waited"}]]
+        if calls == "many short ones":
+            for n in range(12):
+                echo = {"name": "echo", "arguments": {"text": str(n)}}
+                reply = await post(there, "tools/call", echo)
+                assert reply["result"]["content"] == [{"type": "text", "text": str(n)}]
+                await trio.sleep(0.2)
+        else:
+            long = {"name": "long_call", "arguments": {"seconds": 3.6}}
+            call = there.request("tools/call", long)
+            async with there.post_stream(call, accept="text/event-stream") as (_, events):
+                replies = [e.json() for e in await all_data(events)]
+            waited = [{"type": "text", "text": "waited"}]
+            assert [r["result"]["content"] for r in replies] == [waited]
         assert app_a.supervisor.get(client.session_id or "", None) is not None
 
 
