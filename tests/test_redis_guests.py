@@ -134,8 +134,10 @@ class GuestCall:
 @asynccontextmanager
 async def long_call_on_b(serve_app: Serve, redis: RedisPeer) -> AsyncIterator[GuestCall]:
     """:class:`GuestCall`, its reply stream open (and read by the test)."""
+    # A call still running when the test ends is cut at shutdown after a second, not
+    # after the default ten.
     async with (
-        two_workers(serve_app, redis) as ((a, b), (_, app_b), (_, on_b)),
+        two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), (_, app_b), (_, on_b)),
         session_on(a) as client,
     ):
         there = on(client, b)
@@ -515,7 +517,7 @@ async def test_a_request_id_in_flight_on_the_owner_is_refused_by_a_guest(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
     async with (
-        two_workers(serve_app, redis) as ((a, b), _, (on_a, _)),
+        two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), _, (on_a, _)),
         session_on(a) as client,
     ):
         call = client.request("tools/call", {"name": "long_call", "arguments": {"seconds": 30}})

@@ -10,8 +10,8 @@ Three background tasks per worker, whatever the number of tasks or listeners:
   one ``XREAD`` with explicit last ids (never ``$``: a read re-sent after a connection
   error would then skip what came meanwhile) and a short ``BLOCK``, on a connection of
   its own (:class:`~._redis_line.RedisLine`), so that cancelling it costs that
-  connection and nothing else. Shutdown sets a flag and waits for the read to return;
-  a cancelled lifespan cancels it.
+  connection and nothing else. Shutdown sets a flag and wakes the read with an entry
+  on the control stream; a cancelled lifespan cancels it.
 - the **publisher** appends the server's list changes and resource updates made
   here to the events stream, for the other workers' listeners.
 
@@ -87,10 +87,18 @@ redis.call('DEL', KEYS[4])
 return 1
 """
 
-# A graceful end: this worker is gone, and nothing need be settled for it.
+#: Milliseconds a retired worker's control stream is kept (only its wake-up is in it).
+_RETIRED_CONTROL_MS: Final = 10_000
+
+# A graceful end: this worker is gone, and nothing need be settled for it. Its reader
+# blocks on the control stream: an entry there wakes it at once, not at the end of its
+# BLOCK (a stopping worker would otherwise wait that long), and the stream then expires.
+# ARGV: this worker's id, ms the control stream is kept.
 _RETIRE = """
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'op', 'retired')
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return 1
 """
 
@@ -178,8 +186,8 @@ class RedisWorker:
             self._stopped.set()
 
     async def aclose(self) -> None:
-        """Stop: wait for the reader's current read to return (at most its BLOCK),
-        then say this worker is gone, so no one waits for it."""
+        """Stop: write what is queued, say this worker is gone (so no one waits for it),
+        which also wakes the reader's current read, and wait for the reader to end."""
         if self._closing:
             if self._running:
                 await self._stopped.wait()
@@ -206,7 +214,7 @@ class RedisWorker:
                     redis.key("workers"),
                     redis.worker_key(self.id, "control"),
                 ],
-                [self.id],
+                [self.id, _RETIRED_CONTROL_MS],
             )
         except StoreUnavailable:
             pass  # its heartbeat expires by itself
