@@ -27,6 +27,7 @@ from trio_mcp._redis_client import RedisConnection
 from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, runner_of, runs_as_guest
 from trio_mcp._redis_sessions import DROPPED_MS
 from trio_mcp._redis_takeover import LOST_CODE
+from trio_mcp._session import Session
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
@@ -331,6 +332,49 @@ async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
         assert await all_data(running_call.events) == []
         session_id = running_call.client.session_id or ""
         assert not guests(running_call.guest_app).sessions[session_id].is_in_flight(request_id)
+
+
+async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_stops_it(
+    serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the call's record in Redis and its request reaching the copy, the copy
+    # does not know the id: the cancellation waits for it.
+    async with (
+        two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), (_, app_b), _),
+        session_on(a) as client,
+    ):
+        calls = guests(app_b)
+        recorded, release = trio.Event(), trio.Event()
+        copy = calls._copy
+
+        async def held_copy(*args: Any) -> Session:
+            recorded.set()
+            await release.wait()
+            return await copy(*args)
+
+        monkeypatch.setattr(calls, "_copy", held_copy)
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 30}})
+        replies: list[Event] = []
+
+        async def post_the_call() -> None:
+            async with there.post_stream(call, accept="text/event-stream") as (_, events):
+                replies.extend(await all_data(events))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(post_the_call)
+            await recorded.wait()
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": call["id"], "reason": "changed my mind"},
+            }
+            assert (await client.post(cancel)).status_code == 202
+            with trio.fail_after(WAIT):
+                while not calls._joining[client.session_id or ""][json.dumps(call["id"])]:
+                    await trio.sleep(0.01)
+            release.set()
+        assert replies == []
 
 
 async def test_ending_the_session_ends_the_calls_its_guests_run(

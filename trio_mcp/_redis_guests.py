@@ -212,6 +212,10 @@ class GuestCalls:
         self._owners: dict[str, str] = {}
         #: Copies being started: a second call of the same session waits for the first.
         self._starting: dict[str, trio.Event] = {}
+        #: Calls joining: recorded in Redis as run here (so a cancellation may come
+        #: for them) but not yet in their copy, which would not know the id. By session
+        #: id, request id (JSON) -> whether a cancellation came meanwhile.
+        self._joining: dict[str, dict[str, bool]] = {}
         self._touch_every = min(_TOUCH_EVERY, supervisor.settings.session_idle_timeout / 4)
         #: Calls run here as a guest since the worker started (to watch the spread).
         self.calls = 0
@@ -232,20 +236,51 @@ class GuestCalls:
         """The copy of the session to run a call on, the call recorded in Redis as run
         here with its replies on the stream ``key``; None: no such session (for this
         principal). Raises :class:`RequestInFlight`, StoreUnavailable, or NotServing once
-        the worker stops (the call is then no longer recorded as run here)."""
-        answer = await self.record(session_id, principal, [(request_id, key)])
-        if answer is None:
-            return None
-        owner, state = answer
+        the worker stops (the call is then no longer recorded as run here).
+
+        The call is *joining* until :meth:`deliver` hands its request to the copy."""
+        joining = self._joining.setdefault(session_id, {})
+        # A second POST with the same id racing this one leaves the mark alone: it is
+        # refused as in flight.
+        marked = json.dumps(request_id) not in joining
+        joining.setdefault(json.dumps(request_id), False)
+        joined = False
         try:
-            session = await self._copy(session_id, principal, state)
-        except BaseException:
-            self.abandon(session_id, request_id)
-            raise
+            answer = await self.record(session_id, principal, [(request_id, key)])
+            if answer is None:
+                return None
+            owner, state = answer
+            try:
+                session = await self._copy(session_id, principal, state)
+            except BaseException:
+                self.abandon(session_id, request_id)
+                raise
+            joined = True
+        finally:
+            if marked and not joined:
+                self._stop_joining(session_id, request_id)
         self.calls += 1
         self._owners[session_id] = owner
         self._remind(session_id)
         return session
+
+    async def deliver(self, session: Session, request: Request, size: int) -> None:
+        """Start a joined call on its copy (raises as :meth:`Session.deliver`), then
+        cancel it if a cancellation reached this worker while it was joining."""
+        try:
+            await session.deliver([request], size=size, recorded=True)
+        finally:
+            cancelled = self._stop_joining(session.id, request.id)
+        if cancelled:
+            await self._cancel(session, request.id)
+
+    def _stop_joining(self, session_id: str, request_id: RequestId) -> bool:
+        """No longer joining; -> whether a cancellation came for it meanwhile."""
+        joining = self._joining.get(session_id, {})
+        cancelled = joining.pop(json.dumps(request_id), False)
+        if not joining:
+            self._joining.pop(session_id, None)
+        return cancelled
 
     def _remind(self, session_id: str) -> None:
         """Tell the session's owner it is in use (at most every ``_touch_every``)."""
@@ -355,18 +390,28 @@ class GuestCalls:
 
     async def on_control(self, fields: dict[str, str]) -> None:
         """``s.gend``, ``s.gcancel``, ``s.gresp`` from the control stream, in order."""
+        joining = self._joining.get(fields["sid"], {})
+        if fields["op"] == "s.gcancel" and fields["id"] in joining:
+            joining[fields["id"]] = True  # for :meth:`deliver`, once the copy has it
+            return
         session = self.sessions.get(fields["sid"])
         if session is None or session.closed:
             return
         if fields["op"] == "s.gend":
             session.close()
-            return
-        messages: list[Message]
-        if fields["op"] == "s.gcancel":
-            cancel = {"requestId": json.loads(fields["id"]), "reason": "cancelled by the client"}
-            messages = [Notification("notifications/cancelled", cancel)]
+        elif fields["op"] == "s.gcancel":
+            await self._cancel(session, json.loads(fields["id"]))
         else:
-            messages = parse_body(fields["d"].encode()).messages
+            await self._deliver_quietly(session, parse_body(fields["d"].encode()).messages)
+
+    async def _cancel(self, session: Session, request_id: RequestId) -> None:
+        cancel = {"requestId": request_id, "reason": "cancelled by the client"}
+        await self._deliver_quietly(session, [Notification("notifications/cancelled", cancel)])
+
+    @staticmethod
+    async def _deliver_quietly(session: Session, messages: list[Message]) -> None:
+        """Deliver what the client sent to another worker (dropped if the copy has
+        ended or is full meanwhile: its POST was answered there)."""
         try:
             await session.deliver(messages, recorded=True)
         except (SessionClosed, SessionOverloaded):

@@ -230,7 +230,7 @@ class RemoteSessionsHttp:
         if json_ok:
             stream.hold()
         try:
-            await session.deliver([request], size=size, recorded=True)
+            await guests.deliver(session, request, size)
         except (SessionClosed, SessionOverloaded) as exc:
             # The copy here ended (or is full), not necessarily the session: the client
             # sends again, and learns then whether the session lives (404 if not).
