@@ -24,10 +24,9 @@ from test_redis_sessions import on
 import trio_mcp
 from trio_mcp._jsonrpc import parse_body
 from trio_mcp._redis_client import RedisConnection
-from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, runner_of, runs_as_guest
+from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, _Copy, runner_of, runs_as_guest
 from trio_mcp._redis_sessions import DROPPED_MS
 from trio_mcp._redis_takeover import LOST_CODE
-from trio_mcp._session import Session
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
@@ -331,7 +330,8 @@ async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
         # Cancelled, the call gets no reply: its stream ends without one.
         assert await all_data(running_call.events) == []
         session_id = running_call.client.session_id or ""
-        assert not guests(running_call.guest_app).sessions[session_id].is_in_flight(request_id)
+        copy = guests(running_call.guest_app).copy_of(session_id)
+        assert copy is not None and not copy.is_in_flight(request_id)
 
 
 async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_stops_it(
@@ -347,7 +347,7 @@ async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_
         recorded, release = trio.Event(), trio.Event()
         copy = calls._copy
 
-        async def held_copy(*args: Any) -> Session:
+        async def held_copy(*args: Any) -> _Copy:
             recorded.set()
             await release.wait()
             return await copy(*args)
@@ -386,7 +386,7 @@ async def test_ending_the_session_ends_the_calls_its_guests_run(
         assert response.status_code == 200
         assert await all_data(running_call.events) == []
         with trio.fail_after(WAIT):
-            while guests(running_call.guest_app).sessions:
+            while guests(running_call.guest_app).copies:
                 await trio.sleep(0.01)
         there = running_call.there
         echo = there.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
@@ -546,10 +546,11 @@ async def test_each_copy_of_a_session_numbers_its_requests_to_the_client_apart(
             call = there.request("tools/call", {"name": "ask", "arguments": {}})
             async with there.post_stream(call, accept="text/event-stream") as (_, events):
                 asked.append((await next_data(events))["id"])
-            copy = guests(app_b).sessions[client.session_id or ""]
+            copy = guests(app_b).copy_of(client.session_id or "")
+            assert copy is not None
             copy.close()
             with trio.fail_after(WAIT):
-                while client.session_id in guests(app_b).sessions:
+                while client.session_id in guests(app_b).copies:
                     await trio.sleep(0.01)
         assert asked[0] != asked[1]
         assert {runner_of(request_id) for request_id in asked} == {

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import trio
 
 from ._budget import ByteBudget
@@ -194,6 +196,19 @@ class GuestMirror:
         )
 
 
+@attrs.define(eq=False)
+class _Copy:
+    """A copy of another worker's session kept here, and what this worker knows of it."""
+
+    session: Session
+    #: The session's owner, as Redis last named it.
+    owner: str = ""
+    #: The state the copy was last given, as Redis had it (None: none yet).
+    state: str | None = None
+    #: When its owner was last told the session is in use here.
+    reminded: float = -math.inf
+
+
 class GuestCalls:
     """This worker's copies of other workers' sessions, and the calls they run."""
 
@@ -203,13 +218,9 @@ class GuestCalls:
         self._mirror = GuestMirror(self)
         self._request_id_prefix = f"{_PREFIX}{shared.connection.worker}/"
         #: Copies started here so far: each numbers its requests to the client apart.
-        self._copies = 0
-        #: The copies, by session id; the state each was last given, as Redis had it.
-        self.sessions: dict[str, Session] = {}
-        self._states: dict[str, str] = {}
-        self._touched: dict[str, float] = {}
-        #: Each copy's session's owner, as Redis last named it.
-        self._owners: dict[str, str] = {}
+        self._started = 0
+        #: The copies, by session id.
+        self.copies: dict[str, _Copy] = {}
         #: Copies being started: a second call of the same session waits for the first.
         self._starting: dict[str, trio.Event] = {}
         #: Calls joining: recorded in Redis as run here (so a cancellation may come
@@ -225,9 +236,14 @@ class GuestCalls:
         """Whether a new call may start here (not while the worker stops)."""
         return self._supervisor.accepting
 
+    def copy_of(self, session_id: str) -> Session | None:
+        """This worker's copy of the session, if it keeps one."""
+        copy = self.copies.get(session_id)
+        return copy.session if copy is not None else None
+
     def busy(self, session_id: str, request_id: RequestId) -> bool:
         """Whether a call of the session with this id already runs here."""
-        session = self.sessions.get(session_id)
+        session = self.copy_of(session_id)
         return session is not None and not session.closed and session.is_in_flight(request_id)
 
     async def join(
@@ -251,7 +267,7 @@ class GuestCalls:
                 return None
             owner, state = answer
             try:
-                session = await self._copy(session_id, principal, state)
+                copy = await self._copy(session_id, principal, state)
             except BaseException:
                 self.abandon(session_id, request_id)
                 raise
@@ -260,9 +276,9 @@ class GuestCalls:
             if marked and not joined:
                 self._stop_joining(session_id, request_id)
         self.calls += 1
-        self._owners[session_id] = owner
-        self._remind(session_id)
-        return session
+        copy.owner = owner
+        self._remind(copy)
+        return copy.session
 
     async def deliver(self, session: Session, request: Request, size: int) -> None:
         """Start a joined call on its copy (raises as :meth:`Session.deliver`), then
@@ -282,12 +298,12 @@ class GuestCalls:
             self._joining.pop(session_id, None)
         return cancelled
 
-    def _remind(self, session_id: str) -> None:
+    def _remind(self, copy: _Copy) -> None:
         """Tell the session's owner it is in use (at most every ``_touch_every``)."""
         now = trio.current_time()
-        if now - self._touched.get(session_id, -self._touch_every) >= self._touch_every:
-            self._touched[session_id] = now
-            self.shared.send_later(self._owners[session_id], {"op": "s.touch", "sid": session_id})
+        if now - copy.reminded >= self._touch_every:
+            copy.reminded = now
+            self.shared.send_later(copy.owner, {"op": "s.touch", "sid": copy.session.id})
 
     async def remind_owners(self) -> None:
         """Until cancelled: keep reminding the owners of sessions whose calls run here
@@ -295,9 +311,9 @@ class GuestCalls:
         takes: a single call may outlast the owner's idle timeout."""
         while True:
             await trio.sleep(self._touch_every)
-            for session_id, copy in list(self.sessions.items()):
-                if not copy.closed and copy.idle_since() is None:
-                    self._remind(session_id)
+            for copy in list(self.copies.values()):
+                if not copy.session.closed and copy.session.idle_since() is None:
+                    self._remind(copy)
 
     async def record(
         self, session_id: str, principal: str | None, requests: list[tuple[RequestId, str]]
@@ -319,39 +335,36 @@ class GuestCalls:
         all): no longer recorded, so nothing answers it for this worker later."""
         self.shared.queue(_Outgoing(session_id, "", 0, "", "x", json.dumps(request_id), guest=True))
 
-    async def _copy(self, session_id: str, principal: str | None, state: str) -> Session:
+    async def _copy(self, session_id: str, principal: str | None, state: str) -> _Copy:
         while (starting := self._starting.get(session_id)) is not None:
             await starting.wait()
-        session = self.sessions.get(session_id)
-        if session is None or session.closed:
+        copy = self.copies.get(session_id)
+        if copy is None or copy.session.closed:
             started = self._starting[session_id] = trio.Event()
-            self._copies += 1
+            self._started += 1
             try:
                 session = await self._supervisor.host_guest(
                     session_id,
                     principal,
                     self._mirror,
-                    guest_prefix=f"{self._request_id_prefix}{self._copies}.",
+                    guest_prefix=f"{self._request_id_prefix}{self._started}.",
                     idle_timeout=GUEST_IDLE,
                     on_end=self._ended,
                 )
             finally:
                 del self._starting[session_id]
                 started.set()
-            self.sessions[session_id] = session
-            self._states.pop(session_id, None)
-        if state != self._states.get(session_id):
+            copy = self.copies[session_id] = _Copy(session)
+        if state != copy.state:
             # The owner wrote a change (a log level, most often): the copy takes it.
-            restore(session, parse_state(state))
-            self._states[session_id] = state
-        return session
+            restore(copy.session, parse_state(state))
+            copy.state = state
+        return copy
 
     def _ended(self, session: Session) -> None:
-        if self.sessions.get(session.id) is session:
-            del self.sessions[session.id]
-            self._states.pop(session.id, None)
-            self._touched.pop(session.id, None)
-            self._owners.pop(session.id, None)
+        copy = self.copies.get(session.id)
+        if copy is not None and copy.session is session:
+            del self.copies[session.id]
             self.shared.send_later("guest-gone", {"sid": session.id})
 
     # -- the publisher's side -----------------------------------------------------------
@@ -366,7 +379,7 @@ class GuestCalls:
 
     def appended(self, session_id: str, answer: Any) -> None:
         if int(answer) == 0:
-            session = self.sessions.get(session_id)
+            session = self.copy_of(session_id)
             if session is not None:
                 log.info("session %s ended while a call ran here; ending it", session_id[:8])
                 session.close()
@@ -394,7 +407,7 @@ class GuestCalls:
         if fields["op"] == "s.gcancel" and fields["id"] in joining:
             joining[fields["id"]] = True  # for :meth:`deliver`, once the copy has it
             return
-        session = self.sessions.get(fields["sid"])
+        session = self.copy_of(fields["sid"])
         if session is None or session.closed:
             return
         if fields["op"] == "s.gend":

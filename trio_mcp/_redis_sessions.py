@@ -1203,7 +1203,7 @@ class RedisSessions:
 
     def _session_of(self, session_id: str, *, guest: bool) -> Session | None:
         if guest:
-            return self.guests.sessions.get(session_id) if self.guests is not None else None
+            return self.guests.copy_of(session_id) if self.guests is not None else None
         return self.local.get(session_id)
 
     def _ended(self, session_id: str, answer: Any) -> None:
