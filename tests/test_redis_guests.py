@@ -7,7 +7,7 @@ it with the session, answering it when its worker is lost) still happens."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -334,11 +334,15 @@ async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
         assert copy is not None and not copy.is_in_flight(request_id)
 
 
-async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_stops_it(
-    serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Between the call's record in Redis and its request reaching the copy, the copy
-    # does not know the id: the cancellation waits for it.
+async def while_a_call_joins_on_b(
+    serve_app: Serve,
+    redis: RedisPeer,
+    monkeypatch: pytest.MonkeyPatch,
+    interfere: Callable[[McpClient, dict[str, Any], GuestCalls], Awaitable[None]],
+) -> list[Event]:
+    """``interfere`` with a call POSTed to worker B while it joins B's copy of the
+    session (recorded in Redis as B's, not yet in the copy); -> what its stream carried.
+    """
     async with (
         two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), (_, app_b), _),
         session_on(a) as client,
@@ -364,17 +368,43 @@ async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_
         async with trio.open_nursery() as nursery:
             nursery.start_soon(post_the_call)
             await recorded.wait()
-            cancel = {
-                "jsonrpc": "2.0",
-                "method": "notifications/cancelled",
-                "params": {"requestId": call["id"], "reason": "changed my mind"},
-            }
-            assert (await client.post(cancel)).status_code == 202
-            with trio.fail_after(WAIT):
-                while not calls._joining[client.session_id or ""][json.dumps(call["id"])]:
-                    await trio.sleep(0.01)
+            await interfere(client, call, calls)
             release.set()
-        assert replies == []
+    return replies
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(WAIT):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_stops_it(
+    serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def cancel(client: McpClient, call: dict[str, Any], calls: GuestCalls) -> None:
+        cancel = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": call["id"], "reason": "changed my mind"},
+        }
+        assert (await client.post(cancel)).status_code == 202
+        joining = calls._joining[client.session_id or ""]
+        await until(lambda: joining.cancelled[json.dumps(call["id"])])
+
+    assert await while_a_call_joins_on_b(serve_app, redis, monkeypatch, cancel) == []
+
+
+async def test_a_session_that_ends_before_a_guests_call_starts_ends_the_call(
+    serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def end(client: McpClient, call: dict[str, Any], calls: GuestCalls) -> None:
+        response = await client.http.delete(client.url, headers=client.headers())
+        assert response.status_code == 200
+        joining = calls._joining[client.session_id or ""]
+        await until(lambda: joining.ended)
+
+    assert await while_a_call_joins_on_b(serve_app, redis, monkeypatch, end) == []
 
 
 async def test_ending_the_session_ends_the_calls_its_guests_run(

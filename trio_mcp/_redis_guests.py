@@ -15,8 +15,9 @@ What the owner would otherwise have known of the call is in Redis too:
 * **Which worker runs which call.** ``P:guests:{session}`` (request id as JSON ->
   worker and stream key) is written before the call starts and cleared with its reply.
   A cancellation sent to the session also reaches that worker (``s.gcancel``), and the
-  session's end tells every worker with a call in it (``s.gend``). ``P:grun:{stream
-  key}`` names the worker writing a stream: a resumption elsewhere attaches to it.
+  session's end tells every worker with a call in it (``s.gend``); either one, reaching
+  a call recorded but not yet in its copy, waits for it. ``P:grun:{stream key}`` names
+  the worker writing a stream: a resumption elsewhere attaches to it.
 * **Replies to the server's own requests.** A guest numbers its requests to the client
   ``guest:{worker}/{copy}.{n}``, so a reply POSTed to any worker finds it, and a late
   reply to an earlier copy's request is never taken for a later copy's.
@@ -209,6 +210,17 @@ class _Copy:
     reminded: float = -math.inf
 
 
+@attrs.define(eq=False)
+class _Joining:
+    """A session's calls joining their copy here: recorded in Redis as run here, so a
+    cancellation or the session's end may come for them, but not yet in the copy."""
+
+    #: Request id (JSON) -> whether a cancellation came for it meanwhile.
+    cancelled: dict[str, bool] = attrs.field(factory=dict)
+    #: Whether the session ended meanwhile.
+    ended: bool = False
+
+
 class GuestCalls:
     """This worker's copies of other workers' sessions, and the calls they run."""
 
@@ -223,10 +235,9 @@ class GuestCalls:
         self.copies: dict[str, _Copy] = {}
         #: Copies being started: a second call of the same session waits for the first.
         self._starting: dict[str, trio.Event] = {}
-        #: Calls joining: recorded in Redis as run here (so a cancellation may come
-        #: for them) but not yet in their copy, which would not know the id. By session
-        #: id, request id (JSON) -> whether a cancellation came meanwhile.
-        self._joining: dict[str, dict[str, bool]] = {}
+        #: Calls joining their copy, by session id: what comes for them meanwhile
+        #: waits for :meth:`deliver` (the copy would not know them yet).
+        self._joining: dict[str, _Joining] = {}
         self._touch_every = min(_TOUCH_EVERY, supervisor.settings.session_idle_timeout / 4)
         #: Calls run here as a guest since the worker started (to watch the spread).
         self.calls = 0
@@ -255,11 +266,11 @@ class GuestCalls:
         the worker stops (the call is then no longer recorded as run here).
 
         The call is *joining* until :meth:`deliver` hands its request to the copy."""
-        joining = self._joining.setdefault(session_id, {})
+        joining = self._joining.setdefault(session_id, _Joining())
         # A second POST with the same id racing this one leaves the mark alone: it is
         # refused as in flight.
-        marked = json.dumps(request_id) not in joining
-        joining.setdefault(json.dumps(request_id), False)
+        marked = json.dumps(request_id) not in joining.cancelled
+        joining.cancelled.setdefault(json.dumps(request_id), False)
         joined = False
         try:
             answer = await self.record(session_id, principal, [(request_id, key)])
@@ -282,21 +293,24 @@ class GuestCalls:
 
     async def deliver(self, session: Session, request: Request, size: int) -> None:
         """Start a joined call on its copy (raises as :meth:`Session.deliver`), then
-        cancel it if a cancellation reached this worker while it was joining."""
+        end it as told while it was joining: cancelled, or its session ended."""
         try:
             await session.deliver([request], size=size, recorded=True)
         finally:
-            cancelled = self._stop_joining(session.id, request.id)
-        if cancelled:
+            cancelled, ended = self._stop_joining(session.id, request.id)
+        if ended:
+            session.close()
+        elif cancelled:
             await self._cancel(session, request.id)
 
-    def _stop_joining(self, session_id: str, request_id: RequestId) -> bool:
-        """No longer joining; -> whether a cancellation came for it meanwhile."""
-        joining = self._joining.get(session_id, {})
-        cancelled = joining.pop(json.dumps(request_id), False)
-        if not joining:
+    def _stop_joining(self, session_id: str, request_id: RequestId) -> tuple[bool, bool]:
+        """No longer joining; -> whether it was cancelled, and whether its session
+        ended, meanwhile."""
+        joining = self._joining.get(session_id, _Joining())
+        cancelled = joining.cancelled.pop(json.dumps(request_id), False)
+        if not joining.cancelled:
             self._joining.pop(session_id, None)
-        return cancelled
+        return cancelled, joining.ended
 
     def _remind(self, copy: _Copy) -> None:
         """Tell the session's owner it is in use (at most every ``_touch_every``)."""
@@ -403,10 +417,13 @@ class GuestCalls:
 
     async def on_control(self, fields: dict[str, str]) -> None:
         """``s.gend``, ``s.gcancel``, ``s.gresp`` from the control stream, in order."""
-        joining = self._joining.get(fields["sid"], {})
-        if fields["op"] == "s.gcancel" and fields["id"] in joining:
-            joining[fields["id"]] = True  # for :meth:`deliver`, once the copy has it
-            return
+        joining = self._joining.get(fields["sid"])
+        if joining is not None:  # kept for :meth:`deliver`, once the copy has them
+            if fields["op"] == "s.gend":
+                joining.ended = True
+            elif fields["op"] == "s.gcancel" and fields["id"] in joining.cancelled:
+                joining.cancelled[fields["id"]] = True
+                return
         session = self.copy_of(fields["sid"])
         if session is None or session.closed:
             return
