@@ -367,7 +367,8 @@ async def while_a_call_joins_on_b(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(post_the_call)
-            await recorded.wait()
+            with trio.fail_after(WAIT):
+                await recorded.wait()
             await interfere(client, call, calls)
             release.set()
     return replies

@@ -47,8 +47,8 @@ POOL_TIMEOUT = 2.0
 #: Pooled connections per worker, for every command but the reader's and the sessions'
 #: publisher's (each has one of its own: :mod:`._redis_line`).
 MAX_CONNECTIONS = 64
-#: Milliseconds the one reader blocks in XREAD: short, so that shutdown can wait for
-#: it to return.
+#: Milliseconds the one reader blocks in XREAD: a stopping worker wakes it, but cannot
+#: when Redis is out of reach, and then waits for it to return.
 BLOCK_MS = 1000
 #: Entries kept in each stream (``MAXLEN ~``): what a reader may be behind by.
 STREAM_LENGTH = 10_000

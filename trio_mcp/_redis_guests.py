@@ -285,7 +285,10 @@ class GuestCalls:
             joined = True
         finally:
             if marked and not joined:
-                self._stop_joining(session_id, request_id)
+                _, ended = self._stop_joining(session_id, request_id)
+                session = self.copy_of(session_id)
+                if ended and session is not None:
+                    session.close()  # the session ended meanwhile: so does its copy
         self.calls += 1
         copy.owner = owner
         self._remind(copy)
@@ -298,9 +301,9 @@ class GuestCalls:
             await session.deliver([request], size=size, recorded=True)
         finally:
             cancelled, ended = self._stop_joining(session.id, request.id)
-        if ended:
-            session.close()
-        elif cancelled:
+            if ended:
+                session.close()
+        if cancelled and not ended:
             await self._cancel(session, request.id)
 
     def _stop_joining(self, session_id: str, request_id: RequestId) -> tuple[bool, bool]:

@@ -298,6 +298,10 @@ class RedisWorker:
                         control: await self._last_id(control),
                         events: await self._last_id(events),
                     }
+                    if self._closing:
+                        # Stopped meanwhile: its wake-up may be in the ids just read,
+                        # and a read from there would wait out the whole BLOCK.
+                        break
                 streams = dict(ids)
                 if self.sessions is not None:
                     # The streams of other workers' sessions whose clients read here:
