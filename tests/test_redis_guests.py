@@ -314,19 +314,22 @@ async def test_a_guests_request_to_the_client_is_answered_through_any_worker(
         assert reply["result"]["content"] == [{"type": "text", "text": "teal"}]
 
 
+def cancellation(request_id: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": request_id, "reason": "changed my mind"},
+    }
+
+
 @pytest.mark.parametrize("cancel_on", ["owner", "guest"])
 async def test_a_cancellation_sent_to_any_worker_stops_the_call_a_guest_runs(
     serve_app: Serve, redis: RedisPeer, cancel_on: str
 ) -> None:
     async with long_call_on_b(serve_app, redis) as running_call:
         request_id = running_call.call["id"]
-        cancel = {
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": {"requestId": request_id, "reason": "changed my mind"},
-        }
         sender = running_call.client if cancel_on == "owner" else running_call.there
-        assert (await sender.post(cancel)).status_code == 202
+        assert (await sender.post(cancellation(request_id))).status_code == 202
         # Cancelled, the call gets no reply: its stream ends without one.
         assert await all_data(running_call.events) == []
         session_id = running_call.client.session_id or ""
@@ -384,12 +387,7 @@ async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_
     serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def cancel(client: McpClient, call: dict[str, Any], calls: GuestCalls) -> None:
-        cancel = {
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": {"requestId": call["id"], "reason": "changed my mind"},
-        }
-        assert (await client.post(cancel)).status_code == 202
+        assert (await client.post(cancellation(call["id"]))).status_code == 202
         joining = calls._joining[client.session_id or ""]
         await until(lambda: joining.cancelled[json.dumps(call["id"])])
 
