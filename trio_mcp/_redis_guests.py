@@ -252,11 +252,6 @@ class GuestCalls:
         copy = self.copies.get(session_id)
         return copy.session if copy is not None else None
 
-    def busy(self, session_id: str, request_id: RequestId) -> bool:
-        """Whether a call of the session with this id already runs here."""
-        session = self.copy_of(session_id)
-        return session is not None and not session.closed and session.is_in_flight(request_id)
-
     async def join(
         self, session_id: str, principal: str | None, request_id: RequestId, key: str
     ) -> Session | None:

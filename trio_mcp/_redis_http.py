@@ -129,9 +129,6 @@ class RemoteSessionsHttp:
         guests = self.sessions.guests
         if guests is not None and guests.hosting:
             request = runs_as_guest(body, sse_ok)
-            if request is not None and guests.busy(session_id, request.id):
-                await _refuse_id_in_flight(send, request)
-                return
             if request is not None:
                 await self._run_here(
                     guests, scope, receive, send, session_id, principal, request, body.size, json_ok
