@@ -519,6 +519,59 @@ async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_er
         assert remaining == {}
 
 
+async def test_a_guest_taken_for_lost_midcall_shows_its_late_reply_to_no_one(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, b), (app_a, app_b), (_, on_b)),
+        session_on(a) as client,
+    ):
+        there = on(client, b)
+        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 1}})
+        async with there.post_stream(call, accept="text/event-stream") as (_, events):
+            with trio.fail_after(WAIT):
+                priming = await events.__anext__()
+            await running(on_b)
+            # Worker B paused past its heartbeat timeout, and A swept it as lost: Redis
+            # answers the call with the worker-lost error. B then carries on, and its
+            # call ends with a reply Redis no longer takes.
+            await guests(app_a).sweep(guests(app_b).shared.connection.worker)
+            late = await all_data(events)
+        assert late == [] and priming.id
+        async with client.get_stream(last_event_id=priming.id) as (response, events):
+            assert response.status_code == 200
+            replies = [e.json() for e in await all_data(events)]
+        assert [r["id"] for r in replies] == [call["id"]]
+        assert replies[0]["error"]["code"] == LOST_CODE
+
+
+async def test_a_guests_round_sent_again_is_not_taken_for_a_sweep(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with (
+        two_workers(serve_app, redis) as ((a, _), (app_a, _), _),
+        session_on(a) as client,
+    ):
+        shared = app_a.supervisor.shared
+        assert shared is not None
+        session_id, key = client.session_id or "", "againstream"
+        progress = ["G", session_id, key, 1, '{"n":1}', "n", ""]
+        # A round whose answer was lost with its connection goes again: same events.
+        assert await shared._commit([progress]) == [1]
+        assert await shared._commit([progress]) == [1]
+        # A sweep answers the call and ends the stream: the reply is refused.
+        connection = RedisConnection(redis.url, "trio-mcp")
+        async with connection.client:
+            await connection.script(
+                "redis.call('XADD', KEYS[1], '0-2', 'd', 'lost', 'r', 'r')"
+                " return redis.call('XADD', KEYS[1], '1-0', 'e', '1')",
+                [connection.key("stream", key)],
+                [],
+            )
+        reply = ["G", session_id, key, 2, '{"id":7}', "r", "7"]
+        assert await shared._commit([reply]) == [[2, key]]
+
+
 async def test_a_request_id_already_running_as_a_guest_is_refused_there(
     serve_app: Serve, redis: RedisPeer
 ) -> None:

@@ -23,6 +23,9 @@ What the owner would otherwise have known of the call is in Redis too:
   reply to an earlier copy's request is never taken for a later copy's.
 * **A lost guest.** The worker that finds a guest's heartbeat gone answers its
   unanswered calls with the worker-lost error (:data:`_SWEEP`), as a lost owner's are.
+  A guest that was only paused finds, when it goes on, that Redis refuses the rest of
+  those streams ('G' answers which): it shows their clients nothing more, so that a
+  client never sees a reply Redis does not hold, and ends the calls.
 * **The owner hears its session is in use** (``s.touch``, at most every
   :data:`_TOUCH_EVERY` seconds per session, when a call joins and while one runs), so
   its idle timeout does not end a session whose calls all run elsewhere.
@@ -39,7 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -389,12 +392,40 @@ class GuestCalls:
             operation += [item.key, item.seq, item.data, item.flag, item.answers]
         return operation
 
-    def appended(self, session_id: str, answer: Any) -> None:
+    def appended(
+        self, session_id: str, swept: set[tuple[str, str]], answer: Any
+    ) -> Awaitable[None] | None:
+        """Act on a 'G' answer; the streams a sweep ended go in ``swept``."""
+        if isinstance(answer, list):
+            keys = [str(key) for key in answer[1:]]
+            swept.update((session_id, key) for key in keys)
+            session = self.copy_of(session_id)
+            return None if session is None else self._end_swept(session, keys)
         if int(answer) == 0:
             session = self.copy_of(session_id)
             if session is not None:
                 log.info("session %s ended while a call ran here; ending it", session_id[:8])
                 session.close()
+        return None
+
+    async def _end_swept(self, session: Session, keys: list[str]) -> None:
+        """Another worker took this one for lost (a pause past its heartbeat timeout)
+        and answered these streams' calls with the worker-lost error: Redis holds that
+        answer, so their clients are shown nothing more from here. Each call is
+        cancelled and its stream ended, and its client, resuming anywhere, reads the
+        error from Redis."""
+        log.warning(
+            "session %s: %d calls run here were answered as lost meanwhile; ending them",
+            session.id[:8],
+            len(keys),
+        )
+        for key in keys:
+            stream = session.find_stream(key)
+            if stream is None:
+                continue
+            for request_id in list(stream.pending):
+                await self._cancel(session, request_id)
+            stream.close()
 
     # -- messages for the copies --------------------------------------------------------
 

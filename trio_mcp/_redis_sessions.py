@@ -148,7 +148,9 @@ return token
 #      owner or on another guest), {1, owner, version, state}.
 # 'G'  session id, then events as for 'P' (and flag 'd': the stream is let go of, its
 #      keys expire soon): a guest's, unfenced (the session must exist).
-#      -> 1, or 0 when the session has ended (only ends of streams are written then).
+#      -> 1, or 0 when the session has ended (only ends of streams are written then),
+#      or {2, stream key...}: these streams were ended by a sweep (this worker was taken
+#      for lost; the sweep answered their calls), their events were not appended.
 # 'GC' session id, then request ids (JSON): cancelled; their guests are told. -> 1
 # 'GX' session id: its copy here ended; forgotten unless a call of it still runs. -> 1
 # What lives as long as its session (its hash, pending requests, readers elsewhere, main
@@ -307,6 +309,7 @@ while i <= #ARGV do
     end
   elseif kind == 'G' then
     answer = redis.call('EXISTS', skey)
+    local swept, named = {}, {}
     for j = a + 1, last, 5 do
       if ARGV[j + 4] ~= '' then redis.call('HDEL', prefix .. ':guests:' .. sid, ARGV[j + 4]) end
       local flag = ARGV[j + 3]
@@ -320,8 +323,19 @@ while i <= #ARGV do
         redis.call('PEXPIRE', prefix .. ':skey:' .. ARGV[j], dropped)
         redis.call('PEXPIRE', prefix .. ':grun:' .. ARGV[j], dropped)
       elseif flag ~= 'x' and flag ~= 'h' and answer == 1 then
-        redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
-                    'd', ARGV[j + 2], 'r', flag)
+        local added = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '0-' .. ARGV[j + 1],
+                                  'd', ARGV[j + 2], 'r', flag)
+        if type(added) == 'table' and added.err then
+          -- Refused: appended already (this round sent again), or the stream was ended
+          -- by another worker's sweep that took this one for lost and answered the call.
+          local seq = '0-' .. ARGV[j + 1]
+          local same = redis.call('XRANGE', key, seq, seq)
+          if not (same[1] and same[1][2][2] == ARGV[j + 2]) and not named[ARGV[j]]
+              and #redis.call('XRANGE', key, '1-0', '1-0') > 0 then
+            named[ARGV[j]] = true
+            swept[#swept + 1] = ARGV[j]
+          end
+        end
         if not renewed[key] then
           renewed[key] = true
           redis.call('PEXPIRE', key, ttl)
@@ -330,6 +344,7 @@ while i <= #ARGV do
         end
       end
     end
+    if #swept > 0 then answer = {2, unpack(swept)} end
   elseif kind == 'GC' then
     tell_guests(sid, a + 1, last)
   elseif kind == 'GX' then
@@ -1063,6 +1078,8 @@ class RedisSessions:
         #: What to do with each operation's answer, in the same order.
         outcomes: list[Callable[[Any], Awaitable[None] | None]] = []
         done: list[_Outgoing] = []
+        #: Guests' streams a sweep ended: what this round sent of them is not in Redis.
+        swept: set[tuple[str, str]] = set()
         for waiter in waiters:
             operations.append(waiter.operation)
             outcomes.append(waiter.settle)
@@ -1077,7 +1094,7 @@ class RedisSessions:
             assert self.guests is not None
             for session_id, items in guest_appends.items():
                 operations.append(self.guests.append_operation(session_id, items))
-                outcomes.append(partial(self.guests.appended, session_id))
+                outcomes.append(partial(self.guests.appended, session_id, swept))
                 done += items
         reregister: list[str] = []
         for worker, fields in others:
@@ -1138,6 +1155,8 @@ class RedisSessions:
             if session is not None and not session.closed:
                 await self._reregister(session)
         for item in done:
+            if item.guest and (item.session_id, item.key) in swept:
+                continue
             session = self._session_of(item.session_id, guest=item.guest)
             stream = session.find_stream(item.key) if session is not None else None
             if isinstance(stream, MirroredStream) and item.flag in ("r", "n", "h"):
