@@ -25,12 +25,15 @@ import trio_mcp
 from trio_mcp._jsonrpc import parse_body
 from trio_mcp._redis_client import RedisConnection
 from trio_mcp._redis_guests import GUEST_METHODS, GuestCalls, _Copy, runner_of, runs_as_guest
+from trio_mcp._redis_line import RedisLine
 from trio_mcp._redis_sessions import DROPPED_MS
 from trio_mcp._redis_takeover import LOST_CODE
 
 Serve = Callable[[Any], Any]
 #: Bound on every wait for something the other worker does (through Redis).
 WAIT = 10.0
+#: What a test sets to let its ``held`` calls end (by name: one per test).
+RELEASES: dict[str, trio.Event] = {}
 
 
 def make_server(started: list[str]) -> trio_mcp.Server:
@@ -43,6 +46,12 @@ def make_server(started: list[str]) -> trio_mcp.Server:
         started.append("long_call")
         await trio.sleep(seconds)
         return "waited"
+
+    @server.tool()
+    async def held(name: str) -> str:
+        started.append("held")
+        await RELEASES.setdefault(name, trio.Event()).wait()
+        return "released"
 
     @server.tool()
     async def ask(ctx: trio_mcp.Context) -> str:
@@ -122,29 +131,37 @@ async def running(started: list[str], count: int = 1) -> None:
 
 @attrs.frozen
 class GuestCall:
-    """A session owned by worker A with a 30 s call running on worker B as a guest."""
+    """A session owned by worker A with a long call (30 s unless the test says
+    otherwise) running on worker B as a guest."""
 
     client: McpClient
     there: McpClient
     call: dict[str, Any]
     events: AsyncIterator[Event]
     guest_app: trio_mcp.App
+    owner_app: trio_mcp.App
 
 
 @asynccontextmanager
-async def long_call_on_b(serve_app: Serve, redis: RedisPeer) -> AsyncIterator[GuestCall]:
+async def long_call_on_b(
+    serve_app: Serve,
+    redis: RedisPeer,
+    tool: str = "long_call",
+    arguments: dict[str, Any] | None = None,
+) -> AsyncIterator[GuestCall]:
     """:class:`GuestCall`, its reply stream open (and read by the test)."""
     # A call still running when the test ends is cut at shutdown after a second, not
     # after the default ten.
     async with (
-        two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), (_, app_b), (_, on_b)),
+        two_workers(serve_app, redis, shutdown_timeout=1.0) as ((a, b), apps, (_, on_b)),
         session_on(a) as client,
     ):
         there = on(client, b)
-        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 30}})
+        params = {"name": tool, "arguments": arguments or {"seconds": 30}}
+        call = there.request("tools/call", params)
         async with there.post_stream(call, accept="text/event-stream") as (_, events):
             await running(on_b)
-            yield GuestCall(client, there, call, events, app_b)
+            yield GuestCall(client, there, call, events, guest_app=apps[1], owner_app=apps[0])
 
 
 # -- which POSTs a guest runs (no socket) ----------------------------------------------
@@ -522,26 +539,22 @@ async def test_a_lost_guests_unanswered_call_is_answered_with_the_worker_lost_er
 async def test_a_guest_taken_for_lost_midcall_shows_its_late_reply_to_no_one(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
-    async with (
-        two_workers(serve_app, redis) as ((a, b), (app_a, app_b), (_, on_b)),
-        session_on(a) as client,
-    ):
-        there = on(client, b)
-        call = there.request("tools/call", {"name": "long_call", "arguments": {"seconds": 1}})
-        async with there.post_stream(call, accept="text/event-stream") as (_, events):
-            with trio.fail_after(WAIT):
-                priming = await events.__anext__()
-            await running(on_b)
-            # Worker B paused past its heartbeat timeout, and A swept it as lost: Redis
-            # answers the call with the worker-lost error. B then carries on, and its
-            # call ends with a reply Redis no longer takes.
-            await guests(app_a).sweep(guests(app_b).shared.connection.worker)
-            late = await all_data(events)
+    async with long_call_on_b(serve_app, redis, "held", {"name": "swept"}) as running_call:
+        with trio.fail_after(WAIT):
+            priming = await running_call.events.__anext__()
+        # Worker B paused past its heartbeat timeout, and A swept it as lost: Redis
+        # answers the call with the worker-lost error. B then carries on, and its call
+        # ends with a reply Redis no longer takes.
+        lost = guests(running_call.guest_app).shared.connection.worker
+        await guests(running_call.owner_app).sweep(lost)
+        RELEASES.setdefault("swept", trio.Event()).set()
+        late = await all_data(running_call.events)
         assert late == [] and priming.id
+        client = running_call.client
         async with client.get_stream(last_event_id=priming.id) as (response, events):
             assert response.status_code == 200
             replies = [e.json() for e in await all_data(events)]
-        assert [r["id"] for r in replies] == [call["id"]]
+        assert [r["id"] for r in replies] == [running_call.call["id"]]
         assert replies[0]["error"]["code"] == LOST_CODE
 
 
@@ -554,22 +567,28 @@ async def test_a_guests_round_sent_again_is_not_taken_for_a_sweep(
     ):
         shared = app_a.supervisor.shared
         assert shared is not None
-        session_id, key = client.session_id or "", "againstream"
-        progress = ["G", session_id, key, 1, '{"n":1}', "n", ""]
-        # A round whose answer was lost with its connection goes again: same events.
-        assert await shared._commit([progress]) == [1]
-        assert await shared._commit([progress]) == [1]
-        # A sweep answers the call and ends the stream: the reply is refused.
-        connection = RedisConnection(redis.url, "trio-mcp")
-        async with connection.client:
-            await connection.script(
-                "redis.call('XADD', KEYS[1], '0-2', 'd', 'lost', 'r', 'r')"
+        session_id = client.session_id or ""
+        # Not the publisher's connection, which its rounds may be using.
+        line = RedisLine(shared.connection)
+        try:
+            # A call's progress, reply and stream end, in a round whose answer was lost
+            # with its connection: sent again as it was, it is no sweep's doing.
+            ended = ["G", session_id]
+            for item in ((1, '{"n":1}', "n", ""), (2, '{"id":7}', "r", "7"), (0, "", "e", "")):
+                ended += ["againstream", *item]
+            assert await shared._commit([ended], line=line) == [1]
+            assert await shared._commit([ended], line=line) == [1]
+            # A sweep answered another call and ended its stream: the rest is refused.
+            await line.script(
+                "redis.call('XADD', KEYS[1], '0-1', 'd', 'lost', 'r', 'r')"
                 " return redis.call('XADD', KEYS[1], '1-0', 'e', '1')",
-                [connection.key("stream", key)],
+                [shared.connection.key("stream", "sweptstream")],
                 [],
             )
-        reply = ["G", session_id, key, 2, '{"id":7}', "r", "7"]
-        assert await shared._commit([reply]) == [[2, key]]
+            reply = ["G", session_id, "sweptstream", 1, '{"id":8}', "r", "8"]
+            assert await shared._commit([reply], line=line) == [[2, "sweptstream"]]
+        finally:
+            line.close()
 
 
 async def test_a_request_id_already_running_as_a_guest_is_refused_there(

@@ -25,7 +25,9 @@ What the owner would otherwise have known of the call is in Redis too:
   unanswered calls with the worker-lost error (:data:`_SWEEP`), as a lost owner's are.
   A guest that was only paused finds, when it goes on, that Redis refuses the rest of
   those streams ('G' answers which): it shows their clients nothing more, so that a
-  client never sees a reply Redis does not hold, and ends the calls.
+  client never sees an event Redis does not hold, and ends the calls. (A reply sent
+  as one JSON body has no event id to resume from, and never goes to Redis: it is
+  sent as it would have been.)
 * **The owner hears its session is in use** (``s.touch``, at most every
   :data:`_TOUCH_EVERY` seconds per session, when a call joins and while one runs), so
   its idle timeout does not end a session whose calls all run elsewhere.
@@ -414,15 +416,14 @@ class GuestCalls:
         answer, so their clients are shown nothing more from here. Each call is
         cancelled and its stream ended, and its client, resuming anywhere, reads the
         error from Redis."""
-        log.warning(
-            "session %s: %d calls run here were answered as lost meanwhile; ending them",
-            session.id[:8],
-            len(keys),
-        )
         for key in keys:
             stream = session.find_stream(key)
-            if stream is None:
-                continue
+            if stream is None or stream.closed:
+                continue  # ended already: a later round of its events was refused too
+            log.warning(
+                "session %s: a call run here was answered as lost meanwhile; ending it",
+                session.id[:8],
+            )
             for request_id in list(stream.pending):
                 await self._cancel(session, request_id)
             stream.close()

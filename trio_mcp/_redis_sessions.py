@@ -1231,8 +1231,12 @@ class RedisSessions:
         self._states.pop(session_id, None)
         self._marks.pop(session_id, None)
 
-    async def _commit(self, operations: list[list[Any]]) -> list[Any]:
-        """Run :data:`_COMMIT` over ``operations``; -> their answers, in order."""
+    async def _commit(
+        self, operations: list[list[Any]], *, line: RedisLine | None = None
+    ) -> list[Any]:
+        """Run :data:`_COMMIT` over ``operations``; -> their answers, in order. On the
+        publisher's own connection unless told another (a test's: only one task at a
+        time may use a connection)."""
         redis = self.connection
         answers: list[Any] = []
         head = [
@@ -1249,7 +1253,7 @@ class RedisSessions:
             args = list(head)
             for operation in chunk:
                 args += [operation[0], len(operation) - 1, *operation[1:]]
-            answers += await self._line.script(_COMMIT, [], args)
+            answers += await (line or self._line).script(_COMMIT, [], args)
             start += _ROUND
         return answers
 

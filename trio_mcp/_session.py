@@ -517,8 +517,14 @@ class Session:
                 # handler said a timeout is answered with. No longer cancellable.
                 if reply is None:
                     reply = dumps(result_message(request.id, limit.answer()))
-                await self._emit(reply, related_request=request.id, final=True)
-                answered = True
+                try:
+                    await self._emit(reply, related_request=request.id, final=True)
+                    answered = True
+                except SessionClosed:
+                    # Its stream ended meanwhile (the session's end, or a guest's stream a
+                    # sweep answered): no one left to answer, and no reason to fail the
+                    # session's other calls.
+                    pass
         finally:
             self.budget.give(size)
             self._handlers.pop(request.id, None)
