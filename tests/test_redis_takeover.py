@@ -278,6 +278,27 @@ async def test_a_worker_whose_heartbeat_lapsed_does_not_call_the_session_it_took
         assert response.status_code in (202, 503), response.text
 
 
+async def take_behind_its_owners_back(connection: RedisConnection, session_id: str) -> None:
+    """As if the session's owner had stalled past its heartbeat: the worker
+    ``connection`` names takes the session (the owner's liveness key gone for the
+    script's duration only)."""
+    pretend_dead = (
+        "redis.call('DEL', ARGV[1] .. ':worker:' .. "
+        "redis.call('HGET', KEYS[1], 'owner') .. ':alive')\n"
+    )
+    worker = connection.worker
+    taken = await connection.script(
+        pretend_dead + TAKE,
+        [
+            connection.key("session", session_id),
+            connection.worker_key(worker, "sessions"),
+            connection.key("session-tokens"),
+        ],
+        [connection.prefix, worker, session_id, LOST_MESSAGE, LOST_CODE, 60_000],
+    )
+    assert int(taken[0]) == 1
+
+
 async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
@@ -288,22 +309,7 @@ async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
         connection = RedisConnection(redis.url, "trio-mcp")
         connection.worker = "intruder"
         async with connection.client:
-            # As if the owner had stalled past its heartbeat: another worker takes the
-            # session (its liveness key gone for the script's duration only).
-            pretend_dead = (
-                "redis.call('DEL', ARGV[1] .. ':worker:' .. "
-                "redis.call('HGET', KEYS[1], 'owner') .. ':alive')\n"
-            )
-            taken = await connection.script(
-                pretend_dead + TAKE,
-                [
-                    connection.key("session", session.id),
-                    connection.worker_key("intruder", "sessions"),
-                    connection.key("session-tokens"),
-                ],
-                [connection.prefix, "intruder", session.id, LOST_MESSAGE, LOST_CODE, 60_000],
-            )
-            assert int(taken[0]) == 1
+            await take_behind_its_owners_back(connection, session.id)
             held.release.set()  # the owner wakes and answers: too late, and fenced
             with trio.fail_after(WAIT):
                 while not session.closed:
@@ -331,6 +337,21 @@ async def test_a_paused_owner_appends_nothing_after_its_session_was_taken(
                 "error": {"code": LOST_CODE, "message": LOST_MESSAGE},
             }
         ]
+
+
+async def test_a_paused_owner_shows_its_live_client_no_reply_redis_refused(
+    serve_app: Serve, redis: RedisPeer
+) -> None:
+    async with held_call(serve_app, redis, "late") as held:
+        connection = RedisConnection(redis.url, "trio-mcp")
+        connection.worker = "intruder"
+        async with connection.client:
+            await take_behind_its_owners_back(connection, held.sse.session_id)
+        held.release.set()  # the owner wakes and answers: fenced off, so not shown
+        with trio.fail_after(WAIT):
+            await held.sse.closed.wait()  # the old owner ends its copy of the session
+        # Resuming, the client reads what Redis holds for the call: the takeover's error.
+        assert [m for m in held.sse.messages if m.get("id") == held.request_id] == []
 
 
 async def test_a_killed_workers_request_stream_resumes_elsewhere_with_the_lost_error_once(

@@ -395,12 +395,12 @@ class GuestCalls:
         return operation
 
     def appended(
-        self, session_id: str, swept: set[tuple[str, str]], answer: Any
+        self, session_id: str, refused: set[tuple[str, str]], answer: Any
     ) -> Awaitable[None] | None:
-        """Act on a 'G' answer; the streams a sweep ended go in ``swept``."""
+        """Act on a 'G' answer; the streams a sweep ended go in ``refused``."""
         if isinstance(answer, list):
             keys = [str(key) for key in answer[1:]]
-            swept.update((session_id, key) for key in keys)
+            refused.update((session_id, key) for key in keys)
             session = self.copy_of(session_id)
             return None if session is None else self._end_swept(session, keys)
         if int(answer) == 0:

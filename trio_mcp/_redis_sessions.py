@@ -1078,8 +1078,9 @@ class RedisSessions:
         #: What to do with each operation's answer, in the same order.
         outcomes: list[Callable[[Any], Awaitable[None] | None]] = []
         done: list[_Outgoing] = []
-        #: Guests' streams a sweep ended: what this round sent of them is not in Redis.
-        swept: set[tuple[str, str]] = set()
+        #: (session, stream key) whose events in this round Redis did not take: a
+        #: fenced-off owner's, a guest's stream a sweep ended. Never shown to a client.
+        refused: set[tuple[str, str]] = set()
         for waiter in waiters:
             operations.append(waiter.operation)
             outcomes.append(waiter.settle)
@@ -1088,13 +1089,13 @@ class RedisSessions:
             if built is not None:
                 operation, marks = built
                 operations.append(operation)
-                outcomes.append(partial(self._appended, session_id, operation, marks))
+                outcomes.append(partial(self._appended, session_id, operation, marks, refused))
                 done += items
         if guest_appends:
             assert self.guests is not None
             for session_id, items in guest_appends.items():
                 operations.append(self.guests.append_operation(session_id, items))
-                outcomes.append(partial(self.guests.appended, session_id, swept))
+                outcomes.append(partial(self.guests.appended, session_id, refused))
                 done += items
         reregister: list[str] = []
         for worker, fields in others:
@@ -1155,7 +1156,7 @@ class RedisSessions:
             if session is not None and not session.closed:
                 await self._reregister(session)
         for item in done:
-            if item.guest and (item.session_id, item.key) in swept:
+            if (item.session_id, item.key) in refused:
                 continue
             session = self._session_of(item.session_id, guest=item.guest)
             stream = session.find_stream(item.key) if session is not None else None
@@ -1189,6 +1190,7 @@ class RedisSessions:
         session_id: str,
         operation: list[Any],
         marks: tuple[object, ...] | None,
+        refused: set[tuple[str, str]],
         accepted: Any,
     ) -> None:
         session = self.local.get(session_id)
@@ -1217,6 +1219,9 @@ class RedisSessions:
                 self._states[session_id] = state_changed
             self._marks[session_id] = marks
         if accepted == 0 and session is not None:
+            # Fenced off (this worker stalled, another took the session): what it sent
+            # is not in Redis, and its clients must not see it (the new owner answers).
+            refused.update((session_id, str(key)) for key in operation[6::5])
             log.warning("session %s was taken from this worker; ending it here", session_id[:8])
             session.close()
 
