@@ -26,6 +26,7 @@ from test_redis_processes import PYTHON_M, worker_processes
 
 import trio_mcp
 from trio_mcp._redis_client import RedisConnection
+from trio_mcp._redis_sessions import MirroredStream
 from trio_mcp._redis_takeover import LOST_CODE, LOST_MESSAGE, TAKE
 
 Serve = Callable[[Any], Any]
@@ -343,14 +344,18 @@ async def test_a_paused_owner_shows_its_live_client_no_reply_redis_refused(
     serve_app: Serve, redis: RedisPeer
 ) -> None:
     async with held_call(serve_app, redis, "late") as held:
+        session = held.app.supervisor.get(held.sse.session_id, None)
+        assert session is not None and isinstance(session.main, MirroredStream)
         connection = RedisConnection(redis.url, "trio-mcp")
         connection.worker = "intruder"
         async with connection.client:
-            await take_behind_its_owners_back(connection, held.sse.session_id)
+            await take_behind_its_owners_back(connection, session.id)
         held.release.set()  # the owner wakes and answers: fenced off, so not shown
         with trio.fail_after(WAIT):
             await held.sse.closed.wait()  # the old owner ends its copy of the session
-        # Resuming, the client reads what Redis holds for the call: the takeover's error.
+        # The reply was made, and kept from view: Redis holds the takeover's error.
+        withheld = session.main.log.after(session.main.durable) or []
+        assert ['"late"' in event.data for event in withheld] == [True]
         assert [m for m in held.sse.messages if m.get("id") == held.request_id] == []
 
 

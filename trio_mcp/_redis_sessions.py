@@ -573,6 +573,8 @@ class MirroredStream(OutboundStream):
             # new owner must not answer them too. Each held item goes, stored as
             # nothing, so that the wait below ends whatever they answer. Shielded: once
             # that is under way, the body is the only way the replies reach the client.
+            # (Fenced off, the session closes and the body still goes: it has no event
+            # id, and the new owner's error for the call is on a stream no one reads.)
             for item in held:
                 item.flag = "h"
                 self._mirror.queue(item)
@@ -1218,10 +1220,11 @@ class RedisSessions:
             if state_changed:
                 self._states[session_id] = state_changed
             self._marks[session_id] = marks
-        if accepted == 0 and session is not None:
-            # Fenced off (this worker stalled, another took the session): what it sent
-            # is not in Redis, and its clients must not see it (the new owner answers).
+        if accepted != 1:
+            # Not in Redis (fenced off: this worker stalled, another took the session and
+            # answers its calls): its clients must not see it.
             refused.update((session_id, str(key)) for key in operation[6::5])
+        if accepted == 0 and session is not None:
             log.warning("session %s was taken from this worker; ending it here", session_id[:8])
             session.close()
 
