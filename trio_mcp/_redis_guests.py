@@ -68,7 +68,7 @@ from ._redis_sessions import (
     cancelled_ids,
     encode_message,
 )
-from ._redis_takeover import LOST_CODE, LOST_MESSAGE, parse_state, restore
+from ._redis_takeover import APPEND_LOST, LOST_CODE, LOST_MESSAGE, parse_state, restore
 from ._session import Session, SessionClosed, SessionOverloaded
 from ._stream import OutboundStream
 
@@ -102,7 +102,9 @@ _PREFIX: Final = "guest:"
 # Answer a lost worker's guest calls with the worker-lost error, and end their streams.
 # KEYS: the lost worker's set of sessions it ran calls of. ARGV: prefix, lost worker,
 # error message, error code, ttl ms of a request stream. -> the calls answered.
-_SWEEP = """
+_SWEEP = (
+    APPEND_LOST
+    + """
 local answered = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local gkey = ARGV[1] .. ':guests:' .. sid
@@ -112,12 +114,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if worker == ARGV[2] then
       local skey = ARGV[1] .. ':stream:' .. key
       if #redis.call('XRANGE', skey, '1-0', '1-0') == 0 then
-        local last = redis.call('XREVRANGE', skey, '(1-0', '-', 'COUNT', 1)
-        local seq = 1
-        if last[1] then seq = tonumber(string.match(last[1][1], '-(%d+)$')) + 1 end
-        local data = '{"jsonrpc":"2.0","id":' .. all[i] .. ',"error":{"code":' .. ARGV[4]
-                     .. ',"message":"' .. ARGV[3] .. '"}}'
-        redis.call('XADD', skey, '0-' .. seq, 'd', data, 'r', 'r')
+        append_lost(skey, all[i], ARGV[4], ARGV[3])
         redis.call('XADD', skey, '1-0', 'e', '1')
         redis.call('PEXPIRE', skey, ARGV[5])
         answered = answered + 1
@@ -129,6 +126,7 @@ end
 redis.call('DEL', KEYS[1])
 return answered
 """
+)
 
 
 def runs_as_guest(body: Body, sse_ok: bool) -> Request | None:

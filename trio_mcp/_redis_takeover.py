@@ -37,12 +37,27 @@ if TYPE_CHECKING:
 LOST_CODE: Final = -32603
 LOST_MESSAGE: Final = "the worker serving this request was lost; the request may not have completed"
 
+# Lua, for the scripts that answer a lost worker's calls: append the worker-lost error
+# for request ``id`` (JSON) to the stream ``skey``, after its last event.
+APPEND_LOST = """
+local function append_lost(skey, id, code, message)
+  local last = redis.call('XREVRANGE', skey, '(1-0', '-', 'COUNT', 1)
+  local seq = 1
+  if last[1] then seq = tonumber(string.match(last[1][1], '-(%d+)$')) + 1 end
+  local data = '{"jsonrpc":"2.0","id":' .. id .. ',"error":{"code":' .. code
+               .. ',"message":"' .. message .. '"}}'
+  redis.call('XADD', skey, '0-' .. seq, 'd', data, 'r', 'r')
+end
+"""
+
 # Take a session whose owner is dead. KEYS: session hash, the new owner's sessions set,
 # the token counter. ARGV: prefix, new owner, session id, error message, error code,
 # ttl ms of a request stream (the new owner never learns of those: they expire).
 # -> {0} no such session; {2} its owner lives (or it is ours already);
 #    {1, token, kind, principal, main key, state JSON}.
-TAKE = """
+TAKE = (
+    APPEND_LOST
+    + """
 local s = redis.call('HMGET', KEYS[1], 'owner', 'kind', 'principal', 'main', 'state')
 if not s[1] then return {0} end
 if s[1] == ARGV[2] or redis.call('EXISTS', ARGV[1] .. ':worker:' .. s[1] .. ':alive') == 1 then
@@ -64,12 +79,7 @@ for i = 1, #pending, 2 do
   if redis.call('XLEN', skey) > 0 and #redis.call('XRANGE', skey, '1-0', '1-0') > 0 then
     skey = ARGV[1] .. ':stream:' .. s[4]
   end
-  local last = redis.call('XREVRANGE', skey, '(1-0', '-', 'COUNT', 1)
-  local seq = 1
-  if last[1] then seq = tonumber(string.match(last[1][1], '-(%d+)$')) + 1 end
-  local data = '{"jsonrpc":"2.0","id":' .. pending[i] .. ',"error":{"code":' .. ARGV[5]
-               .. ',"message":"' .. ARGV[4] .. '"}}'
-  redis.call('XADD', skey, '0-' .. seq, 'd', data, 'r', 'r')
+  append_lost(skey, pending[i], ARGV[5], ARGV[4])
   if pending[i + 1] ~= s[4] then ended[skey] = pending[i + 1] end
 end
 for skey, key in pairs(ended) do
@@ -80,6 +90,7 @@ end
 redis.call('DEL', pkey)
 return {1, token, s[2], s[3] or '', s[4], s[5] or ''}
 """
+)
 
 
 @attrs.frozen
