@@ -123,10 +123,14 @@ async def forwarded(redis: RedisPeer, owner_app: trio_mcp.App) -> int:
     return sum(1 for e in entries if e.field_values.get("op") == "s.deliver")
 
 
-async def running(started: list[str], count: int = 1) -> None:
+async def until(condition: Callable[[], bool]) -> None:
     with trio.fail_after(WAIT):
-        while len(started) < count:
+        while not condition():
             await trio.sleep(0.01)
+
+
+async def running(started: list[str], count: int = 1) -> None:
+    await until(lambda: len(started) >= count)
 
 
 @attrs.frozen
@@ -394,12 +398,6 @@ async def while_a_call_joins_on_b(
     return replies
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    with trio.fail_after(WAIT):
-        while not condition():
-            await trio.sleep(0.01)
-
-
 async def test_a_cancellation_that_reaches_a_guest_before_its_call_starts_still_stops_it(
     serve_app: Serve, redis: RedisPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -431,9 +429,7 @@ async def test_ending_the_session_ends_the_calls_its_guests_run(
         response = await client.http.delete(client.url, headers=client.headers())
         assert response.status_code == 200
         assert await all_data(running_call.events) == []
-        with trio.fail_after(WAIT):
-            while guests(running_call.guest_app).copies:
-                await trio.sleep(0.01)
+        await until(lambda: not guests(running_call.guest_app).copies)
         there = running_call.there
         echo = there.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
         assert (await there.post(echo)).status_code == 404
@@ -650,9 +646,7 @@ async def test_each_copy_of_a_session_numbers_its_requests_to_the_client_apart(
             copy = guests(app_b).copy_of(client.session_id or "")
             assert copy is not None
             copy.close()
-            with trio.fail_after(WAIT):
-                while client.session_id in guests(app_b).copies:
-                    await trio.sleep(0.01)
+            await until(lambda: client.session_id not in guests(app_b).copies)
         assert asked[0] != asked[1]
         assert {runner_of(request_id) for request_id in asked} == {
             app_b.supervisor.shared.connection.worker  # type: ignore[union-attr]
