@@ -49,3 +49,17 @@ def median_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         median["failed_runs"] = len(runs) - len(measured)
         folded.append(median)
     return folded
+
+
+def paired_ratios(mine: dict[str, Any], theirs: dict[str, Any]) -> list[float] | None:
+    """Each round's ratio of two levels' calls per server CPU-second, when both were
+    measured in every round (``--echo-runs`` above one, no run failed); else None.
+
+    A round runs every system within minutes, so its ratio cancels most of the
+    machine's slower drift that a ratio of two medians keeps."""
+    ours, others = mine.get("runs_cps"), theirs.get("runs_cps")
+    if not ours or not others or len(ours) != len(others) or len(ours) < 2:
+        return None
+    if mine.get("failed_runs") or theirs.get("failed_runs"):
+        return None
+    return [a / b for a, b in zip(ours, others, strict=True)]

@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import STATELESS
 from .machine import format_machine
+from .repeats import paired_ratios
 from .routing import ROUTINGS
 from .servers import HOSTS, HYPERCORN_TRIO, REDIS_TRANSPORTS, SYSTEMS
 
@@ -972,6 +973,9 @@ def _two_workers(latency: list[dict[str, Any]], name: str, other: str) -> list[T
                     ISSUE_14,
                 )
             )
+            found += _by_round(
+                mine, theirs, f"{name}: the same ratio, round by round (/{transport})"
+            )
         # The spread split: two workers whose POSTs never cross, and a crossing call's
         # cost at load (every POST to the other worker against every POST to the owner).
         owner = _calls(latency, name, transport, routing="owner")
@@ -992,6 +996,9 @@ def _two_workers(latency: list[dict[str, Any]], name: str, other: str) -> list[T
                         None,
                         ISSUE_14,
                     )
+                )
+                found += _by_round(
+                    one, against, f"{name}: {what} vs {versus}, round by round (/{transport})"
                 )
     for transport in REDIS_TRANSPORTS:
         owner = _calls(latency, name, transport, 1, "owner")
@@ -1024,6 +1031,27 @@ def _two_workers(latency: list[dict[str, Any]], name: str, other: str) -> list[T
             )
         )
     return found
+
+
+def _by_round(mine: dict[str, Any], theirs: dict[str, Any], name: str) -> list[Target]:
+    """For information, when each level ran in every round: the ratio of each round's
+    pair of runs, whose scatter shows how much of a miss or a pass the machine's
+    drift could make."""
+    ratios = paired_ratios(mine, theirs)
+    if ratios is None:
+        return []
+    ordered = sorted(ratios)
+    median = ordered[(len(ordered) - 1) // 2]
+    return [
+        Target(
+            name,
+            f"median {median:.2f}, {ordered[0]:.2f} to {ordered[-1]:.2f} in {len(ratios)} rounds",
+            "(for information)",
+            median,
+            None,
+            ISSUE_14,
+        )
+    ]
 
 
 def in_redis_section(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 # test_benchmark_report.py does).
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.repeats import median_runs
+from benchmarks.repeats import median_runs, paired_ratios
 
 
 def run(
@@ -74,3 +74,16 @@ def test_a_level_no_run_measured_keeps_its_first_error() -> None:
 def test_a_level_run_once_is_returned_as_it_ran() -> None:
     once = run(1.0)
     assert median_runs([once]) == [once] and "runs_cps" not in once
+
+
+def test_paired_ratios_divide_each_rounds_runs() -> None:
+    mine = run(2.0, runs_cps=[900.0, 1_000.0, 1_200.0], failed_runs=0)
+    theirs = run(2.0, runs_cps=[1_000.0, 1_000.0, 1_000.0], failed_runs=0)
+    assert paired_ratios(mine, theirs) == [0.9, 1.0, 1.2]
+
+
+def test_paired_ratios_need_every_round_measured_on_both_sides() -> None:
+    whole = run(1.0, runs_cps=[1.0, 2.0, 3.0], failed_runs=0)
+    assert paired_ratios(whole, run(1.0, runs_cps=[1.0, 2.0], failed_runs=1)) is None
+    assert paired_ratios(whole, run(1.0)) is None
+    assert paired_ratios(run(1.0, runs_cps=[1.0], failed_runs=0), run(1.0, runs_cps=[1.0])) is None

@@ -653,6 +653,19 @@ def test_two_workers_spread_is_split_into_no_crossing_and_all_crossing() -> None
     assert ratios[SPREAD_SPLIT_14[1]] == pytest.approx(0.5)
 
 
+def test_two_workers_ratio_is_shown_round_by_round_when_every_round_ran() -> None:
+    idle, latency = _redis()
+    one = next(r for r in latency if r["system"] == ON_REDIS and r["transport"] == "sse")
+    spread = next(r for r in latency if r.get("routing") == "spread" and r["transport"] == "sse")
+    one |= {"runs_cps": [600.0, 500.0, 400.0], "failed_runs": 0}
+    spread |= {"runs_cps": [540.0, 500.0, 480.0], "failed_runs": 0}
+    found = {t.name: t for t in issue_14_targets(idle, latency)}
+    by_round = found[f"{TWO_WORKERS}: the same ratio, round by round (/sse)"]
+    assert by_round.measured == "median 1.00, 0.90 to 1.20 in 3 rounds"
+    assert by_round.ratio == 1.0 and by_round.met is None
+    assert f"{TWO_WORKERS}: the same ratio, round by round (/mcp)" not in found
+
+
 def test_idle_session_on_redis_counts_redis_servers_memory_too() -> None:
     # The worker alone is 1.1x; with redis-server's 6 KB it is 1.3x: missed.
     verdicts = _issue_14(*_redis(rss_kb=33.0, redis_kb=6.0))
