@@ -37,6 +37,7 @@ from .mcpclient import PROTOCOLS
 from .proc import fd_limit, pin_to_core, raise_fd_limit
 from .progress import Progress
 from .repeats import median_runs
+from .routing import AT_LOAD
 from .servers import (
     NODE,
     PROJECT,
@@ -183,6 +184,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where a several-worker system's workers run: each on its own core from "
         "the server core on (own), all on the server core (server), or anywhere (any)",
     )
+    parser.add_argument(
+        "--routings",
+        default=",".join(AT_LOAD),
+        help="a several-worker system's levels at load: owner, cross, spread "
+        "(comma-separated; the one-session crossing cost runs with owner and cross)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--plot", type=Path, help="write the idle sweep's PNG here")
@@ -230,6 +237,9 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         raise SystemExit("--redis runs the Redis section alone; --no-redis skips it")
     if args.redis and args.attacks:
         raise SystemExit("--redis and --attacks each run one section alone")
+    unknown = set(_names(args.routings)) - set(AT_LOAD)
+    if unknown:
+        raise SystemExit(f"unknown routings: {', '.join(sorted(unknown))}")
     if args.redis_core is None:
         redis_core: int | None = args.server_core
     elif args.redis_core == "any":
@@ -247,6 +257,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         server_core=args.server_core,
         load_core=args.load_core,
         worker_cores=args.worker_cores,
+        routings=tuple(_names(args.routings)),
         out_dir=args.out,
         collect=not args.no_collect,
         attacks=[kind for kind in ATTACKS if kind in _names(args.attack_kinds)],

@@ -61,6 +61,8 @@ class RunConfig:
     #: last, as scaling out over processes gives them; "server" puts them all on the
     #: server core (time-sharing it); "any" leaves them to the scheduler.
     worker_cores: str = "own"
+    #: Which of the several workers' routings at load run (see routing.py).
+    routings: tuple[str, ...] = ("owner", "cross", "spread")
     #: The idle sweep's sizes for the Redis-backed systems (issue 14).
     redis_sizes: list[int] = field(default_factory=lambda: [10_000])
     #: Seconds a Redis-backed server is given to end the warm-up sessions before its

@@ -60,7 +60,7 @@ def run_latency(
         at_window["commands"] = deployment.commandstats()
         deployment.gc_stats()  # counts from here on
 
-    levels = echo_levels(system.server_workers, config.concurrency)
+    levels = echo_levels(system.server_workers, config.concurrency, config.routings)
     for level, (routing, sessions) in enumerate(levels):
         progress.update(level, len(levels), f"{sessions} sessions")
         result = _row(system, transport) | {"sessions": sessions}

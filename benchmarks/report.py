@@ -13,7 +13,7 @@ from typing import Any
 from .config import STATELESS
 from .machine import format_machine
 from .repeats import paired_ratios
-from .routing import ROUTINGS
+from .routing import AT_LOAD, ROUTINGS
 from .servers import HOSTS, HYPERCORN_TRIO, REDIS_TRANSPORTS, SYSTEMS
 
 #: The targets (see benchmarks/README.md): bounds on trio-mcp's figures.
@@ -837,9 +837,7 @@ def redis_section(results: dict[str, Any]) -> list[str]:
         parts += [
             "",
             f"Redis: closed-loop tools/call echo ({config['duration']:g} s window after "
-            f"{config['warmup']:g} s warm-up; with two workers, one session whose POSTs go "
-            "to the owner or to the other worker, then each level with every POST to the "
-            f"owner, to the other worker, and spread{_runs(config)})",
+            f"{config['warmup']:g} s warm-up; {_two_worker_levels(config)}{_runs(config)})",
             redis_latency_table(latency),
         ]
     if idle:
@@ -1052,6 +1050,24 @@ def _by_round(mine: dict[str, Any], theirs: dict[str, Any], name: str) -> list[T
             ISSUE_14,
         )
     ]
+
+
+def _two_worker_levels(config: dict[str, Any]) -> str:
+    """What the two workers' echo levels were (``--routings``)."""
+    chosen = config.get("routings") or list(AT_LOAD)
+    if set(chosen) == set(AT_LOAD):
+        return (
+            "with two workers, one session whose POSTs go to the owner or to the other "
+            "worker, then each level with every POST to the owner, to the other worker, "
+            "and spread"
+        )
+    named = {
+        "owner": "every POST to the owner",
+        "cross": "every POST to the other worker",
+        "spread": "POSTs spread as a balancer would",
+    }
+    levels = [named[routing] for routing in AT_LOAD if routing in chosen]
+    return "with two workers, only each level with " + " and ".join(levels)
 
 
 def in_redis_section(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ ROUTINGS: Final = {
     "owner": "to the owner",
     "cross": "to the other worker",
 }
+#: The several workers' routings at load, in the order they run.
+AT_LOAD: Final = ("owner", "cross", "spread")
 
 
 def route(index: int, workers: int, routing: str) -> tuple[int, int]:
@@ -38,20 +40,30 @@ def route(index: int, workers: int, routing: str) -> tuple[int, int]:
     return home, home if routing == "owner" else (home + 1) % workers
 
 
-def echo_levels(workers: int, concurrency: list[int]) -> list[tuple[str, int]]:
+def echo_levels(
+    workers: int, concurrency: list[int], routings: tuple[str, ...] = AT_LOAD
+) -> list[tuple[str, int]]:
     """The echo runs of one system, as (routing, sessions), in the order they run: one
     per concurrency with one worker; with several, the crossing cost first (one
     session posting to its owner, then to the other worker), then each concurrency
     above one with every POST to the owner, every POST to the other worker, and spread
     as a balancer would (one session spread is the owner run again). The first two at
     load split the spread's figure: what two workers cost with no POST crossing, and
-    what a crossing costs when calls batch."""
+    what a crossing costs when calls batch.
+
+    ``routings`` keeps only those of the several workers' levels (``--routings``): the
+    crossing cost at one session runs with both owner and cross. Fewer levels make
+    each round shorter, so that many short rounds can pair the runs of one minute."""
     if workers == 1:
         return [("one", sessions) for sessions in concurrency]
-    crossing = [("owner", 1), ("cross", 1)]
+    unknown = set(routings) - set(AT_LOAD)
+    if unknown:
+        raise ValueError(f"unknown routings {sorted(unknown)!r}")
+    crossing = [("owner", 1), ("cross", 1)] if {"owner", "cross"} <= set(routings) else []
     return crossing + [
         (routing, sessions)
         for sessions in concurrency
         if sessions > 1
-        for routing in ("owner", "cross", "spread")
+        for routing in AT_LOAD
+        if routing in routings
     ]

@@ -795,6 +795,22 @@ def test_redis_idle_run_outwaits_the_warm_up_sessions_grace() -> None:
     assert RunConfig([], [], [], []).redis_drain > grace
 
 
+def test_redis_echo_names_only_the_routings_that_ran() -> None:
+    idle, latency = _redis()
+    text = render(
+        {
+            "machine": MACHINE,
+            "command": "python -m benchmarks --redis --routings spread",
+            "config": CONFIG | {"redis_core": 0, "routings": ["spread"]},
+            "redis_only": True,
+            "idle": idle,
+            "latency": latency,
+            "targets": [t.as_dict() for t in targets(idle, latency)],
+        }
+    )
+    assert "with two workers, only each level with POSTs spread as a balancer would" in text
+
+
 def test_redis_echo_shows_how_far_a_levels_runs_spread() -> None:
     idle, latency = _redis()
     spread = next(r for r in latency if r.get("routing") == "spread")
