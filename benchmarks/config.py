@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .routing import AT_LOAD
+
 #: Source addresses on loopback the load spreads its connections over: each one has the
 #: whole ephemeral port range to itself, so TIME_WAIT from earlier runs never runs it dry.
 SOURCES = [f"127.0.0.{host}" for host in range(2, 18)]
@@ -62,7 +64,7 @@ class RunConfig:
     #: server core (time-sharing it); "any" leaves them to the scheduler.
     worker_cores: str = "own"
     #: Which of the several workers' routings at load run (see routing.py).
-    routings: tuple[str, ...] = ("owner", "cross", "spread")
+    routings: tuple[str, ...] = AT_LOAD
     #: The idle sweep's sizes for the Redis-backed systems (issue 14).
     redis_sizes: list[int] = field(default_factory=lambda: [10_000])
     #: Seconds a Redis-backed server is given to end the warm-up sessions before its
