@@ -1061,12 +1061,7 @@ def _two_worker_levels(config: dict[str, Any]) -> str:
             "worker, then each level with every POST to the owner, to the other worker, "
             "and spread"
         )
-    named = {
-        "owner": "every POST to the owner",
-        "cross": "every POST to the other worker",
-        "spread": "POSTs spread as a balancer would",
-    }
-    levels = [named[routing] for routing in AT_LOAD if routing in chosen]
+    levels = [f"POSTs {ROUTINGS[routing]}" for routing in AT_LOAD if routing in chosen]
     return "with two workers, only each level with " + " and ".join(levels)
 
 

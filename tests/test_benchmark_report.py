@@ -808,7 +808,7 @@ def test_redis_echo_names_only_the_routings_that_ran() -> None:
             "targets": [t.as_dict() for t in targets(idle, latency)],
         }
     )
-    assert "with two workers, only each level with POSTs spread as a balancer would" in text
+    assert "with two workers, only each level with POSTs spread (round-robin)" in text
 
 
 def test_redis_echo_shows_how_far_a_levels_runs_spread() -> None:
